@@ -1,0 +1,248 @@
+"""Reading corpora: plain text, JSONL, CSV/TSV and directories of them, streamed.
+
+Every reader yields one string per document and never holds a whole corpus in memory. Problems are
+`CorpusError`s that say which file, which line or byte, and what to do:
+
+    >>> corpus = Corpus(["data/"], field="text")     # .txt lines, .jsonl "text" fields, .csv/.tsv "text" columns
+    >>> for doc in corpus: ...                     # may be iterated more than once
+
+Formats by file suffix: ``.jsonl``/``.ndjson`` (one JSON object per line, `field`), ``.csv``/``.tsv``
+(header line, `column`; TSV is split on tabs with no quoting, as GLUE ships it), anything else is plain
+UTF-8 text (`unit="line"`: one document per non-blank line; `unit="file"`: one per file).
+The embedded default corpus is the Python standard library's own source (`stdlib_files`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sysconfig
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+from lmforge.errors import CorpusError, MissingFileError
+
+TEXT_SUFFIXES = (
+    ".txt",
+    ".text",
+    ".md",
+    ".rst",
+    ".py",
+    ".jsonl",
+    ".ndjson",
+    ".csv",
+    ".tsv",
+    ".tokens",
+    ".raw",
+)
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+TABLE_SUFFIXES = (".csv", ".tsv")
+
+Unit = Literal["line", "file"]
+
+
+def resolve_files(paths: Iterable[str | os.PathLike], suffixes: Sequence[str] = TEXT_SUFFIXES) -> list[Path]:
+    """Expand directories (recursively, sorted; files with one of `suffixes`) and check every path exists.
+
+    Called before any file is read, so a typo fails at once rather than after an hour of work.
+    """
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+            if not found:
+                raise CorpusError(f"{path}: directory has no files ending in {', '.join(suffixes)}")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        elif path.exists():
+            raise CorpusError(f"{path}: not a regular file or directory")
+        else:
+            raise MissingFileError(f"{path}: no such file or directory")
+    if not files:
+        raise CorpusError("no input files given; pass one or more FILE or DIRECTORY arguments")
+    return files
+
+
+class Corpus:
+    """A re-iterable stream of documents from files.
+
+    field:  JSONL key holding the text (default "text").
+    column: CSV/TSV column holding the text (default "text", else "sentence", else an error listing them).
+    unit:   for plain text, "line" (each non-blank line is a document) or "file" (each file is one).
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[str | os.PathLike],
+        *,
+        field: str = "text",
+        column: str | None = None,
+        unit: Unit = "line",
+        suffixes: Sequence[str] = TEXT_SUFFIXES,
+    ):
+        if unit not in ("line", "file"):
+            raise CorpusError(f"unit must be 'line' or 'file', got {unit!r}")
+        self.files = resolve_files(paths, suffixes)
+        self.field = field
+        self.column = column
+        self.unit = unit
+
+    def __iter__(self) -> Iterator[str]:
+        empty = True
+        for path in self.files:
+            for doc in iter_file(path, field=self.field, column=self.column, unit=self.unit):
+                if empty and doc.strip():
+                    empty = False
+                yield doc
+        if empty:
+            names = ", ".join(str(p) for p in self.files[:3]) + (" ..." if len(self.files) > 3 else "")
+            raise CorpusError(
+                f"empty corpus: no text in {names}; check the files and the field/column option"
+            )
+
+    @property
+    def num_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.files)
+
+    def __repr__(self) -> str:
+        return f"Corpus({len(self.files)} files, {self.num_bytes:,} bytes)"
+
+
+def read_corpus(paths: Iterable[str | os.PathLike], **options) -> Iterator[str]:
+    """Stream the documents of `paths` (see `Corpus` for the options)."""
+    return iter(Corpus(paths, **options))
+
+
+def iter_file(
+    path: str | os.PathLike, *, field: str = "text", column: str | None = None, unit: Unit = "line"
+) -> Iterator[str]:
+    """Documents of one file, chosen by its suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        yield from _iter_jsonl(path, field)
+    elif suffix in TABLE_SUFFIXES:
+        yield from _iter_table(path, column, delimiter="\t" if suffix == ".tsv" else ",")
+    elif unit == "file":
+        yield read_text(path)
+    else:
+        for _, line in iter_lines(path):
+            if line.strip():
+                yield line
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A whole UTF-8 file (BOM dropped); a bad byte raises `CorpusError` with its offset."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise _not_utf8(path, exc.start, line, data[exc.start : exc.start + 1]) from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """(line number, line without its end-of-line) for each line of a UTF-8 file, streamed."""
+    path = Path(path)
+    offset = 0
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(path, offset + exc.start, number, raw[exc.start : exc.start + 1]) from None
+            if number == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            offset += len(raw)
+            yield number, line.rstrip("\r\n")
+
+
+def stdlib_files(include_tests: bool = False) -> list[Path]:
+    """The Python standard library's own ``.py`` files: lmforge's embedded default corpus.
+
+    Found through `sysconfig`, so it is present wherever Python is. Third-party packages (site-packages)
+    are left out; so are the test suites unless `include_tests`, since some of them are deliberately not
+    UTF-8.
+    """
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip = {"site-packages", "dist-packages", "__pycache__"}
+    if not include_tests:
+        skip |= {"test", "tests", "idle_test"}
+    files = []
+    for path in sorted(root.rglob("*.py")):
+        parts = set(path.relative_to(root).parts[:-1])
+        if not parts & skip:
+            files.append(path)
+    if not files:
+        raise CorpusError(f"no .py files found under the standard library at {root}")
+    return files
+
+
+# --- internals ---------------------------------------------------------------------------------------
+
+
+def _not_utf8(path: Path, offset: int, line: int, byte: bytes) -> CorpusError:
+    return CorpusError(
+        f"{path}: byte {offset} (line {line}) is not valid UTF-8 ({byte!r}); "
+        "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+    )
+
+
+def _iter_jsonl(path: Path, field: str) -> Iterator[str]:
+    for number, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise CorpusError(
+                f"{path}:{number}: expected a JSON object per line, got {type(record).__name__}"
+            )
+        if field not in record:
+            raise CorpusError(
+                f"{path}:{number}: no field '{field}' (fields: {', '.join(record) or 'none'}); "
+                "choose one with the field option"
+            )
+        value = record[field]
+        if not isinstance(value, str):
+            raise CorpusError(f"{path}:{number}: field '{field}' is {type(value).__name__}, not a string")
+        yield value
+
+
+def _iter_table(path: Path, column: str | None, delimiter: str) -> Iterator[str]:
+    lines = (line + "\n" for _, line in iter_lines(path))
+    if delimiter == "\t":  # GLUE-style TSV: no quoting, split on tabs
+        rows = (line.rstrip("\n").split("\t") for line in lines)
+    else:  # RFC 4180 CSV: quoted cells may hold commas and newlines
+        rows = csv.reader(lines)
+    number = 0
+    header: list[str] | None = None
+    index = 0
+    for number, cells in enumerate(rows, 1):
+        if header is None:
+            header = [h.strip() for h in cells]
+            if column is None:
+                column = next((c for c in ("text", "sentence") if c in header), None)
+                if column is None:
+                    raise CorpusError(
+                        f"{path}:1: no 'text' or 'sentence' column (columns: {', '.join(header)}); "
+                        "choose one with the column option"
+                    )
+            if column not in header:
+                raise CorpusError(f"{path}:1: no column '{column}' (columns: {', '.join(header)})")
+            index = header.index(column)
+            continue
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(header):
+            where = getattr(rows, "line_num", number)
+            raise CorpusError(f"{path}:{where}: {len(cells)} cells, but the header has {len(header)}")
+        yield cells[index].strip()

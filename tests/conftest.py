@@ -1,0 +1,59 @@
+"""Shared fixtures.
+
+`shared_data` is `../shared/data` beside the checkout (or $LMFORGE_SHARED_DATA). When it is absent the
+tests that need it skip with the reason — except under CI=true, where they fail: a wrong path must not
+silently skip every parity test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("LMFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def require_shared_data() -> Path:
+    if SHARED_DATA.is_dir():
+        return SHARED_DATA
+    message = f"shared datasets not found at {SHARED_DATA} (expected ../shared/data beside the checkout)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + "; CI=true, so data-dependent tests fail instead of skipping")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return require_shared_data()
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `lmforge ARGS...` in-process; returns (exit code, stdout, stderr)."""
+    from lmforge.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def cli_process():
+    """Run the installed `lmforge` console script in a subprocess; returns CompletedProcess."""
+
+    def run(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        exe = Path(sys.executable).with_name("lmforge")
+        command = [str(exe)] if exe.exists() else [sys.executable, "-m", "lmforge"]
+        return subprocess.run(
+            command + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+        )
+
+    return run

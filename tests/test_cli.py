@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import pytest
+
+import lmforge.cli as cli_module
+from lmforge.cli import discover_commands, main
+from lmforge.errors import CorpusError
+from lmforge.recipes import Command
+
+
+def test_help_lists_each_verb_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for command in discover_commands():
+        assert command.name in text
+        assert command.help.split()[0] in text
+
+
+def test_no_arguments_prints_help(cli):
+    code, out, _ = cli()
+    assert code == 0 and "verbs" in out
+
+
+def test_unknown_verb_is_one_line_error(cli_process):
+    result = cli_process("frobnicate")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "invalid choice" in lines[0] and "--help" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def _failing_command(error: Exception) -> Command:
+    def run(args):
+        raise error
+
+    def configure(parser):
+        parser.add_argument("--x", type=int, default=0, help="an option")
+
+    return Command(name="fail", help="always fails", configure=configure, run=run, takes_overrides=True)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            CorpusError("data.txt: byte 8 (line 2) is not valid UTF-8"),
+            "lmforge fail: error: data.txt: byte 8",
+        ),
+        (FileNotFoundError(2, "No such file or directory", "x.json"), "No such file or directory: x.json"),
+    ],
+)
+def test_user_errors_are_one_line_and_debug_shows_traceback(monkeypatch, cli, error, expected):
+    monkeypatch.setattr(cli_module, "discover_commands", lambda: [_failing_command(error)])
+    code, out, err = cli("fail")
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()] and expected in err
+    with pytest.raises(type(error)):
+        main(["fail", "--debug"])
+
+
+def test_overrides_reach_the_command(monkeypatch, cli):
+    seen = {}
+
+    def run(args):
+        seen["overrides"] = args.overrides
+        seen["x"] = args.x
+
+    command = _failing_command(RuntimeError())
+    command = Command(command.name, command.help, command.configure, run, takes_overrides=True)
+    monkeypatch.setattr(cli_module, "discover_commands", lambda: [command])
+    assert cli("fail", "--x", "3", "--train.lr=0.1", "--model.n-layer", "2")[0] == 0
+    assert seen == {"overrides": ["train.lr=0.1", "model.n_layer=2"], "x": 3}
+
+
+def test_bad_option_value_is_one_line(monkeypatch, cli_process):
+    result = cli_process("quickstart", "--minutes", "soon")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "--minutes" in result.stderr
+
+
+def test_quickstart_reports_environment_and_corpus(cli):
+    code, out, _ = cli("quickstart")
+    assert code == 0
+    assert "torch" in out and "standard library" in out and ".py files" in out
+
+
+def test_verbs_have_distinct_names_and_help():
+    commands = discover_commands()
+    names = [c.name for c in commands]
+    assert len(names) == len(set(names))
+    assert all(c.help and "\n" not in c.help for c in commands)
+
+
+def test_library_never_imports_reference_libraries():
+    """lmforge proves itself against these; it must not call them at run time."""
+    import ast
+    from pathlib import Path
+
+    banned = {
+        "tokenizers",
+        "transformers",
+        "tiktoken",
+        "sacrebleu",
+        "rouge_score",
+        "gensim",
+        "sentence_transformers",
+    }
+    root = Path(cli_module.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in banned]
+    assert offenders == []
