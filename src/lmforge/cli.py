@@ -41,6 +41,14 @@ COURSE_ORDER = [
 EPILOG = "Run `lmforge VERB --help` for the options of a verb. Add --debug to see tracebacks."
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps each verb and its help on one line."""
+
+    def __init__(self, prog: str):
+        super().__init__(prog, max_help_position=24, width=110)
+        self._action_max_length = 20  # room for the longest verb, which argparse does not measure
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line that points at --help."""
 
@@ -70,7 +78,7 @@ def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
         prog="lmforge",
         description="lmforge: tokenize, embed, build, pre-train, fine-tune, evaluate and use language models.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lmforge {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -80,7 +88,7 @@ def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
             command.name,
             help=command.help,
             description=command.description or command.help,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=_HelpFormatter,
         )
         sub.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
