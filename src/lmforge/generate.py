@@ -171,6 +171,301 @@ def process_logits(scores: torch.Tensor, input_ids: torch.Tensor, config: Genera
     return scores
 
 
+# --- decoding -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GenerationOutput:
+    sequences: torch.Tensor  # (B, prompt + new): the prompt (as given, padding included) then the new tokens
+    prompt_length: int  # columns of `sequences` that are the prompt (decoder-only) or the start token
+    beam_scores: torch.Tensor | None = None  # (B,) length-penalised log-probability of the chosen beam
+
+    @property
+    def new_tokens(self) -> torch.Tensor:  # (B, new)
+        return self.sequences[:, self.prompt_length :]
+
+
+class _Stepper:
+    """Runs the model one step at a time with its KV cache, for decoder-only and encoder-decoder models.
+
+    `prefill` feeds the prompt (decoder-only) or encodes the source and feeds the start token
+    (encoder-decoder); `step` feeds one new token per row; `reorder` follows beam search's choice of rows.
+    Only the last position's logits are computed: the rest are never used.
+    """
+
+    def __init__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, expand: int):
+        self.model = model
+        self.cache = model.new_cache()
+        self.encoder_decoder = callable(getattr(model, "encode", None)) and callable(
+            getattr(model, "decode", None)
+        )
+        self.expand = expand  # rows per input (beams)
+        self.input_ids = input_ids.repeat_interleave(expand, 0) if expand > 1 else input_ids
+        mask = attention_mask
+        if mask is not None and expand > 1:
+            mask = mask.repeat_interleave(expand, 0)
+        self.mask = mask  # decoder-only: grows by one column per step; encoder-decoder: the source's mask
+
+    def start_tokens(self) -> torch.Tensor:
+        """What the output sequences begin with: the prompt, or the decoder start token."""
+        if not self.encoder_decoder:
+            return self.input_ids
+        config = self.model.config
+        start = config.decoder_start_token_id
+        if start is None:
+            start = config.bos_token_id if config.bos_token_id is not None else config.pad_token_id
+        if start is None:
+            raise GenerationError(
+                "the model's config has no decoder_start_token_id (nor bos/pad) to start from"
+            )
+        return torch.full((self.input_ids.shape[0], 1), start, dtype=torch.long, device=self.input_ids.device)
+
+    def prefill(self, start: torch.Tensor) -> torch.Tensor:
+        last = torch.zeros(start.shape, dtype=torch.bool, device=start.device)
+        last[:, -1] = True
+        if self.encoder_decoder:
+            source = self.input_ids[:: self.expand] if self.expand > 1 else self.input_ids
+            source_mask = (
+                self.mask[:: self.expand] if (self.mask is not None and self.expand > 1) else self.mask
+            )
+            memory, _ = self.model.encode(source, source_mask)
+            self.memory = memory.repeat_interleave(self.expand, 0) if self.expand > 1 else memory
+            out = self.model.decode(start, self.memory, self.mask, cache=self.cache, logits_where=last)
+        else:
+            out = self.model(start, attention_mask=self.mask, cache=self.cache, logits_where=last)
+        return out.logits.float()  # (N, V)
+
+    def step(self, next_ids: torch.Tensor) -> torch.Tensor:
+        tokens = next_ids[:, None]  # (N, 1)
+        if self.encoder_decoder:
+            out = self.model.decode(tokens, self.memory, self.mask, cache=self.cache)
+        else:
+            if self.mask is not None:
+                self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
+            out = self.model(tokens, attention_mask=self.mask, cache=self.cache)
+        return out.logits[:, -1].float()
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        self.cache.reorder(rows)
+
+
+def _resolve_ids(model, config: GenerationConfig) -> tuple[list[int], int]:
+    """EOS ids that can actually occur (inside the vocabulary) and the id that fills finished rows."""
+    model_config = getattr(model, "config", None)
+    eos = list(config.eos_token_id)
+    if not eos and model_config is not None and getattr(model_config, "eos_token_id", None) is not None:
+        eos = [model_config.eos_token_id]
+    vocab = getattr(model_config, "vocab_size", None)
+    in_vocab = [e for e in eos if vocab is None or 0 <= e < vocab]
+    pad = config.pad_token_id
+    if pad is None and model_config is not None:
+        pad = getattr(model_config, "pad_token_id", None)
+    if pad is None:
+        pad = eos[0] if eos else 0
+    return in_vocab, pad
+
+
+def _stop_string_hits(tokenizer, rows: list[list[int]], stops: Sequence[str]) -> list[bool]:
+    """Whether each row's generated text now contains a stop string (only the tail is decoded)."""
+    longest = max(len(s) for s in stops)
+    hits = []
+    for ids in rows:
+        tail = tokenizer.decode(ids[-(longest + 4) :], skip_special_tokens=False)
+        hits.append(any(s in tail for s in stops))
+    return hits
+
+
+def _sample_steps(stepper: _Stepper, config: GenerationConfig, eos: list[int], pad: int, tokenizer):
+    """Greedy or sampled decoding; yields (sequences so far, the new column) after every step."""
+    sequences = stepper.start_tokens()
+    generator = None
+    if config.do_sample and config.seed is not None:
+        generator = torch.Generator(device=sequences.device).manual_seed(config.seed)
+    eos_ids = torch.tensor(eos, dtype=torch.long, device=sequences.device) if eos else None
+    unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=sequences.device)
+    prompt_length = sequences.shape[1]
+    logits = stepper.prefill(sequences)
+    for step in range(config.max_new_tokens):
+        scores = process_logits(logits, sequences, config)
+        if config.do_sample:
+            next_ids = torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(1)
+        else:
+            next_ids = scores.argmax(-1)
+        next_ids = torch.where(unfinished, next_ids, torch.full_like(next_ids, pad))
+        sequences = torch.cat([sequences, next_ids[:, None]], dim=1)
+        yield sequences, next_ids
+        if eos_ids is not None:
+            unfinished &= ~torch.isin(next_ids, eos_ids)
+        if config.stop_strings and tokenizer is not None:
+            rows = sequences[:, prompt_length:].tolist()
+            hits = _stop_string_hits(tokenizer, rows, config.stop_strings)
+            unfinished &= ~torch.tensor(hits, device=unfinished.device)
+        if not bool(unfinished.any()) or step == config.max_new_tokens - 1:
+            return
+        logits = stepper.step(next_ids)
+
+
+def _beam_search(stepper: _Stepper, config: GenerationConfig, batch: int, eos: list[int], pad: int):
+    """Beam search as Hugging Face runs it, so the same weights give the same tokens.
+
+    Each step scores every (beam, token) continuation by its summed log-probability and keeps the best
+    2·num_beams (more with several EOS ids). Candidates that end in EOS — or reach the length limit — among
+    the top num_beams become finished hypotheses, scored sum log p / new_length ** length_penalty; the best
+    num_beams unfinished candidates keep running. It stops when no running beam can beat the worst finished
+    one (or, with early_stopping, once num_beams hypotheses are finished).
+    """
+    K = config.num_beams
+    start = stepper.start_tokens()  # (B·K, T)
+    device = start.device
+    prompt_length = start.shape[1]
+    max_length = prompt_length + config.max_new_tokens
+    keep = max(2, 1 + len(eos)) * K
+    fill = pad if pad else (eos[0] if eos else 0)
+    eos_ids = torch.tensor(eos, dtype=torch.long, device=device) if eos else None
+
+    running = torch.full((batch, K, max_length), fill, dtype=torch.long, device=device)
+    running[:, :, :prompt_length] = start.view(batch, K, prompt_length)
+    running_scores = torch.zeros(batch, K, device=device)
+    running_scores[:, 1:] = -1e9  # all beams start identical: only the first may expand at step one
+    finished = running.clone()
+    finished_scores = torch.full((batch, K), -1e9, device=device)
+    finished_lengths = torch.zeros(batch, K, dtype=torch.long, device=device)
+    is_finished = torch.zeros(batch, K, dtype=torch.bool, device=device)
+    improvable = torch.ones(batch, 1, dtype=torch.bool, device=device)
+    top_k_mask = torch.arange(keep, device=device) < K  # only the best K candidates may finish
+    batch_offset = torch.arange(batch, device=device)[:, None] * K
+
+    logits = stepper.prefill(start)
+    length = prompt_length
+    while True:
+        log_probs = process_logits(logits.log_softmax(-1), running.view(batch * K, -1)[:, :length], config)
+        vocab = log_probs.shape[-1]
+        totals = (log_probs.view(batch, K, vocab) + running_scores[:, :, None]).view(batch, K * vocab)
+        top_scores, top_index = torch.topk(totals, keep)  # (B, keep), best first
+        parent = top_index // vocab
+        token = top_index % vocab
+        candidates = torch.gather(running, 1, parent[:, :, None].expand(-1, -1, max_length)).clone()
+        candidates[:, :, length] = token
+        hits = torch.full_like(token, length + 1 >= max_length, dtype=torch.bool)
+        if eos_ids is not None:
+            hits |= torch.isin(token, eos_ids)
+
+        # the best K candidates that did not stop keep running
+        alive = top_scores - hits.float() * 1e9
+        chosen = torch.topk(alive, K).indices
+        running = torch.gather(candidates, 1, chosen[:, :, None].expand(-1, -1, max_length))
+        running_scores = torch.gather(alive, 1, chosen)
+        rows = (torch.gather(parent, 1, chosen) + batch_offset).view(-1)
+
+        # candidates that stopped join the finished hypotheses if they beat the current ones
+        new_length = length + 1 - prompt_length
+        scores = top_scores / (new_length**config.length_penalty)
+        if config.early_stopping:
+            scores = scores - is_finished.all(-1, keepdim=True).float() * 1e9
+        scores = scores - (~improvable).float() * 1e9
+        scores = scores - (~(hits & top_k_mask)).float() * 1e9
+        merged_scores = torch.cat([finished_scores, scores], dim=1)
+        best = torch.topk(merged_scores, K).indices
+        finished = torch.gather(
+            torch.cat([finished, candidates], 1), 1, best[:, :, None].expand(-1, -1, max_length)
+        )
+        finished_scores = torch.gather(merged_scores, 1, best)
+        lengths = torch.full_like(token, new_length)
+        finished_lengths = torch.gather(torch.cat([finished_lengths, lengths], 1), 1, best)
+        is_finished = torch.gather(torch.cat([is_finished, hits & top_k_mask], 1), 1, best)
+
+        length += 1
+        best_possible = running_scores[:, :1] / ((length - prompt_length) ** config.length_penalty)
+        worst = torch.where(is_finished, finished_scores.min(1, keepdim=True).values, -1e9)
+        improvable = improvable & (best_possible > worst).any(-1, keepdim=True)
+        done = (
+            not bool(improvable.any())
+            or (config.early_stopping and bool(is_finished.all()))
+            or bool(hits.all())
+        )
+        if done:
+            break
+        stepper.reorder(rows)
+        logits = stepper.step(running[:, :, length - 1].reshape(-1))
+
+    out_length = prompt_length + int(finished_lengths[:, 0].max())
+    return finished[:, 0, :out_length], finished_scores[:, 0], prompt_length
+
+
+@torch.no_grad()
+def generate(
+    model,
+    input_ids: torch.Tensor,
+    config: GenerationConfig | None = None,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    tokenizer=None,
+) -> GenerationOutput:
+    """Continue each row of `input_ids` (B, T); left-pad batches of different lengths and pass their mask.
+
+    Decoder-only models return prompt + new tokens; encoder-decoders take the source as `input_ids` and
+    return the decoder start token + new tokens, both as (B, prompt + new) in ``.sequences``, as HF does.
+    Finished rows are filled with the pad id. `tokenizer` is needed only for stop strings.
+    """
+    config = config or GenerationConfig()
+    if input_ids.dim() != 2:
+        raise GenerationError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+    if input_ids.shape[1] == 0:
+        raise GenerationError("the prompt is empty: give at least one token (e.g. the BOS token)")
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab is not None and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab):
+        raise GenerationError(f"input_ids hold ids outside the model's vocabulary [0, {vocab})")
+    if config.stop_strings and tokenizer is None:
+        raise GenerationError("stop_strings need a tokenizer: pass tokenizer=...")
+    was_training = model.training
+    model.eval()
+    try:
+        eos, pad = _resolve_ids(model, config)
+        batch = input_ids.shape[0]
+        if config.num_beams > 1:
+            stepper = _Stepper(model, input_ids, attention_mask, config.num_beams)
+            sequences, scores, prompt_length = _beam_search(stepper, config, batch, eos, pad)
+            return GenerationOutput(sequences, prompt_length, scores)
+        stepper = _Stepper(model, input_ids, attention_mask, 1)
+        last = stepper.start_tokens()
+        prompt_length = last.shape[1]
+        for sequences, _ in _sample_steps(stepper, config, eos, pad, tokenizer):
+            last = sequences
+        return GenerationOutput(last, prompt_length)
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def stream(model, tokenizer, input_ids: torch.Tensor, config: GenerationConfig | None = None):
+    """Yield the text of one prompt's continuation piece by piece, as it is decoded (batch of 1).
+
+    The pieces joined equal ``tokenizer.decode(generate(...).new_tokens[0])`` for the same settings.
+    """
+    config = config or GenerationConfig()
+    if input_ids.dim() != 2 or input_ids.shape[0] != 1:
+        raise GenerationError(f"stream takes one prompt, shape (1, T); got {tuple(input_ids.shape)}")
+    if config.num_beams > 1:  # beams change their past tokens: there is nothing final to show until the end
+        output = generate(model, input_ids, config, tokenizer=tokenizer)
+        yield tokenizer.decode(output.new_tokens[0].tolist())
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        eos, pad = _resolve_ids(model, config)
+        decoder = IncrementalDecoder(tokenizer)
+        stepper = _Stepper(model, input_ids, None, 1)
+        for _, next_ids in _sample_steps(stepper, config, eos, pad, tokenizer):  # ends at EOS
+            piece = decoder.push(next_ids.tolist())
+            if piece:
+                yield piece
+        tail = decoder.flush()
+        if tail:
+            yield tail
+    finally:
+        model.train(was_training)
+
+
 # --- streaming text ------------------------------------------------------------------------------------
 
 
