@@ -249,7 +249,7 @@ class _Stepper:
         self.cache.reorder(rows)
 
 
-def _resolve_ids(model, config: GenerationConfig) -> tuple[list[int], int]:
+def resolve_special_ids(model, config: GenerationConfig) -> tuple[list[int], int]:
     """EOS ids that can actually occur (inside the vocabulary) and the id that fills finished rows."""
     model_config = getattr(model, "config", None)
     eos = list(config.eos_token_id)
@@ -420,7 +420,7 @@ def generate(
     was_training = model.training
     model.eval()
     try:
-        eos, pad = _resolve_ids(model, config)
+        eos, pad = resolve_special_ids(model, config)
         batch = input_ids.shape[0]
         if config.num_beams > 1:
             stepper = _Stepper(model, input_ids, attention_mask, config.num_beams)
@@ -452,7 +452,7 @@ def stream(model, tokenizer, input_ids: torch.Tensor, config: GenerationConfig |
     was_training = model.training
     model.eval()
     try:
-        eos, pad = _resolve_ids(model, config)
+        eos, pad = resolve_special_ids(model, config)
         decoder = IncrementalDecoder(tokenizer)
         stepper = _Stepper(model, input_ids, None, 1)
         for _, next_ids in _sample_steps(stepper, config, eos, pad, tokenizer):  # ends at EOS
