@@ -1,0 +1,507 @@
+"""Text generation: from the last position's logits to the next token, again and again.
+
+What is here, in the order the course meets it:
+- `GenerationConfig` — the one place for decoding settings; saved as ``generation.json`` in a model
+  directory as the model's defaults, overridden per call.
+- Logits processors, each the same transformation Hugging Face applies (so results can be compared):
+  repetition penalty (CTRL's multiplicative penalty), no-repeat n-gram, temperature, top-k, top-p (nucleus)
+  and min-p. `process_logits` applies them in HF's order.
+- `generate` — greedy, sampling and beam search for decoder-only and encoder-decoder models, with the
+  model's KV cache, batched prompts of different lengths (left padding), EOS and stop strings.
+- `stream` / `IncrementalDecoder` — text as it is produced, holding back a byte-level BPE token that
+  ends inside a multi-byte UTF-8 character until the character is complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from lmforge.errors import ConfigError, LmforgeError
+
+GENERATION_FILE = "generation.json"
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 100  # upper bound on new tokens per sequence
+    temperature: float = 1.0  # 0 means greedy (argmax); otherwise logits are divided by it before sampling
+    top_k: int = 0  # keep the k most likely tokens (0 = off)
+    top_p: float = 1.0  # keep the smallest set whose probability reaches p (1.0 = off)
+    min_p: float = 0.0  # drop tokens less likely than min_p x the top token's probability (0 = off)
+    repetition_penalty: float = 1.0  # > 1 discourages tokens already in the sequence (CTRL; 1.0 = off)
+    no_repeat_ngram_size: int = 0  # never produce an n-gram twice (0 = off)
+    num_beams: int = 1  # > 1 switches to beam search (deterministic)
+    length_penalty: float = 1.0  # beam score = sum log p / length ** length_penalty
+    early_stopping: bool = False  # beam search stops once num_beams hypotheses are finished
+    eos_token_id: list[int] = field(
+        default_factory=list
+    )  # ids that end a sequence (out-of-vocab ids never occur)
+    pad_token_id: int | None = None  # fills finished sequences; defaults to the first EOS id, else 0
+    stop_strings: list[str] = field(default_factory=list)  # text that ends a sequence (kept in the output)
+    seed: int | None = None  # makes sampling reproducible
+
+    def __post_init__(self):
+        if isinstance(self.eos_token_id, int):
+            self.eos_token_id = [self.eos_token_id]
+        if isinstance(self.stop_strings, str):
+            self.stop_strings = [self.stop_strings]
+        checks = [
+            (self.max_new_tokens >= 0, "max_new_tokens must be >= 0"),
+            (self.temperature >= 0, "temperature must be >= 0 (0 means greedy)"),
+            (self.top_k >= 0, "top_k must be >= 0 (0 turns it off)"),
+            (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+            (0 <= self.min_p <= 1, "min_p must be in [0, 1]"),
+            (self.repetition_penalty > 0, "repetition_penalty must be > 0 (1.0 turns it off)"),
+            (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size must be >= 0"),
+            (self.num_beams >= 1, "num_beams must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def do_sample(self) -> bool:
+        return self.temperature > 0 and self.num_beams == 1
+
+    def replace(self, **changes) -> GenerationConfig:
+        """A copy with `changes` applied; `None` values are ignored (handy for CLI options left unset)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        path = Path(directory) / GENERATION_FILE
+        tmp = path.with_suffix(".json.tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(dataclasses.asdict(self), handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> GenerationConfig:
+        """The defaults saved in a model directory, or the class defaults when it has none."""
+        from lmforge.config import from_dict
+
+        path = Path(directory) / GENERATION_FILE
+        if not path.is_file():
+            return cls()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        return from_dict(cls, data, source=str(path))
+
+
+# --- logits processors --------------------------------------------------------------------------------
+# Each takes scores (B, V) and the sequences so far (B, T) and returns new scores. Removed tokens get -inf.
+
+
+def repetition_penalty(scores: torch.Tensor, input_ids: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's penalty on every token already in the sequence: positive logits / penalty, negative x penalty.
+
+    >>> repetition_penalty(torch.tensor([[2.0, -2.0, 1.0]]), torch.tensor([[0, 1, 1]]), 2.0)
+    tensor([[ 1., -4.,  1.]])
+    """
+    seen = torch.gather(scores, 1, input_ids)
+    seen = torch.where(seen < 0, seen * penalty, seen / penalty)
+    return scores.scatter(1, input_ids, seen)
+
+
+def no_repeat_ngram(scores: torch.Tensor, input_ids: torch.Tensor, size: int) -> torch.Tensor:
+    """Ban every token that would complete an n-gram already present in the sequence."""
+    length = input_ids.shape[1]
+    if length < size:
+        return scores
+    banned = torch.zeros(scores.shape[0], scores.shape[1] + 1, dtype=torch.bool, device=scores.device)
+    windows = input_ids.unfold(1, size, 1)  # (B, T - size + 1, size)
+    prefix = input_ids[:, length - size + 1 :]  # the last size - 1 tokens
+    matches = (windows[..., :-1] == prefix.unsqueeze(1)).all(-1)
+    # A matching window bans its last token; non-matches go to a spare column past the vocabulary.
+    spare = scores.shape[1]
+    banned.scatter_(1, torch.where(matches, windows[..., -1].clamp(max=spare), spare), True)
+    return scores.masked_fill(banned[:, :spare], float("-inf"))
+
+
+def top_k_filter(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k highest scores (ties with the k-th are kept too)."""
+    k = min(max(k, 1), scores.shape[-1])
+    kth = torch.topk(scores, k).values[..., -1:]
+    return scores.masked_fill(scores < kth, float("-inf"))
+
+
+def top_p_filter(scores: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus: keep the most likely tokens whose probabilities sum to at least p (always the top one)."""
+    ascending, order = torch.sort(scores, descending=False)
+    cumulative = ascending.softmax(-1).cumsum(-1)
+    remove = cumulative <= 1 - p
+    remove[..., -1:] = False
+    return scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
+
+
+def min_p_filter(scores: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Drop tokens whose probability is below min_p x the most likely token's probability."""
+    probs = scores.softmax(-1)
+    remove = probs < min_p * probs.amax(-1, keepdim=True)
+    remove.scatter_(-1, probs.argmax(-1, keepdim=True), False)
+    return scores.masked_fill(remove, float("-inf"))
+
+
+def process_logits(scores: torch.Tensor, input_ids: torch.Tensor, config: GenerationConfig) -> torch.Tensor:
+    """Apply the configured processors in Hugging Face's order: penalties first, then the sampling warpers."""
+    if config.repetition_penalty != 1.0:
+        scores = repetition_penalty(scores, input_ids, config.repetition_penalty)
+    if config.no_repeat_ngram_size > 0:
+        scores = no_repeat_ngram(scores, input_ids, config.no_repeat_ngram_size)
+    if config.do_sample:
+        if config.temperature != 1.0:
+            scores = scores / config.temperature
+        if config.top_k > 0:
+            scores = top_k_filter(scores, config.top_k)
+        if config.top_p < 1.0:
+            scores = top_p_filter(scores, config.top_p)
+        if config.min_p > 0.0:
+            scores = min_p_filter(scores, config.min_p)
+    return scores
+
+
+# --- decoding -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GenerationOutput:
+    sequences: torch.Tensor  # (B, prompt + new): the prompt (as given, padding included) then the new tokens
+    prompt_length: int  # columns of `sequences` that are the prompt (decoder-only) or the start token
+    beam_scores: torch.Tensor | None = None  # (B,) length-penalised log-probability of the chosen beam
+
+    @property
+    def new_tokens(self) -> torch.Tensor:  # (B, new)
+        return self.sequences[:, self.prompt_length :]
+
+
+class _Stepper:
+    """Runs the model one step at a time with its KV cache, for decoder-only and encoder-decoder models.
+
+    `prefill` feeds the prompt (decoder-only) or encodes the source and feeds the start token
+    (encoder-decoder); `step` feeds one new token per row; `reorder` follows beam search's choice of rows.
+    Only the last position's logits are computed: the rest are never used.
+    """
+
+    def __init__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, expand: int):
+        self.model = model
+        self.cache = model.new_cache()
+        self.encoder_decoder = callable(getattr(model, "encode", None)) and callable(
+            getattr(model, "decode", None)
+        )
+        self.expand = expand  # rows per input (beams)
+        self.input_ids = input_ids.repeat_interleave(expand, 0) if expand > 1 else input_ids
+        mask = attention_mask
+        if mask is not None and expand > 1:
+            mask = mask.repeat_interleave(expand, 0)
+        self.mask = mask  # decoder-only: grows by one column per step; encoder-decoder: the source's mask
+
+    def start_tokens(self) -> torch.Tensor:
+        """What the output sequences begin with: the prompt, or the decoder start token."""
+        if not self.encoder_decoder:
+            return self.input_ids
+        config = self.model.config
+        start = config.decoder_start_token_id
+        if start is None:
+            start = config.bos_token_id if config.bos_token_id is not None else config.pad_token_id
+        if start is None:
+            raise GenerationError(
+                "the model's config has no decoder_start_token_id (nor bos/pad) to start from"
+            )
+        return torch.full((self.input_ids.shape[0], 1), start, dtype=torch.long, device=self.input_ids.device)
+
+    def prefill(self, start: torch.Tensor) -> torch.Tensor:
+        last = torch.zeros(start.shape, dtype=torch.bool, device=start.device)
+        last[:, -1] = True
+        if self.encoder_decoder:
+            source = self.input_ids[:: self.expand] if self.expand > 1 else self.input_ids
+            source_mask = (
+                self.mask[:: self.expand] if (self.mask is not None and self.expand > 1) else self.mask
+            )
+            memory, _ = self.model.encode(source, source_mask)
+            self.memory = memory.repeat_interleave(self.expand, 0) if self.expand > 1 else memory
+            out = self.model.decode(start, self.memory, self.mask, cache=self.cache, logits_where=last)
+        else:
+            out = self.model(start, attention_mask=self.mask, cache=self.cache, logits_where=last)
+        return out.logits.float()  # (N, V)
+
+    def step(self, next_ids: torch.Tensor) -> torch.Tensor:
+        tokens = next_ids[:, None]  # (N, 1)
+        if self.encoder_decoder:
+            out = self.model.decode(tokens, self.memory, self.mask, cache=self.cache)
+        else:
+            if self.mask is not None:
+                self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
+            out = self.model(tokens, attention_mask=self.mask, cache=self.cache)
+        return out.logits[:, -1].float()
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        self.cache.reorder(rows)
+
+
+def resolve_special_ids(model, config: GenerationConfig) -> tuple[list[int], int]:
+    """EOS ids that can actually occur (inside the vocabulary) and the id that fills finished rows."""
+    model_config = getattr(model, "config", None)
+    eos = list(config.eos_token_id)
+    if not eos and model_config is not None and getattr(model_config, "eos_token_id", None) is not None:
+        eos = [model_config.eos_token_id]
+    vocab = getattr(model_config, "vocab_size", None)
+    in_vocab = [e for e in eos if vocab is None or 0 <= e < vocab]
+    pad = config.pad_token_id
+    if pad is None and model_config is not None:
+        pad = getattr(model_config, "pad_token_id", None)
+    if pad is None:
+        pad = eos[0] if eos else 0
+    return in_vocab, pad
+
+
+def _stop_string_hits(tokenizer, rows: list[list[int]], stops: Sequence[str]) -> list[bool]:
+    """Whether each row's generated text now contains a stop string (only the tail is decoded)."""
+    longest = max(len(s) for s in stops)
+    hits = []
+    for ids in rows:
+        tail = tokenizer.decode(ids[-(longest + 4) :], skip_special_tokens=False)
+        hits.append(any(s in tail for s in stops))
+    return hits
+
+
+def _sample_steps(stepper: _Stepper, config: GenerationConfig, eos: list[int], pad: int, tokenizer):
+    """Greedy or sampled decoding; yields (sequences so far, the new column) after every step."""
+    sequences = stepper.start_tokens()
+    generator = None
+    if config.do_sample and config.seed is not None:
+        generator = torch.Generator(device=sequences.device).manual_seed(config.seed)
+    eos_ids = torch.tensor(eos, dtype=torch.long, device=sequences.device) if eos else None
+    unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=sequences.device)
+    prompt_length = sequences.shape[1]
+    logits = stepper.prefill(sequences)
+    for step in range(config.max_new_tokens):
+        scores = process_logits(logits, sequences, config)
+        if config.do_sample:
+            next_ids = torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(1)
+        else:
+            next_ids = scores.argmax(-1)
+        next_ids = torch.where(unfinished, next_ids, torch.full_like(next_ids, pad))
+        sequences = torch.cat([sequences, next_ids[:, None]], dim=1)
+        yield sequences, next_ids
+        if eos_ids is not None:
+            unfinished &= ~torch.isin(next_ids, eos_ids)
+        if config.stop_strings and tokenizer is not None:
+            rows = sequences[:, prompt_length:].tolist()
+            hits = _stop_string_hits(tokenizer, rows, config.stop_strings)
+            unfinished &= ~torch.tensor(hits, device=unfinished.device)
+        if not bool(unfinished.any()) or step == config.max_new_tokens - 1:
+            return
+        logits = stepper.step(next_ids)
+
+
+def _beam_search(stepper: _Stepper, config: GenerationConfig, batch: int, eos: list[int], pad: int):
+    """Beam search as Hugging Face runs it, so the same weights give the same tokens.
+
+    Each step scores every (beam, token) continuation by its summed log-probability and keeps the best
+    2·num_beams (more with several EOS ids). Candidates that end in EOS — or reach the length limit — among
+    the top num_beams become finished hypotheses, scored sum log p / new_length ** length_penalty; the best
+    num_beams unfinished candidates keep running. It stops when no running beam can beat the worst finished
+    one (or, with early_stopping, once num_beams hypotheses are finished).
+    """
+    K = config.num_beams
+    start = stepper.start_tokens()  # (B·K, T)
+    device = start.device
+    prompt_length = start.shape[1]
+    max_length = prompt_length + config.max_new_tokens
+    keep = max(2, 1 + len(eos)) * K
+    fill = pad if pad else (eos[0] if eos else 0)
+    eos_ids = torch.tensor(eos, dtype=torch.long, device=device) if eos else None
+
+    running = torch.full((batch, K, max_length), fill, dtype=torch.long, device=device)
+    running[:, :, :prompt_length] = start.view(batch, K, prompt_length)
+    running_scores = torch.zeros(batch, K, device=device)
+    running_scores[:, 1:] = -1e9  # all beams start identical: only the first may expand at step one
+    finished = running.clone()
+    finished_scores = torch.full((batch, K), -1e9, device=device)
+    finished_lengths = torch.zeros(batch, K, dtype=torch.long, device=device)
+    is_finished = torch.zeros(batch, K, dtype=torch.bool, device=device)
+    improvable = torch.ones(batch, 1, dtype=torch.bool, device=device)
+    top_k_mask = torch.arange(keep, device=device) < K  # only the best K candidates may finish
+    batch_offset = torch.arange(batch, device=device)[:, None] * K
+
+    logits = stepper.prefill(start)
+    length = prompt_length
+    while True:
+        log_probs = process_logits(logits.log_softmax(-1), running.view(batch * K, -1)[:, :length], config)
+        vocab = log_probs.shape[-1]
+        totals = (log_probs.view(batch, K, vocab) + running_scores[:, :, None]).view(batch, K * vocab)
+        top_scores, top_index = torch.topk(totals, keep)  # (B, keep), best first
+        parent = top_index // vocab
+        token = top_index % vocab
+        candidates = torch.gather(running, 1, parent[:, :, None].expand(-1, -1, max_length)).clone()
+        candidates[:, :, length] = token
+        hits = torch.full_like(token, length + 1 >= max_length, dtype=torch.bool)
+        if eos_ids is not None:
+            hits |= torch.isin(token, eos_ids)
+
+        # the best K candidates that did not stop keep running
+        alive = top_scores - hits.float() * 1e9
+        chosen = torch.topk(alive, K).indices
+        running = torch.gather(candidates, 1, chosen[:, :, None].expand(-1, -1, max_length))
+        running_scores = torch.gather(alive, 1, chosen)
+        rows = (torch.gather(parent, 1, chosen) + batch_offset).view(-1)
+
+        # candidates that stopped join the finished hypotheses if they beat the current ones
+        new_length = length + 1 - prompt_length
+        scores = top_scores / (new_length**config.length_penalty)
+        if config.early_stopping:
+            scores = scores - is_finished.all(-1, keepdim=True).float() * 1e9
+        scores = scores - (~improvable).float() * 1e9
+        scores = scores - (~(hits & top_k_mask)).float() * 1e9
+        merged_scores = torch.cat([finished_scores, scores], dim=1)
+        best = torch.topk(merged_scores, K).indices
+        finished = torch.gather(
+            torch.cat([finished, candidates], 1), 1, best[:, :, None].expand(-1, -1, max_length)
+        )
+        finished_scores = torch.gather(merged_scores, 1, best)
+        lengths = torch.full_like(token, new_length)
+        finished_lengths = torch.gather(torch.cat([finished_lengths, lengths], 1), 1, best)
+        is_finished = torch.gather(torch.cat([is_finished, hits & top_k_mask], 1), 1, best)
+
+        length += 1
+        best_possible = running_scores[:, :1] / ((length - prompt_length) ** config.length_penalty)
+        worst = torch.where(is_finished, finished_scores.min(1, keepdim=True).values, -1e9)
+        improvable = improvable & (best_possible > worst).any(-1, keepdim=True)
+        done = (
+            not bool(improvable.any())
+            or (config.early_stopping and bool(is_finished.all()))
+            or bool(hits.all())
+        )
+        if done:
+            break
+        stepper.reorder(rows)
+        logits = stepper.step(running[:, :, length - 1].reshape(-1))
+
+    out_length = prompt_length + int(finished_lengths[:, 0].max())
+    return finished[:, 0, :out_length], finished_scores[:, 0], prompt_length
+
+
+@torch.no_grad()
+def generate(
+    model,
+    input_ids: torch.Tensor,
+    config: GenerationConfig | None = None,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    tokenizer=None,
+) -> GenerationOutput:
+    """Continue each row of `input_ids` (B, T); left-pad batches of different lengths and pass their mask.
+
+    Decoder-only models return prompt + new tokens; encoder-decoders take the source as `input_ids` and
+    return the decoder start token + new tokens, both as (B, prompt + new) in ``.sequences``, as HF does.
+    Finished rows are filled with the pad id. `tokenizer` is needed only for stop strings.
+    """
+    config = config or GenerationConfig()
+    if input_ids.dim() != 2:
+        raise GenerationError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+    if input_ids.shape[1] == 0:
+        raise GenerationError("the prompt is empty: give at least one token (e.g. the BOS token)")
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab is not None and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab):
+        raise GenerationError(f"input_ids hold ids outside the model's vocabulary [0, {vocab})")
+    if config.stop_strings and tokenizer is None:
+        raise GenerationError("stop_strings need a tokenizer: pass tokenizer=...")
+    was_training = model.training
+    model.eval()
+    try:
+        eos, pad = resolve_special_ids(model, config)
+        batch = input_ids.shape[0]
+        if config.num_beams > 1:
+            stepper = _Stepper(model, input_ids, attention_mask, config.num_beams)
+            sequences, scores, prompt_length = _beam_search(stepper, config, batch, eos, pad)
+            return GenerationOutput(sequences, prompt_length, scores)
+        stepper = _Stepper(model, input_ids, attention_mask, 1)
+        last = stepper.start_tokens()
+        prompt_length = last.shape[1]
+        for sequences, _ in _sample_steps(stepper, config, eos, pad, tokenizer):
+            last = sequences
+        return GenerationOutput(last, prompt_length)
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def stream(model, tokenizer, input_ids: torch.Tensor, config: GenerationConfig | None = None):
+    """Yield the text of one prompt's continuation piece by piece, as it is decoded (batch of 1).
+
+    The pieces joined equal ``tokenizer.decode(generate(...).new_tokens[0])`` for the same settings.
+    """
+    config = config or GenerationConfig()
+    if input_ids.dim() != 2 or input_ids.shape[0] != 1:
+        raise GenerationError(f"stream takes one prompt, shape (1, T); got {tuple(input_ids.shape)}")
+    if config.num_beams > 1:  # beams change their past tokens: there is nothing final to show until the end
+        output = generate(model, input_ids, config, tokenizer=tokenizer)
+        yield tokenizer.decode(output.new_tokens[0].tolist())
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        eos, pad = resolve_special_ids(model, config)
+        decoder = IncrementalDecoder(tokenizer)
+        stepper = _Stepper(model, input_ids, None, 1)
+        for _, next_ids in _sample_steps(stepper, config, eos, pad, tokenizer):  # ends at EOS
+            piece = decoder.push(next_ids.tolist())
+            if piece:
+                yield piece
+        tail = decoder.flush()
+        if tail:
+            yield tail
+    finally:
+        model.train(was_training)
+
+
+# --- streaming text ------------------------------------------------------------------------------------
+
+
+class IncrementalDecoder:
+    """Turns a growing list of token ids into text pieces, safely.
+
+    A byte-level BPE token can end in the middle of a multi-byte UTF-8 character ("é" is two bytes that may
+    be two tokens); decoding it alone gives U+FFFD. The piece is held back until the character completes,
+    so the concatenated pieces always equal ``tokenizer.decode(all_ids)``.
+    """
+
+    def __init__(self, tokenizer, skip_special_tokens: bool = True):
+        self.tokenizer = tokenizer
+        self.skip_special_tokens = skip_special_tokens
+        self.ids: list[int] = []
+        self.emitted = ""
+
+    def push(self, ids: Sequence[int]) -> str:
+        self.ids.extend(int(i) for i in ids)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=self.skip_special_tokens)
+        if text.endswith("\ufffd"):  # an unfinished character: wait for its remaining bytes
+            return ""
+        return self._emit(text)
+
+    def flush(self) -> str:
+        return self._emit(self.tokenizer.decode(self.ids, skip_special_tokens=self.skip_special_tokens))
+
+    def _emit(self, text: str) -> str:
+        if not text.startswith(self.emitted):  # decoders that rewrite earlier text (rare): emit the tail
+            common = os.path.commonprefix([text, self.emitted])
+            piece = text[len(common) :]
+        else:
+            piece = text[len(self.emitted) :]
+        self.emitted = text
+        return piece
+
+
+class GenerationError(LmforgeError):
+    """Inputs that generation cannot work with (shapes, ids outside the vocabulary)."""
