@@ -30,7 +30,7 @@ def random_model(config: ModelConfig, seed: int = 0):
     torch.manual_seed(seed)
     model = build_model(config).eval()
     with torch.no_grad():  # non-trivial norms and biases, so that a wrong wiring shows
-        for name, parameter in model.named_parameters():
+        for parameter in model.parameters():
             if parameter.dim() == 1:
                 parameter.add_(0.1 * torch.randn_like(parameter))
     return model

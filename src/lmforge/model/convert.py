@@ -374,6 +374,7 @@ def _hf_prefix(family: str, keys: set[str]) -> str:
 
 
 def _read_hf(source: Path) -> tuple[dict, dict[str, Tensor]]:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     if not source.is_dir():
@@ -383,7 +384,11 @@ def _read_hf(source: Path) -> tuple[dict, dict[str, Tensor]]:
         raise MissingFileError(
             f"{config_path} not found: an HF model directory holds config.json + safetensors"
         )
-    hf = json.loads(config_path.read_text(encoding="utf-8"))
+    try:
+        hf = json.loads(config_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConversionError(f"{config_path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    _hf_family(hf, str(config_path))  # an unsupported architecture fails before any weight is read
     files = sorted(source.glob("*.safetensors"))
     if not files:
         hint = " (only PyTorch .bin weights? lmforge never unpickles; re-save them as safetensors)"
@@ -392,7 +397,10 @@ def _read_hf(source: Path) -> tuple[dict, dict[str, Tensor]]:
         )
     state: dict[str, Tensor] = {}
     for file in files:
-        state.update(load_file(str(file)))
+        try:
+            state.update(load_file(str(file)))
+        except SafetensorError as exc:
+            raise CheckpointError(f"{file}: not a readable safetensors file ({exc})") from None
     return hf, state
 
 
