@@ -303,9 +303,11 @@ class MultiHeadAttention(nn.Module):
                 if cache is not None:
                     cache.cross_key, cache.cross_value = k, v
         else:
-            q, kv = self.qkv(x).split([H * hd, 2 * KV * hd], dim=-1)
+            # one split (not split + unbind): its backward is a single concatenation of the gradients
+            q, k, v = self.qkv(x).split([H * hd, KV * hd, KV * hd], dim=-1)
             q = q.view(B, T, H, hd).transpose(1, 2)  # (B, H, T, hd)
-            k, v = self._split_kv(kv)  # (B, KV, T, hd) each
+            k = k.view(B, T, KV, hd).transpose(1, 2)  # (B, KV, T, hd)
+            v = v.view(B, T, KV, hd).transpose(1, 2)
             if rotary is not None:
                 q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
             if cache is not None:
