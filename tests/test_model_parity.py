@@ -209,3 +209,31 @@ def test_minilm_token_and_sentence_embeddings_match_transformers(minilm):
     cosine = torch.nn.functional.cosine_similarity(got_sentences[0], got_sentences[1], dim=0)
     assert cosine < 0.9  # different sentences stay different (the embeddings are not degenerate)
     assert (out / "tokenizer.json").is_file() and (out / "vocab.txt").is_file()
+
+
+@pytest.mark.parametrize(
+    "name, hf_class",
+    [
+        ("gpt2", "GPT2LMHeadModel"),
+        ("bert-base", "BertForMaskedLM"),
+        ("llama-small", "LlamaForCausalLM"),
+        ("transformer-base", "MarianMTModel"),
+    ],
+)
+def test_big_presets_have_the_size_of_the_same_hf_model(name, hf_class):
+    """Count the parameters of the HF model with the same config, built on the meta device (no memory)."""
+    from lmforge.model import preset
+    from lmforge.model.convert import config_to_hf
+
+    config = preset(name)
+    hf_config = config_to_hf(config)
+    config_class = getattr(transformers, hf_class.replace("LMHeadModel", "Config").replace("ForMaskedLM", "Config")
+                           .replace("ForCausalLM", "Config").replace("MTModel", "Config"))  # fmt: skip
+    with torch.device("meta"):
+        hf = getattr(transformers, hf_class)(config_class(**hf_config))
+    hf_count = sum(p.numel() for p in hf.parameters())
+    if (
+        name == "transformer-base"
+    ):  # HF keeps Marian's fixed sinusoids as (frozen) parameters; lmforge computes them
+        hf_count -= 2 * config.max_positions * config.d_model
+    assert config.num_parameters() == hf_count
