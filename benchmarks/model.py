@@ -150,7 +150,10 @@ def bench_encoder(steps: int, workdir: Path) -> dict:
     from_hf(workdir / "hf-bert", workdir / "lm-bert")
     ours = load(workdir / "lm-bert")
     hf.train(), ours.train()
-    optimizers = {"hf": torch.optim.AdamW(hf.parameters(), lr=1e-3), "ours": torch.optim.AdamW(ours.parameters(), lr=1e-3)}
+    optimizers = {
+        "hf": torch.optim.AdamW(hf.parameters(), lr=1e-3),
+        "ours": torch.optim.AdamW(ours.parameters(), lr=1e-3),
+    }
     stream = token_stream(steps * ENC_BATCH * ENC_SEQ).view(steps, ENC_BATCH, ENC_SEQ) + 5
     generator = torch.Generator().manual_seed(1)
     times: dict[str, list[float]] = {"hf": [], "ours": []}
@@ -174,7 +177,10 @@ def bench_encoder(steps: int, workdir: Path) -> dict:
             optimizers[name].zero_grad(set_to_none=True)
             times[name].append(time.perf_counter() - start)
             first.setdefault(name, loss.item())
-        print(f"  encoder step {step + 1}/{steps}: hf {times['hf'][-1]:.2f}s, ours {times['ours'][-1]:.2f}s", flush=True)
+        print(
+            f"  encoder step {step + 1}/{steps}: hf {times['hf'][-1]:.2f}s, ours {times['ours'][-1]:.2f}s",
+            flush=True,
+        )
     median = {name: statistics.median(values[1:]) for name, values in times.items()}
     return {
         "tokens_per_s": {name: ENC_BATCH * ENC_SEQ / s for name, s in median.items()},
