@@ -1,0 +1,248 @@
+"""The model directory: save and load without pickle.
+
+    DIR/config.json        {"format": "lmforge-model", "format_version": 1, "model": {ModelConfig fields}}
+    DIR/model.safetensors  the unwrapped state dict (no `module.` / `_orig_mod.` prefixes); a tied weight is
+                           stored once, under its first name
+    DIR/tokenizer.json     copied from the tokenizer given to `save` (and any other tokenizer files)
+    DIR/README.md          the model card: what it is, its size and cost, where it came from
+
+- `TransformerModel` — the base class of the three architectures: `save`, `num_parameters`,
+  `flops_per_token`, `new_cache`.
+- `save_model(model, dir, tokenizer=None, card="")` and `load_model(dir)`.
+- `check_state_dict(expected, found)` — names every missing, unexpected or mis-shaped tensor at once.
+
+Loading reads safetensors only, so a model directory can never run code. Every file is written to a
+temporary name, flushed to disk and renamed, so an interrupted save leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from lmforge.errors import LmforgeError, MissingFileError
+from lmforge.model.config import ModelConfig
+from lmforge.model.layers import KVCache
+
+FORMAT = "lmforge-model"
+FORMAT_VERSION = 1
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "source.spm",
+    "target.spm",
+    "tokenizer.model",
+)
+
+
+class CheckpointError(LmforgeError, ValueError):
+    """A model directory that does not match its config: missing, unexpected or mis-shaped tensors."""
+
+
+class TransformerModel(nn.Module):
+    """What every lmforge model shares: its config, saving, size, cost and a fresh KV cache."""
+
+    config: ModelConfig
+
+    def save(self, directory: str | os.PathLike, tokenizer=None, card: str = "") -> Path:
+        """Write the model directory (see the module docstring); returns its path."""
+        return save_model(self, directory, tokenizer=tokenizer, card=card)
+
+    def num_parameters(self) -> int:
+        """Parameters counted once each (a tied embedding/output matrix counts once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        return self.config.flops_per_token(seq_len)
+
+    def new_cache(self) -> KVCache:
+        """An empty KV cache for incremental decoding (see `KVCache`)."""
+        return KVCache.empty(len(self.cache_layers()))
+
+    def cache_layers(self) -> nn.ModuleList:  # the layers that use the cache
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write via `write(temporary_path)`, fsync, then rename over `path`."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def unique_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """The state dict with each shared tensor once (under its first name) and wrapper prefixes removed."""
+    seen: set[tuple[int, int]] = set()
+    state: dict[str, Tensor] = {}
+    for name, tensor in model.state_dict().items():
+        key = (
+            (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
+            if tensor.device.type != "meta"
+            else None
+        )
+        if key is not None and key in seen:
+            continue
+        if key is not None:
+            seen.add(key)
+        for prefix in ("_orig_mod.", "module."):
+            name = name.replace(prefix, "")
+        state[name] = tensor
+    return state
+
+
+def save_model(model: TransformerModel, directory: str | os.PathLike, tokenizer=None, card: str = "") -> Path:
+    """Save `model` to `directory` (created if needed). `tokenizer`: a path to a tokenizer.json (or a folder
+    holding tokenizer files) to copy, or an object with `.save(path)`."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
+    model = getattr(model, "module", model)  # DDP wrapper
+    config: ModelConfig = model.config
+    state = {name: tensor.detach().contiguous().cpu() for name, tensor in unique_state_dict(model).items()}
+    _atomic_write(directory / "model.safetensors", lambda p: save_file(state, p, metadata={"format": "pt"}))
+    document = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": config.to_dict()}
+    _atomic_write(
+        directory / "config.json", lambda p: Path(p).write_text(json.dumps(document, indent=2) + "\n")
+    )
+    if tokenizer is not None:
+        copy_tokenizer(tokenizer, directory)
+    _atomic_write(directory / "README.md", lambda p: Path(p).write_text(model_card(model, card)))
+    return directory
+
+
+def copy_tokenizer(tokenizer, directory: Path) -> None:
+    if hasattr(tokenizer, "save"):
+        tokenizer.save(str(directory / "tokenizer.json"))
+        return
+    source = Path(tokenizer)
+    if source.is_dir():
+        files = [source / name for name in TOKENIZER_FILES if (source / name).is_file()]
+    elif source.is_file():
+        files = [source]
+    else:
+        raise MissingFileError(f"tokenizer not found: {source}")
+    for file in files:
+        target = directory / (file.name if source.is_dir() else "tokenizer.json")
+        if file.resolve() != target.resolve():
+            _atomic_write(target, lambda p, file=file: shutil.copyfile(file, p))
+
+
+def model_card(model: TransformerModel, notes: str = "") -> str:
+    config = model.config
+    kind = {"encoder": "encoder (BERT-like)", "decoder": "decoder-only", "encoder-decoder": "encoder-decoder"}
+    layers = f"{config.n_layers}" + (
+        f" + {config.decoder_layers}" if config.architecture == "encoder-decoder" else ""
+    )
+    lines = [
+        f"# lmforge model{f': {config.preset}' if config.preset else ''}",
+        "",
+        f"- architecture: {kind[config.architecture]}, head: {config.head or 'none'}",
+        f"- parameters: {model.num_parameters():,}",
+        f"- layers: {layers}, d_model {config.d_model}, heads {config.n_heads}"
+        + (f" (key/value heads {config.kv_heads})" if config.kv_heads != config.n_heads else "")
+        + f", d_ff {config.d_ff}, vocabulary {config.vocab_size}",
+        f"- positions: {config.positions}, norm: {config.norm} ({'pre' if config.pre_norm else 'post'}-norm), "
+        f"activation: {config.activation}",
+        f"- training FLOPs per token at context {config.max_positions}: {config.flops_per_token():,}",
+    ]
+    if config.extra.get("converted_from"):
+        lines.append(f"- converted from: {config.extra['converted_from']}")
+    lines += [
+        "",
+        "Load it with `lmforge.model.load(DIR)`; files: config.json, model.safetensors, tokenizer.json.",
+    ]
+    if notes:
+        lines += ["", notes.rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_config(directory: str | os.PathLike) -> ModelConfig:
+    path = Path(directory) / "config.json"
+    if not Path(directory).is_dir():
+        raise MissingFileError(f"model directory not found: {directory}")
+    if not path.is_file():
+        raise MissingFileError(f"{path} not found: a model directory holds config.json and model.safetensors")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if document.get("format") != FORMAT:
+        hint = " (a Hugging Face model? run `lmforge convert --from-hf`)" if "model_type" in document else ""
+        raise CheckpointError(f"{path}: not an lmforge model directory{hint}")
+    if document.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format version {document['format_version']} is newer than this lmforge reads "
+            f"({FORMAT_VERSION}); upgrade lmforge"
+        )
+    return ModelConfig.from_dict(document["model"], where=str(path))
+
+
+def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], where: str) -> None:
+    """Raise one `CheckpointError` listing every missing, unexpected and mis-shaped tensor."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    misshaped = [
+        f"{name} {tuple(found[name].shape)} (expected {tuple(expected[name].shape)})"
+        for name in sorted(set(expected) & set(found))
+        if tuple(found[name].shape) != tuple(expected[name].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {missing}")
+    if unexpected:
+        problems.append(f"unexpected {unexpected}")
+    if misshaped:
+        problems.append(f"mis-shaped {misshaped}")
+    if problems:
+        raise CheckpointError(f"{where}: tensors do not match the config: " + "; ".join(problems))
+
+
+def load_model(directory: str | os.PathLike, *, device: str | torch.device = "cpu") -> TransformerModel:
+    """Build the model a directory's config.json describes and fill it from model.safetensors."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from lmforge.model import build_model
+
+    config = read_config(directory)
+    weights = Path(directory) / "model.safetensors"
+    if not weights.is_file():
+        raise MissingFileError(f"{weights} not found")
+    try:
+        state = load_file(str(weights), device=str(device))
+    except SafetensorError as exc:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
+    model = build_model(config).to(device)
+    expected = unique_state_dict(model)
+    check_state_dict(expected, state, str(weights))
+    model.load_state_dict(state, strict=False)  # tied aliases are filled through their first name
+    model.eval()
+    return model

@@ -1,0 +1,332 @@
+"""lmforge.model on its own: presets, masks, the KV cache, the two attention paths, the model directory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lmforge.model import PRESETS, CheckpointError, KVCache, build_model, load, mean_pool, preset, save_model
+from lmforge.model.config import ModelConfig
+from lmforge.model.decoder import greedy_continue
+from lmforge.model.layers import SinusoidalPositions, attention_bias
+
+VOCAB = 97
+
+
+def tiny(name: str, **changes) -> ModelConfig:
+    """A small-vocabulary, 2-layer version of a preset (fast on CPU); dropout stays 0."""
+    base = dict(vocab_size=VOCAB, n_layers=2, d_model=64, n_heads=4, d_ff=128, max_positions=64)
+    if PRESETS[name]().architecture == "encoder-decoder":
+        base["n_decoder_layers"] = 2
+    return preset(name, **{**base, **changes})
+
+
+LLAMA_TINY = dict(n_kv_heads=2)  # grouped-query: 4 query heads share 2 key/value heads
+
+
+def random_model(config: ModelConfig, seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_model(config).eval()
+    with torch.no_grad():  # non-trivial norms and biases, so that a wrong wiring shows
+        for parameter in model.parameters():
+            if parameter.dim() == 1:
+                parameter.add_(0.1 * torch.randn_like(parameter))
+    return model
+
+
+def run(model, ids, mask=None, **kwargs):
+    if model.config.architecture == "encoder-decoder":
+        return model(ids, attention_mask=mask, decoder_input_ids=ids[:, : max(1, ids.shape[1] - 2)], **kwargs)
+    return model(ids, attention_mask=mask, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# presets, sizes, shapes
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_with_its_counted_size_and_right_shapes(name):
+    config = preset(name)
+    with torch.device("meta"):  # the big presets cost no memory and no time on the meta device
+        model = build_model(config)
+        ids = torch.zeros(2, 16, dtype=torch.long)
+        out = run(model, ids)
+    assert model.num_parameters() == config.num_parameters()
+    T = 14 if config.architecture == "encoder-decoder" else 16
+    assert out.hidden_states.shape == (2, T, config.d_model)
+    assert out.logits.shape == (2, T, config.vocab_size)
+    assert config.flops_per_token(256) > 6 * config.num_parameters(include_positions=False)
+
+
+def test_gpt2_preset_has_the_published_size():
+    assert preset("gpt2").num_parameters() == 124_439_808  # GPT-2 small as released
+
+
+def test_tiny_presets_run_for_real():
+    for name in ("gpt-tiny", "bert-tiny", "transformer-tiny"):
+        model = build_model(preset(name)).eval()
+        ids = torch.randint(0, 100, (2, 12))
+        out = run(model, ids)
+        assert torch.isfinite(out.logits).all()
+
+
+@pytest.mark.parametrize(
+    "head, shape",
+    [
+        ("sequence-classification", (2, 3)),
+        ("token-classification", (2, 9, 3)),
+        ("question-answering", (2, 9, 2)),
+        (None, None),
+    ],
+)
+def test_encoder_heads(head, shape):
+    model = random_model(tiny("bert-tiny", head=head, num_labels=3, pooler=True))
+    out = model(torch.randint(0, VOCAB, (2, 9)))
+    assert out.pooled.shape == (2, 64) and out.hidden_states.shape == (2, 9, 64)
+    assert (out.logits is None) if shape is None else (out.logits.shape == shape)
+
+
+def test_bad_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="n_heads"):
+        preset("gpt-tiny", n_heads=5)
+    with pytest.raises(ValueError, match="unknown model preset"):
+        preset("gpt-5")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# masks
+
+
+@pytest.mark.parametrize("name, extra", [("gpt-tiny", {}), ("llama-small", LLAMA_TINY)])
+def test_causal_mask_a_later_token_never_changes_an_earlier_output(name, extra):
+    model = random_model(tiny(name, **extra))
+    ids = torch.randint(0, VOCAB, (1, 12))
+    changed = ids.clone()
+    changed[0, 7:] = (changed[0, 7:] + 1) % VOCAB
+    with torch.no_grad():
+        a, b = model(ids).logits, model(changed).logits
+    torch.testing.assert_close(a[:, :7], b[:, :7], rtol=0, atol=1e-6)
+    assert (a[:, 7:] - b[:, 7:]).abs().max() > 1e-3  # and the later ones do change
+
+
+def test_encoder_is_bidirectional():
+    model = random_model(tiny("bert-tiny"))
+    ids = torch.randint(0, VOCAB, (1, 10))
+    changed = ids.clone()
+    changed[0, 9] = (changed[0, 9] + 1) % VOCAB
+    with torch.no_grad():
+        assert (model(ids).hidden_states[:, 0] - model(changed).hidden_states[:, 0]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize(
+    "name, extra",
+    [("gpt-tiny", {}), ("llama-small", LLAMA_TINY), ("bert-tiny", {}), ("transformer-tiny", {})],
+)
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padding_never_changes_the_unpadded_outputs(name, extra, side):
+    model = random_model(tiny(name, **extra))
+    ids = torch.randint(1, VOCAB, (1, 8))
+    pad = torch.randint(1, VOCAB, (1, 5))  # padding ids with arbitrary values: the mask must hide them
+    padded = torch.cat([ids, pad], 1) if side == "right" else torch.cat([pad, ids], 1)
+    ones, zeros = torch.ones(1, 8, dtype=torch.long), torch.zeros(1, 5, dtype=torch.long)
+    mask = torch.cat([ones, zeros], 1) if side == "right" else torch.cat([zeros, ones], 1)
+    real = slice(0, 8) if side == "right" else slice(5, 13)
+    with torch.no_grad():
+        if model.config.architecture == "encoder-decoder":  # padding on the source side
+            target = torch.randint(1, VOCAB, (1, 6))
+            alone = model(ids, decoder_input_ids=target).logits
+            with_padding = model(padded, attention_mask=mask, decoder_input_ids=target).logits
+            torch.testing.assert_close(alone, with_padding, rtol=0, atol=1e-5)
+            return
+        alone = model(ids).hidden_states
+        with_padding = model(padded, attention_mask=mask).hidden_states
+    torch.testing.assert_close(alone, with_padding[:, real], rtol=0, atol=1e-5)
+
+
+def test_attention_bias_worked_example():
+    bias, is_causal = attention_bias(torch.tensor([[0, 1, 1]]), 3, causal=True)
+    allowed = (bias[0, 0] == 0).int().tolist()
+    assert allowed == [[1, 0, 0], [0, 1, 0], [0, 1, 1]] and not is_causal
+    assert attention_bias(None, 5, causal=True) == (None, True)  # no padding: SDPA's own causal path
+    assert attention_bias(torch.ones(2, 5), 1, causal=True, past_length=4) == (None, False)
+
+
+def test_sinusoidal_positions_follow_the_formula():
+    table = SinusoidalPositions(50, 8).table
+    position, i = 37, 2
+    assert table[position, i].item() == pytest.approx(
+        torch.sin(torch.tensor(position / 10000 ** (2 * i / 8))).item()
+    )
+    assert table[position, 4 + i].item() == pytest.approx(
+        torch.cos(torch.tensor(position / 10000 ** (2 * i / 8))).item()
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the two attention paths
+
+
+@pytest.mark.parametrize(
+    "name, extra",
+    [("gpt-tiny", {}), ("llama-small", LLAMA_TINY), ("bert-tiny", {}), ("transformer-tiny", {})],
+)
+def test_sdpa_path_equals_explicit_path(name, extra):
+    model = random_model(tiny(name, **extra))
+    ids = torch.randint(0, VOCAB, (2, 11))
+    mask = torch.ones(2, 11, dtype=torch.long)
+    mask[1, 8:] = 0
+    with torch.no_grad():
+        for m in (None, mask):
+            fast = run(model, ids, m)
+            explicit = run(model, ids, m, return_attentions=True)
+            torch.testing.assert_close(fast.logits, explicit.logits, rtol=0, atol=1e-5)
+    weights = explicit.attentions[0]  # (B, H, T, S)
+    torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
+    if name == "bert-tiny":
+        assert weights[1, :, :, 8:].max() == 0  # padding keys get no attention
+    if name in ("gpt-tiny", "llama-small"):
+        assert weights[0, :, 3, 4:].max() == 0  # no query sees the future
+
+
+# ---------------------------------------------------------------------------------------------------------
+# KV cache
+
+
+@pytest.mark.parametrize("name, extra", [("gpt-tiny", {}), ("llama-small", LLAMA_TINY)])
+def test_kv_cache_decoding_equals_the_full_forward(name, extra):
+    model = random_model(tiny(name, **extra))
+    ids = torch.randint(0, VOCAB, (2, 14))
+    with torch.no_grad():
+        full = model(ids).logits
+        cache = model.new_cache()
+        prefill = model(ids[:, :6], cache=cache).logits  # a prompt, then one token at a time
+        steps = [model(ids[:, t : t + 1], cache=cache).logits for t in range(6, 14)]
+    assert cache.length == 14
+    torch.testing.assert_close(torch.cat([prefill, *steps], 1), full, rtol=0, atol=1e-5)
+    # and greedy decoding with the cache picks what the uncached argmax picks
+    sequence = greedy_continue(model, ids[:, :5], 6)
+    with torch.no_grad():
+        uncached = model(sequence[:, :-1]).logits[:, 4:].argmax(-1)
+    assert torch.equal(uncached, sequence[:, 5:])
+
+
+def test_kv_cache_with_left_padding_matches_each_prompt_alone():
+    """What batched generation needs: left-padded prompts + the growing mask give each row's own logits."""
+    model = random_model(tiny("llama-small", **LLAMA_TINY))
+    short, long = torch.randint(1, VOCAB, (1, 4)), torch.randint(1, VOCAB, (1, 7))
+    batch = torch.cat([torch.cat([torch.zeros(1, 3, dtype=torch.long), short], 1), long])
+    mask = torch.tensor([[0, 0, 0, 1, 1, 1, 1], [1] * 7])
+    following = torch.randint(1, VOCAB, (2, 3))
+    with torch.no_grad():
+        cache = model.new_cache()
+        model(batch, attention_mask=mask, cache=cache)
+        for t in range(3):
+            mask = torch.cat([mask, torch.ones(2, 1, dtype=torch.long)], 1)
+            step = model(following[:, t : t + 1], attention_mask=mask, cache=cache).logits[:, -1]
+        alone_short = model(torch.cat([short, following[:1]], 1)).logits[:, -1]
+        alone_long = model(torch.cat([long, following[1:]], 1)).logits[:, -1]
+    torch.testing.assert_close(step, torch.cat([alone_short, alone_long]), rtol=0, atol=1e-5)
+
+
+def test_kv_cache_reorder_for_beams():
+    model = random_model(tiny("gpt-tiny"))
+    ids = torch.randint(0, VOCAB, (2, 5))
+    with torch.no_grad():
+        cache = model.new_cache()
+        model(ids, cache=cache)
+        cache.reorder(torch.tensor([1, 1, 0]))  # beams: row 1 twice, then row 0
+        step = model(torch.tensor([[3], [4], [5]]), cache=cache).logits[:, -1]
+        expected = model(torch.cat([ids[[1, 1, 0]], torch.tensor([[3], [4], [5]])], 1)).logits[:, -1]
+    torch.testing.assert_close(step, expected, rtol=0, atol=1e-5)
+
+
+def test_encoder_decoder_kv_cache_equals_the_full_forward():
+    model = random_model(tiny("transformer-tiny"))
+    source = torch.randint(1, VOCAB, (2, 9))
+    source_mask = torch.ones(2, 9, dtype=torch.long)
+    source_mask[0, 6:] = 0
+    target = torch.randint(1, VOCAB, (2, 7))
+    with torch.no_grad():
+        full = model(source, attention_mask=source_mask, decoder_input_ids=target).logits
+        memory, _ = model.encode(source, source_mask)  # once per source
+        cache: KVCache = model.new_cache()
+        steps = [
+            model.decode(target[:, t : t + 1], memory, source_mask, cache=cache).logits
+            for t in range(target.shape[1])
+        ]
+    cross_key = cache.layers[0].cross_key
+    assert cross_key.shape == (2, 4, 9, 16)  # computed once from the 9 source tokens, never grown
+    assert cache.layers[0].key.shape[2] == 7
+    torch.testing.assert_close(torch.cat(steps, 1), full, rtol=0, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the model directory
+
+
+@pytest.mark.parametrize("name", ["gpt-tiny", "bert-tiny", "transformer-tiny"])
+def test_save_load_round_trip(tmp_path, name):
+    model = random_model(tiny(name))
+    tokenizer = tmp_path / "tok.json"
+    tokenizer.write_text('{"model": {}}')
+    model.save(tmp_path / "m", tokenizer=tokenizer)
+    files = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert files == ["README.md", "config.json", "model.safetensors", "tokenizer.json"]
+    document = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert document["format_version"] == 1 and document["model"]["architecture"] == model.config.architecture
+    assert "parameters:" in (tmp_path / "m" / "README.md").read_text()
+    again = load(tmp_path / "m")
+    ids = torch.randint(0, VOCAB, (2, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(run(again, ids).logits, run(model, ids).logits, rtol=0, atol=0)
+    tokens = again.decoder_embeddings.tokens if name == "transformer-tiny" else again.embeddings.tokens
+    assert again.head.proj.weight is tokens.weight  # still tied after loading
+
+
+def test_saved_weights_have_no_prefixes_and_tied_weights_once(tmp_path):
+    from safetensors import safe_open
+
+    model = random_model(tiny("gpt-tiny"))
+    compiled_like = torch.nn.Module()
+    compiled_like._orig_mod = model  # what torch.compile wraps a model in
+    compiled_like.config = model.config
+    save_model(compiled_like, tmp_path / "m")
+    with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert "embeddings.tokens.weight" in keys and "head.proj.weight" not in keys
+    assert not any(k.startswith(("_orig_mod.", "module.")) for k in keys)
+
+
+def test_load_lists_missing_unexpected_and_misshaped_tensors(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = random_model(tiny("gpt-tiny"))
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / "model.safetensors"
+    state = load_file(str(path))
+    del state["layers.0.attention.out.weight"]
+    state["layers.9.extra"] = torch.zeros(3)
+    state["final_norm.weight"] = torch.zeros(7)
+    save_file(state, str(path))
+    with pytest.raises(CheckpointError) as error:
+        load(tmp_path / "m")
+    message = str(error.value)
+    assert "missing ['layers.0.attention.out.weight']" in message
+    assert "unexpected ['layers.9.extra']" in message
+    assert "final_norm.weight (7,) (expected (64,))" in message
+
+
+def test_load_refuses_other_directories(tmp_path):
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text('{"model_type": "gpt2"}')
+    with pytest.raises(CheckpointError, match="convert --from-hf"):
+        load(tmp_path / "hf")
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "nowhere")
+
+
+def test_mean_pool_ignores_padding():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    assert mean_pool(hidden, torch.tensor([[1, 1, 0]])).tolist() == [[2.0, 3.0]]
