@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,37 +49,132 @@ CACHE_LIMIT = (
 )
 
 
-@dataclass
 class Encoding:
     """The result of encoding one text (or one pair of texts).
 
-    offsets are ``(start, end)`` character spans into the input text (into the second text for the tokens
-    of ``b`` in a pair); special and padding tokens get ``(0, 0)``.
+    ids, tokens, offsets, type_ids, attention_mask, special_tokens_mask and sequence_ids are lists of the
+    same length. offsets are ``(start, end)`` character spans into the input text (into the second text for
+    the tokens of ``b`` in a pair); special and padding tokens get ``(0, 0)``. `overflowing` holds the
+    cut-off windows when truncation is on.
+
+    tokens and offsets are assembled from the per-word cache the first time they are read: a pre-training
+    pipeline that only reads `ids` never pays for them (HF's Python binding is lazy in the same way).
     """
 
-    ids: list[int]
-    tokens: list[str]
-    offsets: list[tuple[int, int]]
-    type_ids: list[int]
-    attention_mask: list[int]
-    special_tokens_mask: list[int]
-    sequence_ids: list[int | None] = field(default_factory=list)  # 0 / 1 per token, None for specials
-    overflowing: list[Encoding] = field(default_factory=list)  # the cut-off tail(s) when truncated
+    __slots__ = (
+        "ids",
+        "type_ids",
+        "attention_mask",
+        "special_tokens_mask",
+        "sequence_ids",
+        "overflowing",
+        "_tokens",
+        "_offsets",
+        "_parts",
+    )
+
+    def __init__(
+        self,
+        ids: list[int],
+        tokens: list[str] | None,
+        offsets: list[tuple[int, int]] | None,
+        type_ids: list[int],
+        attention_mask: list[int],
+        special_tokens_mask: list[int],
+        sequence_ids: list[int | None] | None = None,
+        overflowing: list[Encoding] | None = None,
+        parts: list | None = None,
+    ):
+        self.ids = ids
+        self._tokens = tokens
+        self._offsets = offsets
+        self._parts = parts  # lazy tokens/offsets: see `_materialize`
+        self.type_ids = type_ids
+        self.attention_mask = attention_mask
+        self.special_tokens_mask = special_tokens_mask
+        self.sequence_ids = sequence_ids if sequence_ids is not None else [0] * len(ids)
+        self.overflowing = overflowing if overflowing is not None else []
+
+    @property
+    def tokens(self) -> list[str]:
+        if self._tokens is None:
+            self._materialize()
+        return self._tokens
+
+    @tokens.setter
+    def tokens(self, value: list[str]) -> None:
+        self._materialize()
+        self._tokens = value
+
+    @property
+    def offsets(self) -> list[tuple[int, int]]:
+        if self._offsets is None:
+            self._materialize()
+        return self._offsets
+
+    @offsets.setter
+    def offsets(self, value: list[tuple[int, int]]) -> None:
+        self._materialize()
+        self._offsets = value
+
+    def _materialize(self) -> None:
+        """Build tokens and offsets from the parts: ("words", base, starts, entries, column, first offset)
+        for a stretch of cached words, or ("list", tokens, offsets) for tokens already spelled out."""
+        if self._parts is None:
+            return
+        tokens: list[str] = []
+        offsets: list[tuple[int, int]] = []
+        for part in self._parts:
+            if part[0] == "list":
+                tokens += part[1]
+                offsets += part[2]
+                continue
+            _, base, starts, entries, column, first_offset = part
+            here = len(offsets)
+            for entry in entries:
+                tokens += entry[1]
+            offsets += [
+                (base + start + a, base + start + b)
+                for start, entry in zip(starts, entries, strict=True)
+                for a, b in entry[column]
+            ]
+            if first_offset is not None and len(offsets) > here:
+                offsets[here] = first_offset
+        self._tokens, self._offsets, self._parts = tokens, offsets, None
+
+    def _as_parts(self) -> list:
+        return self._parts if self._parts is not None else [("list", self._tokens, self._offsets)]
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Encoding):
+            return NotImplemented
+        fields = ("ids", "tokens", "offsets", "type_ids", "attention_mask", "special_tokens_mask", "sequence_ids")
+        return all(getattr(self, f) == getattr(other, f) for f in fields) and self.overflowing == other.overflowing
+
+    def __repr__(self) -> str:
+        return f"Encoding(ids={self.ids}, tokens={self.tokens}, offsets={self.offsets}, type_ids={self.type_ids})"
+
+    def __getstate__(self) -> dict:
+        self._materialize()
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
     @classmethod
-    def of_sequence(
-        cls, ids: list[int], tokens: list[str], offsets: list[tuple[int, int]], type_id: int, sequence: int
-    ) -> Encoding:
+    def of_sequence(cls, ids: list[int], parts: list, type_id: int, sequence: int) -> Encoding:
         n = len(ids)
-        return cls(ids, tokens, offsets, [type_id] * n, [1] * n, [0] * n, [sequence] * n)
+        return cls(ids, None, None, [type_id] * n, [1] * n, [0] * n, [sequence] * n, parts=parts)
 
     def truncate(self, max_length: int, stride: int = 0, direction: str = "right") -> None:
         """Keep `max_length` tokens; the rest goes to `overflowing` (windows overlapping by `stride`)."""
         if max_length >= len(self.ids):
             return
+        self._materialize()
         if max_length == 0:
             self.overflowing = [self._slice(0, len(self.ids))]
             self._keep(0, 0)
@@ -109,31 +204,36 @@ class Encoding:
         )
 
     def _keep(self, start: int, end: int) -> None:
-        for name in ("ids", "tokens", "offsets", "type_ids", "attention_mask", "special_tokens_mask"):
-            setattr(self, name, getattr(self, name)[start:end])
+        self._materialize()
+        self.ids = self.ids[start:end]
+        self._tokens = self._tokens[start:end]
+        self._offsets = self._offsets[start:end]
+        self.type_ids = self.type_ids[start:end]
+        self.attention_mask = self.attention_mask[start:end]
+        self.special_tokens_mask = self.special_tokens_mask[start:end]
         self.sequence_ids = self.sequence_ids[start:end]
 
     def merge(self, other: Encoding) -> Encoding:
         return Encoding(
             self.ids + other.ids,
-            self.tokens + other.tokens,
-            self.offsets + other.offsets,
+            None,
+            None,
             self.type_ids + other.type_ids,
             self.attention_mask + other.attention_mask,
             self.special_tokens_mask + other.special_tokens_mask,
             self.sequence_ids + other.sequence_ids,
+            parts=self._as_parts() + other._as_parts(),
         )
 
-    def pad(
-        self, length: int, pad_id: int, pad_type_id: int, pad_token: str, direction: str = "right"
-    ) -> None:
+    def pad(self, length: int, pad_id: int, pad_type_id: int, pad_token: str, direction: str = "right") -> None:
         missing = length - len(self.ids)
         if missing <= 0:
             return
+        self._materialize()
         fill = {
             "ids": [pad_id] * missing,
-            "tokens": [pad_token] * missing,
-            "offsets": [(0, 0)] * missing,
+            "_tokens": [pad_token] * missing,
+            "_offsets": [(0, 0)] * missing,
             "type_ids": [pad_type_id] * missing,
             "attention_mask": [0] * missing,
             "special_tokens_mask": [1] * missing,
@@ -406,19 +506,17 @@ class Tokenizer:
 
     def _encode_sequence(self, text: str, type_id: int, sequence: int) -> Encoding:
         ids: list[int] = []
-        tokens: list[str] = []
-        offsets: list[tuple[int, int]] = []
-        if self._added_pattern is None or not (parts := self._split_added(text)):
-            self._encode_segment(text, 0, ids, tokens, offsets)
+        parts: list = []
+        if self._added_pattern is None or not (pieces := self._split_added(text)):
+            self._encode_segment(text, 0, ids, parts)
         else:
-            for start, end, added in parts:
+            for start, end, added in pieces:
                 if added is None:
-                    self._encode_segment(text[start:end], start, ids, tokens, offsets)
+                    self._encode_segment(text[start:end], start, ids, parts)
                 else:
                     ids.append(added.id)
-                    tokens.append(added.content)
-                    offsets.append((start, end))
-        return Encoding.of_sequence(ids, tokens, offsets, type_id, sequence)
+                    parts.append(("list", [added.content], [(start, end)]))
+        return Encoding.of_sequence(ids, parts, type_id, sequence)
 
     def _split_added(self, text: str) -> list[tuple[int, int, AddedToken | None]]:
         """[(start, end, added token or None for plain text)], or [] when no added token occurs."""
@@ -443,15 +541,9 @@ class Tokenizer:
             parts.append((position, len(text), None))
         return parts
 
-    def _encode_segment(
-        self,
-        text: str,
-        base: int,
-        ids: list[int],
-        tokens: list[str],
-        offsets: list[tuple[int, int]],
-    ) -> None:
-        """Normalize, pre-tokenize and tokenize one stretch of text without added tokens; append the result."""
+    def _encode_segment(self, text: str, base: int, ids: list[int], parts: list) -> None:
+        """Normalize, pre-tokenize and tokenize one stretch of text without added tokens; append the ids
+        and a part from which the Encoding builds tokens and offsets (see `Encoding._materialize`)."""
         alignment: Alignment = None
         if self.normalizer is not None:
             text, alignment = self.normalizer.normalize(text)
@@ -467,30 +559,32 @@ class Tokenizer:
         else:
             words, starts = ([text], [0]) if text else ([], [])
         cache = self._cache
-        get = cache.get
-        miss = self._word_entry
-        trimming = self._trimmer is not None and self._trimmer.trim_offsets
         if len(cache) > CACHE_LIMIT:
             cache.clear()
+        entries = list(map(cache.get, words))
+        if None in entries:
+            miss = self._word_entry
+            entries = [entry or miss(word) for entry, word in zip(entries, words, strict=True)]
+        trimming = self._trimmer is not None and self._trimmer.trim_offsets
+        is_first = not ids
         if alignment is None:
-            # The hot loop: a cached word costs two list extends and one small comprehension.
-            column = 3 if trimming else 2
-            keep_first = trimming and not ids and self._trimmer.add_prefix_space and words
-            for word, start in zip(words, starts):
-                entry = get(word) or miss(word)
+            # The hot path: ids now; tokens and offsets later, from the cached entries, if anyone asks.
+            for entry in entries:
                 ids += entry[0]
-                tokens += entry[1]
-                start += base
-                offsets += [(start + a, start + b) for a, b in entry[column]]
-            if keep_first and tokens:  # HF trims no single leading space off the first token here
-                a, b = cache[words[0]][2][0]
-                offsets[0] = self._trimmer.trim(tokens[0], (base + starts[0] + a, base + starts[0] + b), True)
+            first_offset = None
+            if trimming and is_first and self._trimmer.add_prefix_space and entries and entries[0][0]:
+                # HF trims no single leading space off the very first token in this case.
+                a, b = entries[0][2][0]
+                raw = (base + starts[0] + a, base + starts[0] + b)
+                first_offset = self._trimmer.trim(entries[0][1][0], raw, True)
+            parts.append(("words", base, starts, entries, 3 if trimming else 2, first_offset))
             return
         # Slow path: offsets go through the normalizer's alignment, then ByteLevel trimming (as in HF).
+        tokens: list[str] = []
+        offsets: list[tuple[int, int]] = []
         last = alignment[-1][1] if alignment else 0
-        for word, start in zip(words, starts):
-            entry = get(word) or miss(word)
-            for token_id, token, (a, b) in zip(entry[0], entry[1], entry[2]):
+        for entry, start in zip(entries, starts, strict=True):
+            for token_id, token, (a, b) in zip(entry[0], entry[1], entry[2], strict=True):
                 s, e = start + a, start + b
                 if e > s:
                     span = (alignment[s][0] + base, alignment[e - 1][1] + base)
@@ -498,11 +592,12 @@ class Tokenizer:
                     at = alignment[s][0] if s < len(alignment) else last
                     span = (at + base, at + base)
                 if trimming:
-                    is_first = not ids or span[0] == 0
-                    span = self._trimmer.trim(token, span, is_first)
+                    span = self._trimmer.trim(token, span, is_first or span[0] == 0)
+                    is_first = False
                 ids.append(token_id)
                 tokens.append(token)
                 offsets.append(span)
+        parts.append(("list", tokens, offsets))
 
     def _word_entry(self, word: str) -> WordEntry:
         pieces = self.model.tokenize(word)
@@ -591,7 +686,8 @@ class Tokenizer:
             lines += [
                 f"{t.id}\t{t.content}\t(added{', special' if t.special else ''})" for t in self.added_tokens
             ]
-            lines += self.model.readable_vocab()
+            added_ids = {t.id for t in self.added_tokens}
+            lines += [line for line in self.model.readable_vocab() if int(line.split("\t", 1)[0]) not in added_ids]
             write_atomically(readable_vocab_path(path), "\n".join(lines) + "\n")
         return path
 
@@ -707,33 +803,36 @@ def _truncate(first: Encoding, second: Encoding | None, truncation: Truncation, 
 
 def _apply_template(template: TemplateProcessing, first: Encoding, second: Encoding | None) -> Encoding:
     pieces = template.pair if second is not None else template.single
-    result = Encoding([], [], [], [], [], [], [])
+    ids: list[int] = []
+    type_ids: list[int] = []
+    attention_mask: list[int] = []
+    special_tokens_mask: list[int] = []
+    sequence_ids: list[int | None] = []
+    parts: list = []
     for piece in pieces:
         if piece.is_sequence:
             part = first if piece.name == "A" else second
             if part is None:
                 continue
-            result.ids += part.ids
-            result.tokens += part.tokens
-            result.offsets += part.offsets
-            result.type_ids += [piece.type_id] * len(part)
-            result.attention_mask += part.attention_mask
-            result.special_tokens_mask += part.special_tokens_mask
-            result.sequence_ids += part.sequence_ids
+            ids += part.ids
+            type_ids += [piece.type_id] * len(part)
+            attention_mask += part.attention_mask
+            special_tokens_mask += part.special_tokens_mask
+            sequence_ids += part.sequence_ids
+            parts += part._as_parts()
         else:
-            ids, tokens = template.special_tokens[piece.name]
-            result.ids += ids
-            result.tokens += tokens
-            result.offsets += [(0, 0)] * len(ids)
-            result.type_ids += [piece.type_id] * len(ids)
-            result.attention_mask += [1] * len(ids)
-            result.special_tokens_mask += [1] * len(ids)
-            result.sequence_ids += [None] * len(ids)
-    overflow_sources = [first] + ([second] if second is not None else [])
-    for source in overflow_sources:
-        for overflow in source.overflowing:
-            if source is first:
-                result.overflowing.append(_apply_template(template, overflow, second))
-            else:
-                result.overflowing.append(_apply_template(template, first, overflow))
+            special_ids, special_tokens = template.special_tokens[piece.name]
+            n = len(special_ids)
+            ids += special_ids
+            type_ids += [piece.type_id] * n
+            attention_mask += [1] * n
+            special_tokens_mask += [1] * n
+            sequence_ids += [None] * n
+            parts.append(("list", special_tokens, [(0, 0)] * n))
+    result = Encoding(ids, None, None, type_ids, attention_mask, special_tokens_mask, sequence_ids, parts=parts)
+    for overflow in first.overflowing:
+        result.overflowing.append(_apply_template(template, overflow, second))
+    if second is not None:
+        for overflow in second.overflowing:
+            result.overflowing.append(_apply_template(template, first, overflow))
     return result

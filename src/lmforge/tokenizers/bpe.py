@@ -90,6 +90,9 @@ class ByteLevel(PreTokenizer):
             return ([text], [0]) if text else ([], [])
         return covering_split(self._findall(text))
 
+    def words(self, text: str) -> list[str]:
+        return self._findall(text) if self.use_regex else [text]
+
     def to_json(self) -> dict:
         return {
             "type": "ByteLevel",
@@ -360,14 +363,18 @@ def learn_merges(
     >>> learn_merges([[0, 1, 0, 1]], [3], ["a", "b"], vocab_size=3)
     [(0, 1)]
     """
-    pair_counts: dict[tuple[int, int], int] = defaultdict(int)
-    where: dict[tuple[int, int], set[int]] = defaultdict(set)
+    # A pair (a, b) is the int a << 21 | b: cheaper to hash than a tuple (ids stay below 2**21).
+    shift = 21
+    low = (1 << shift) - 1
+    pair_counts: dict[int, int] = defaultdict(int)
+    where: dict[int, set[int]] = defaultdict(set)
     for index, word in enumerate(words):
         count = counts[index]
-        for pair in zip(word, word[1:]):
-            pair_counts[pair] += count
-            where[pair].add(index)
-    heap = [(-count, pair) for pair, count in pair_counts.items() if count > 0]
+        for a, b in zip(word, word[1:]):
+            key = a << shift | b
+            pair_counts[key] += count
+            where[key].add(index)
+    heap = [(-count, key) for key, count in pair_counts.items() if count > 0]
     heapq.heapify(heap)
     ids = {s: i for i, s in enumerate(symbols)}
     merges: list[tuple[int, int]] = []
@@ -380,43 +387,47 @@ def learn_merges(
             continue
         if count < 1 or count < min_frequency:
             break
-        first, second = pair
+        first, second = pair >> shift, pair & low
         string = join(symbols[first], symbols[second])
         new = ids.get(string)
         if new is None:
             new = ids[string] = len(symbols)
             symbols.append(string)
-        merges.append(pair)
-        created: set[tuple[int, int]] = set()
+        merges.append((first, second))
+        created: set[int] = set()
         for index in where.pop(pair, ()):
             word = words[index]
             weight = counts[index]
-            i = 0
-            while i < len(word) - 1:
-                if word[i] == first and word[i + 1] == second:
-                    if i > 0:
-                        left = word[i - 1]
-                        pair_counts[(left, first)] -= weight
-                        key = (left, new)
-                        pair_counts[key] += weight
-                        where[key].add(index)
-                        created.add(key)
-                    word[i : i + 2] = [new]
-                    if i < len(word) - 1:
-                        right = word[i + 1]
-                        pair_counts[(second, right)] -= weight
-                        key = (new, right)
-                        pair_counts[key] += weight
-                        where[key].add(index)
-                        created.add(key)
-                i += 1
+            i = -1
+            while True:  # each occurrence of `first` followed by `second`, left to right
+                try:
+                    i = word.index(first, i + 1)
+                except ValueError:
+                    break
+                if i + 1 >= len(word) or word[i + 1] != second:
+                    continue
+                if i > 0:
+                    left = word[i - 1]
+                    pair_counts[left << shift | first] -= weight
+                    key = left << shift | new
+                    pair_counts[key] += weight
+                    where[key].add(index)
+                    created.add(key)
+                word[i : i + 2] = [new]
+                if i < len(word) - 1:
+                    right = word[i + 1]
+                    pair_counts[second << shift | right] -= weight
+                    key = new << shift | right
+                    pair_counts[key] += weight
+                    where[key].add(index)
+                    created.add(key)
         for key in created:
             if pair_counts[key] > 0:
                 heapq.heappush(heap, (-pair_counts[key], key))
     return merges
 
 
-def count_words(texts: Iterable[str], split: Callable[[str], tuple[list[str], list[int]]]) -> Counter:
+def count_words(texts: Iterable[str], split: Callable[[str], list[str]]) -> Counter:
     """Stream `texts` once, counting the words `split` makes: memory grows with distinct words only."""
     counter: Counter = Counter()
     any_text = False
@@ -425,7 +436,7 @@ def count_words(texts: Iterable[str], split: Callable[[str], tuple[list[str], li
             raise LmforgeError(f"train takes an iterator of str, got an item of type {type(text).__name__}")
         if text:
             any_text = True
-            counter.update(split(text)[0])
+            counter.update(split(text))
     if not any_text or not counter:
         raise LmforgeError("empty corpus: the training texts hold no words; pass files with text in them")
     return counter
@@ -481,7 +492,7 @@ class BPETokenizer(Tokenizer):
         """
         special_tokens = list(special_tokens)
         check_vocab_size(vocab_size, special_tokens, 256, "bytes")
-        counter = count_words(texts, ByteLevel().split)
+        counter = count_words(texts, ByteLevel().words)
         symbols = special_tokens + BYTE_ALPHABET
         position = {char: len(special_tokens) + i for i, char in enumerate(BYTE_ALPHABET)}
         table = [position[BYTE_TO_CHAR[b]] for b in range(256)]  # byte value -> symbol id

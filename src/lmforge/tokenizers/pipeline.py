@@ -209,6 +209,10 @@ class PreTokenizer:
     def split(self, text: str) -> tuple[list[str], list[int]]:
         raise NotImplementedError
 
+    def words(self, text: str) -> list[str]:
+        """The words only (training counts words and needs no positions)."""
+        return self.split(text)[0]
+
     def to_json(self) -> dict:
         raise NotImplementedError
 

@@ -99,11 +99,11 @@ class WordTokenizer(Tokenizer):
         normalizer = Lowercase() if lowercase else None
         pre_tokenizer = BertPreTokenizer()
         if normalizer is None:
-            split = pre_tokenizer.split
+            split = pre_tokenizer.words
         else:
 
-            def split(text: str) -> tuple[list[str], list[int]]:
-                return pre_tokenizer.split(normalizer.normalize(text)[0])
+            def split(text: str) -> list[str]:
+                return pre_tokenizer.words(normalizer.normalize(text)[0])
 
         counter = count_words(texts, split)
         vocab = vocabulary_by_frequency(counter, special_tokens, vocab_size, min_frequency)

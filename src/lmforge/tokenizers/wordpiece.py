@@ -162,9 +162,13 @@ class BertPreTokenizer(PreTokenizer):
     """
 
     _pattern = regex.compile(rf"([{WHITESPACE}]*)([{PUNCTUATION}]|[^{WHITESPACE}{PUNCTUATION}]+)")
+    _words = regex.compile(rf"[{PUNCTUATION}]|[^{WHITESPACE}{PUNCTUATION}]+")
 
     def split(self, text: str) -> tuple[list[str], list[int]]:
         return gapped_split(self._pattern.findall(text))
+
+    def words(self, text: str) -> list[str]:
+        return self._words.findall(text)
 
     def to_json(self) -> dict:
         return {"type": "BertPreTokenizer"}
@@ -272,7 +276,7 @@ class WordPieceTokenizer(Tokenizer):
         check_vocab_size(vocab_size, special_tokens, 0, "characters")
         normalizer = BertNormalizer(lowercase=lowercase)
         pre_tokenizer = BertPreTokenizer()
-        counter = count_words(texts, lambda text: pre_tokenizer.split(normalizer.normalize(text)[0]))
+        counter = count_words(texts, lambda text: pre_tokenizer.words(normalizer.normalize(text)[0]))
         starts = sorted({word[0] for word in counter})
         continuations = sorted({"##" + c for word in counter for c in word[1:]})
         check_vocab_size(
