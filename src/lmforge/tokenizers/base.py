@@ -71,6 +71,7 @@ class Encoding:
         "_tokens",
         "_offsets",
         "_parts",
+        "_cut",
     )
 
     def __init__(
@@ -89,6 +90,7 @@ class Encoding:
         self._tokens = tokens
         self._offsets = offsets
         self._parts = parts  # lazy tokens/offsets: see `_materialize`
+        self._cut = False  # a truncation window that does not start at the sequence's first token
         self.type_ids = type_ids
         self.attention_mask = attention_mask
         self.special_tokens_mask = special_tokens_mask
@@ -191,6 +193,9 @@ class Encoding:
             windows = windows[: next(i for i, (s, _) in enumerate(windows) if s == 0) + 1]
         self.overflowing = [self._slice(s, e) for s, e in windows[1:]]
         self._keep(*windows[0])
+        # Remember which windows do not start at the first token (see Tokenizer._post_process).
+        for window, (start, _) in zip([self, *self.overflowing], windows, strict=True):
+            window._cut = start > 0
 
     def _slice(self, start: int, end: int) -> Encoding:
         return Encoding(
@@ -226,6 +231,8 @@ class Encoding:
         )
 
     def pad(self, length: int, pad_id: int, pad_type_id: int, pad_token: str, direction: str = "right") -> None:
+        for overflow in self.overflowing:
+            overflow.pad(length, pad_id, pad_type_id, pad_token, direction)
         missing = length - len(self.ids)
         if missing <= 0:
             return
@@ -242,8 +249,6 @@ class Encoding:
         for name, values in fill.items():
             current = getattr(self, name)
             setattr(self, name, current + values if direction == "right" else values + current)
-        for overflow in self.overflowing:
-            overflow.pad(length, pad_id, pad_type_id, pad_token, direction)
 
 
 @dataclass
@@ -621,6 +626,13 @@ class Tokenizer:
         if self.truncation is not None:
             added = self.num_special_tokens_to_add(second is not None) if add_special_tokens else 0
             _truncate(first, second, self.truncation, self.truncation.max_length - added)
+            trimmer = self._trimmer
+            if trimmer is not None and trimmer.trim_offsets and trimmer.add_prefix_space:
+                # HF trims each window on its own: a window's first token keeps one leading space.
+                for sequence in (first, second) if second is not None else (first,):
+                    for window in (sequence, *sequence.overflowing):
+                        if window._cut:
+                            _keep_one_leading_space(window)
         if add_special_tokens and self._template is not None:
             return _apply_template(self._template, first, second)
         if second is None:
@@ -766,6 +778,15 @@ def _split_post_processor(processor: Any) -> tuple[TemplateProcessing | None, An
     return template, trimmer
 
 
+def _keep_one_leading_space(window: Encoding) -> None:
+    """Undo the trimming of one leading space on a window's first token, as HF's ByteLevel does for i == 0."""
+    token = window.tokens[0] if window.tokens else ""
+    if not token or token[0] != "Ġ" or token[1:2] == "Ġ":
+        return
+    start, end = window._offsets[0]
+    window._offsets[0] = (start - 1, end - 1 if token == "Ġ" else end)
+
+
 def _truncate(first: Encoding, second: Encoding | None, truncation: Truncation, max_length: int) -> None:
     """HF's truncation: longest-first balances the two sequences; only_* cut one of them."""
     if max_length < 0:
@@ -774,6 +795,8 @@ def _truncate(first: Encoding, second: Encoding | None, truncation: Truncation, 
     if total <= max_length:
         return
     stride, direction = truncation.stride, truncation.direction
+    if second is None and truncation.strategy == "only_second":
+        raise LmforgeError("truncation strategy only_second needs a pair of texts; use longest_first or only_first")
     if second is None or truncation.strategy == "longest_first":
         if second is None:
             first.truncate(max_length, stride, direction)

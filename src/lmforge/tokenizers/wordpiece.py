@@ -64,8 +64,9 @@ def is_whitespace(char: str) -> bool:
 
 
 def is_control(char: str) -> bool:
-    """BERT's control characters: category C* except tab, newline and carriage return (which are spaces)."""
-    return char not in "\t\n\r" and unicodedata.category(char).startswith("C")
+    """BERT's control characters: categories Cc, Cf, Co, Cs except tab, newline and carriage return (which
+    are spaces). Unassigned code points (Cn) stay, as in HF."""
+    return char not in "\t\n\r" and unicodedata.category(char) in ("Cc", "Cf", "Co", "Cs")
 
 
 def is_cjk(char: str) -> bool:
