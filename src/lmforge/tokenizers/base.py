@@ -369,6 +369,7 @@ class Tokenizer:
         self._added_by_id = {t.id: t for t in self.added_tokens}
         self._special_ids = {t.id for t in self.added_tokens if t.special}
         self._added_pattern = _added_tokens_pattern(self.added_tokens)
+        self._added_contents = [t.content for t in self.added_tokens if t.content]
         self._template, self._trimmer = _split_post_processor(self.post_processor)
         self._prefix_space = bool(getattr(self.pre_tokenizer, "add_prefix_space", False))
         size = max(self.model.vocab.values(), default=-1) + 1
@@ -512,7 +513,7 @@ class Tokenizer:
     def _encode_sequence(self, text: str, type_id: int, sequence: int) -> Encoding:
         ids: list[int] = []
         parts: list = []
-        if self._added_pattern is None or not (pieces := self._split_added(text)):
+        if self._added_pattern is None or not self._may_hold_added(text) or not (pieces := self._split_added(text)):
             self._encode_segment(text, 0, ids, parts)
         else:
             for start, end, added in pieces:
@@ -522,6 +523,11 @@ class Tokenizer:
                     ids.append(added.id)
                     parts.append(("list", [added.content], [(start, end)]))
         return Encoding.of_sequence(ids, parts, type_id, sequence)
+
+    def _may_hold_added(self, text: str) -> bool:
+        if len(self._added_contents) > 16:
+            return True
+        return any(content in text for content in self._added_contents)  # beats a regex scan per text
 
     def _split_added(self, text: str) -> list[tuple[int, int, AddedToken | None]]:
         """[(start, end, added token or None for plain text)], or [] when no added token occurs."""

@@ -23,6 +23,7 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import regex
 
@@ -199,6 +200,8 @@ class BPEModel(Model):
                     f"merge {rank} ({a!r} + {b!r}) makes {merged!r}, which is not in the vocabulary"
                 )
             self._ranks.setdefault((a, b), (rank, merged))
+        self._rank_of = {pair: rank for pair, (rank, _) in self._ranks.items()}
+        self._merged_of = {rank: merged for rank, merged in self._ranks.values()}
 
     def merge(self, symbols: list[str], spans: list[tuple[int, int]] | None = None):
         """Merge adjacent symbols by rank until no learned pair is left; with `spans` (one per symbol), also
@@ -207,21 +210,19 @@ class BPEModel(Model):
         >>> model.merge(["l", "o", "w"])   # with merges [("l", "o"), ("lo", "w")]
         ['low']
         """
-        ranks = self._ranks
+        rank_of = self._rank_of
+        no_rank = len(rank_of) + 1
         while len(symbols) > 1:
-            best = None
-            best_rank = None
-            for pair in zip(symbols, symbols[1:]):
-                found = ranks.get(pair)
-                if found is not None and (best_rank is None or found[0] < best_rank):
-                    best, best_rank = pair, found[0]
-            if best is None:
+            # One C-level pass for the ranks of all adjacent pairs; the lowest is merged everywhere.
+            pair_ranks = list(map(rank_of.get, zip(symbols, symbols[1:]), repeat(no_rank)))
+            best_rank = min(pair_ranks)
+            if best_rank == no_rank:
                 break
-            first, second = best
-            merged = ranks[best][1]
-            out: list[str] = []
-            out_spans: list[tuple[int, int]] = []
-            i = 0
+            i = pair_ranks.index(best_rank)
+            first, second = symbols[i], symbols[i + 1]
+            merged = self._merged_of[best_rank]
+            out: list[str] = symbols[:i]
+            out_spans: list[tuple[int, int]] = spans[:i] if spans is not None else []
             n = len(symbols)
             while i < n:
                 if i < n - 1 and symbols[i] == first and symbols[i + 1] == second:

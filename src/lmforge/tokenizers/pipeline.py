@@ -21,7 +21,8 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, chain
+from operator import itemgetter
 
 import regex
 
@@ -235,10 +236,8 @@ def gapped_split(pairs: list[tuple[str, str]]) -> tuple[list[str], list[int]]:
     >>> gapped_split([("", "a"), ("  ", "b")])
     (['a', 'b'], [0, 3])
     """
-    ends = list(accumulate(len(part) for pair in pairs for part in pair))
-    words = [word for _, word in pairs]
-    starts = ends[0::2]
-    return words, starts
+    ends = list(accumulate(map(len, chain.from_iterable(pairs))))
+    return list(map(itemgetter(1), pairs)), ends[0::2]
 
 
 @dataclass
