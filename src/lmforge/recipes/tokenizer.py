@@ -1,0 +1,187 @@
+"""`lmforge tokenizer train|encode|compare`: train a tokenizer, look at how it cuts text, compare the kinds.
+
+    lmforge tokenizer train --kind bpe --vocab-size 8192 --out tok.json ../shared/data/wikitext-2/train.txt
+    lmforge tokenizer encode --tokenizer tok.json "Frog on a log."
+    lmforge tokenizer encode --tokenizer tok.json --json "Frog on a log."     # {"ids": [...], "tokens": ..., "offsets": ...}
+    lmforge tokenizer compare --vocab-size 4096 ../shared/data/tinyshakespeare/input.txt
+
+Arguments are checked before any file is read; training writes nothing until it has succeeded, and then
+writes atomically (tok.json and tok.vocab.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from lmforge.errors import LmforgeError
+from lmforge.recipes import Command
+
+KIND_NAMES = ("char", "word", "bpe", "wordpiece")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", title="actions", parser_class=type(parser))
+    actions.required = True
+
+    train = actions.add_parser("train", help="train a tokenizer on text files", description=train_run.__doc__)
+    train.add_argument("--kind", required=True, choices=KIND_NAMES, help="which tokenizer to train")
+    train.add_argument("--vocab-size", type=int, required=True, help="number of ids, special tokens included")
+    train.add_argument("--out", required=True, help="where to write tokenizer.json (a .vocab.txt goes beside it)")
+    train.add_argument("--min-frequency", type=int, default=None, help="drop words/pairs seen fewer times")
+    train.add_argument(
+        "--special-tokens", default=None, help="comma-separated special tokens (default: the kind's own)"
+    )
+    train.add_argument("--lowercase", action="store_true", help="lower-case text first (word, wordpiece)")
+    _corpus_options(train)
+    train.set_defaults(_action=train_run)
+
+    encode = actions.add_parser("encode", help="show the tokens, ids and offsets of a text")
+    encode.add_argument("--tokenizer", required=True, help="a tokenizer.json (or a model directory)")
+    encode.add_argument("--json", action="store_true", help="print one JSON object with ids, tokens, offsets")
+    encode.add_argument("--pair", default=None, help="a second text, encoded as a pair (BERT: [SEP] between)")
+    encode.add_argument("--no-special-tokens", action="store_true", help="do not add [CLS]/[SEP] etc.")
+    encode.add_argument("text", help="the text to encode")
+    encode.set_defaults(_action=encode_run)
+
+    compare = actions.add_parser(
+        "compare", help="train the four kinds on the same text and compare them", description=compare_run.__doc__
+    )
+    compare.add_argument("--vocab-size", type=int, required=True, help="vocabulary size for every kind")
+    compare.add_argument(
+        "--held-out", type=float, default=0.1, help="share of the documents held out for measuring (default 0.1)"
+    )
+    compare.add_argument("--min-frequency", type=int, default=2, help="drop words/pairs seen fewer times")
+    _corpus_options(compare)
+    compare.set_defaults(_action=compare_run)
+
+
+def _corpus_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--field", default="text", help="JSONL field holding the text (default: text)")
+    parser.add_argument("--column", default=None, help="CSV/TSV column holding the text (default: text/sentence)")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="text, JSONL, CSV/TSV files or directories")
+
+
+def run(args: argparse.Namespace) -> int:
+    return args._action(args) or 0
+
+
+def _check_vocab_size(kind: str, vocab_size: int, special_tokens: list[str] | None) -> None:
+    from lmforge.tokenizers import BERT_SPECIAL_TOKENS, END_OF_TEXT
+    from lmforge.tokenizers.bpe import check_vocab_size
+
+    if vocab_size <= 0:
+        raise LmforgeError(f"--vocab-size must be positive, got {vocab_size}")
+    defaults = {"bpe": [END_OF_TEXT], "wordpiece": list(BERT_SPECIAL_TOKENS)}
+    specials = special_tokens if special_tokens is not None else defaults.get(kind, ["[PAD]", "[UNK]", END_OF_TEXT])
+    base = {"bpe": (256, "bytes"), "char": (1, "character"), "word": (1, "word"), "wordpiece": (1, "character")}
+    check_vocab_size(vocab_size, specials, *base[kind])
+
+
+def train_run(args: argparse.Namespace) -> int:
+    """Train a tokenizer of one kind on FILE... and write tokenizer.json (HF format) plus a readable
+    vocabulary beside it. Nothing is written if training fails (bad input, empty corpus)."""
+    from lmforge.text import Corpus
+    from lmforge.tokenizers import KINDS
+
+    special_tokens = [t.strip() for t in args.special_tokens.split(",") if t.strip()] if args.special_tokens else None
+    _check_vocab_size(args.kind, args.vocab_size, special_tokens)
+    if args.min_frequency is not None and args.min_frequency < 0:
+        raise LmforgeError(f"--min-frequency must be >= 0, got {args.min_frequency}")
+    out = Path(args.out)
+    if out.is_dir():
+        raise LmforgeError(f"--out {out} is a directory; name the file, e.g. {out / 'tokenizer.json'}")
+    if not out.parent.is_dir() and str(out.parent):
+        raise LmforgeError(f"--out {out}: directory {out.parent} does not exist; create it first")
+    corpus = Corpus(args.files, field=args.field, column=args.column)  # checks the paths, reads nothing yet
+    options = {"vocab_size": args.vocab_size}
+    if special_tokens is not None:
+        options["special_tokens"] = special_tokens
+    if args.min_frequency is not None:
+        options["min_frequency"] = args.min_frequency
+    if args.lowercase:
+        if args.kind not in ("word", "wordpiece"):
+            raise LmforgeError(f"--lowercase applies to word and wordpiece, not {args.kind}")
+        options["lowercase"] = True
+    print(f"training a {args.kind} tokenizer ({args.vocab_size:,} ids) on {corpus} ...", file=sys.stderr)
+    started = time.perf_counter()
+    tok = KINDS[args.kind].train(iter(corpus), **options)
+    seconds = time.perf_counter() - started
+    tok.save(out)
+    from lmforge.tokenizers.base import readable_vocab_path
+
+    print(f"{args.kind} tokenizer: {tok.vocab_size:,} ids, trained in {seconds:.1f}s")
+    print(f"wrote {out} and {readable_vocab_path(out)}")
+    return 0
+
+
+def encode_run(args: argparse.Namespace) -> int:
+    """Encode TEXT and print its tokens, ids and offsets (or one JSON object with --json)."""
+    from lmforge.tokenizers import Tokenizer
+
+    tok = Tokenizer.load(args.tokenizer)
+    encoding = tok.encode(args.text, args.pair, add_special_tokens=not args.no_special_tokens)
+    if args.json:
+        record = {
+            "ids": encoding.ids,
+            "tokens": encoding.tokens,
+            "offsets": [list(o) for o in encoding.offsets],
+            "type_ids": encoding.type_ids,
+            "attention_mask": encoding.attention_mask,
+        }
+        print(json.dumps(record, ensure_ascii=False))
+        return 0
+    print(f"{tok.kind} tokenizer, {tok.vocab_size:,} ids: {len(encoding)} tokens")
+    width = max((len(repr(t)) for t in encoding.tokens), default=5)
+    texts = {0: args.text, 1: args.pair or ""}
+    for token, token_id, (start, end), sequence in zip(
+        encoding.tokens, encoding.ids, encoding.offsets, encoding.sequence_ids, strict=True
+    ):
+        source = texts.get(sequence, "") if sequence is not None else ""
+        span = f"{start:>4}:{end:<4} {source[start:end]!r}" if sequence is not None else "   (special)"
+        print(f"  {token!r:<{width}}  {token_id:>7}  {span}")
+    return 0
+
+
+def compare_run(args: argparse.Namespace) -> int:
+    """Train char, word, BPE and WordPiece tokenizers with the same vocabulary size on FILE... and compare
+    them on a held-out part (every n-th document): vocabulary, tokens per word, bytes per token, length of
+    the held-out text in tokens, [UNK] rate, training time and encoding speed."""
+    from lmforge.text import Corpus
+    from lmforge.tokenizers.compare import compare_kinds, format_table
+
+    for kind in KIND_NAMES:
+        _check_vocab_size(kind, args.vocab_size, None)
+    if not 0 < args.held_out < 1:
+        raise LmforgeError(f"--held-out must be between 0 and 1, got {args.held_out}")
+    corpus = Corpus(args.files, field=args.field, column=args.column)
+    every = max(2, round(1 / args.held_out))
+    held_out = [doc for i, doc in enumerate(corpus) if i % every == 0]
+
+    def train_documents():
+        return (doc for i, doc in enumerate(corpus) if i % every != 0)
+
+    print(f"corpus: {corpus}; held out: every {every}th document ({len(held_out):,} documents)")
+    rows = compare_kinds(
+        train_documents,
+        held_out,
+        args.vocab_size,
+        min_frequency=args.min_frequency,
+        progress=lambda line: print("  " + line, file=sys.stderr),
+    )
+    print(format_table(rows))
+    return 0
+
+
+COMMANDS = [
+    Command(
+        name="tokenizer",
+        help="train tokenizers (char, word, BPE, WordPiece), encode text, compare the kinds",
+        configure=configure,
+        run=run,
+        description=__doc__,
+    )
+]

@@ -1,0 +1,867 @@
+"""The interface every lmforge tokenizer shares: `Tokenizer` and the `Encoding` it returns.
+
+This file implements:
+  - `Encoding`: ids, tokens, offsets (character spans into the input), type ids, attention mask, special
+    tokens mask, as HF `tokenizers` returns them;
+  - `AddedToken`: special tokens (``[CLS]``, ``<|endoftext|>``) found in the raw text before anything else;
+  - `Truncation` (longest-first / only-first / only-second, left or right) and `Padding` (to the longest of a
+    batch or to a fixed length, left or right, to a multiple of N);
+  - `Tokenizer`: the pipeline normalizer → pre-tokenizer → model → post-processor (pair templates such as
+    ``[CLS] a [SEP] b [SEP]``), its decoder, a per-word cache, `encode` / `encode_batch` (on several
+    processes when asked) / `decode`, and `save` / `load` of Hugging Face ``tokenizer.json`` files.
+
+The four kinds (`CharTokenizer`, `WordTokenizer`, `BPETokenizer`, `WordPieceTokenizer`) are this pipeline with
+their own stages and a `train` classmethod:
+
+    >>> tok = BPETokenizer.train(open("train.txt"), vocab_size=8192)
+    >>> enc = tok.encode("Frog on a log.")
+    >>> enc.tokens, enc.ids, enc.offsets
+    >>> tok.save("tok.json"); Tokenizer.load("tok.json")   # a BPETokenizer again
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import regex
+
+from lmforge.errors import LmforgeError
+from lmforge.tokenizers.pipeline import (
+    Alignment,
+    Decoder,
+    Normalizer,
+    PreTokenizer,
+    TemplateProcessing,
+    compose,
+    join_with_spaces,
+)
+
+WordEntry = tuple[tuple[int, ...], tuple[str, ...], tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
+"""A word's tokenization, cached: ids, tokens, offsets in the word, the same offsets after ByteLevel trimming."""
+
+CACHE_LIMIT = (
+    500_000  # distinct words remembered; wikitext-2 has ~70k, so the cache is cleared only on huge inputs
+)
+
+
+class Encoding:
+    """The result of encoding one text (or one pair of texts).
+
+    ids, tokens, offsets, type_ids, attention_mask, special_tokens_mask and sequence_ids are lists of the
+    same length. offsets are ``(start, end)`` character spans into the input text (into the second text for
+    the tokens of ``b`` in a pair); special and padding tokens get ``(0, 0)``. `overflowing` holds the
+    cut-off windows when truncation is on.
+
+    tokens and offsets are assembled from the per-word cache the first time they are read: a pre-training
+    pipeline that only reads `ids` never pays for them (HF's Python binding is lazy in the same way).
+    """
+
+    __slots__ = (
+        "ids",
+        "type_ids",
+        "attention_mask",
+        "special_tokens_mask",
+        "sequence_ids",
+        "overflowing",
+        "_tokens",
+        "_offsets",
+        "_parts",
+        "_cut",
+    )
+
+    def __init__(
+        self,
+        ids: list[int],
+        tokens: list[str] | None,
+        offsets: list[tuple[int, int]] | None,
+        type_ids: list[int],
+        attention_mask: list[int],
+        special_tokens_mask: list[int],
+        sequence_ids: list[int | None] | None = None,
+        overflowing: list[Encoding] | None = None,
+        parts: list | None = None,
+    ):
+        self.ids = ids
+        self._tokens = tokens
+        self._offsets = offsets
+        self._parts = parts  # lazy tokens/offsets: see `_materialize`
+        self._cut = False  # a truncation window that does not start at the sequence's first token
+        self.type_ids = type_ids
+        self.attention_mask = attention_mask
+        self.special_tokens_mask = special_tokens_mask
+        self.sequence_ids = sequence_ids if sequence_ids is not None else [0] * len(ids)
+        self.overflowing = overflowing if overflowing is not None else []
+
+    @property
+    def tokens(self) -> list[str]:
+        if self._tokens is None:
+            self._materialize()
+        return self._tokens
+
+    @tokens.setter
+    def tokens(self, value: list[str]) -> None:
+        self._materialize()
+        self._tokens = value
+
+    @property
+    def offsets(self) -> list[tuple[int, int]]:
+        if self._offsets is None:
+            self._materialize()
+        return self._offsets
+
+    @offsets.setter
+    def offsets(self, value: list[tuple[int, int]]) -> None:
+        self._materialize()
+        self._offsets = value
+
+    def _materialize(self) -> None:
+        """Build tokens and offsets from the parts: ("words", base, starts, entries, column, first offset)
+        for a stretch of cached words, or ("list", tokens, offsets) for tokens already spelled out."""
+        if self._parts is None:
+            return
+        tokens: list[str] = []
+        offsets: list[tuple[int, int]] = []
+        for part in self._parts:
+            if part[0] == "list":
+                tokens += part[1]
+                offsets += part[2]
+                continue
+            _, base, starts, entries, column, first_offset = part
+            here = len(offsets)
+            for entry in entries:
+                tokens += entry[1]
+            offsets += [
+                (base + start + a, base + start + b)
+                for start, entry in zip(starts, entries, strict=True)
+                for a, b in entry[column]
+            ]
+            if first_offset is not None and len(offsets) > here:
+                offsets[here] = first_offset
+        self._tokens, self._offsets, self._parts = tokens, offsets, None
+
+    def _as_parts(self) -> list:
+        return self._parts if self._parts is not None else [("list", self._tokens, self._offsets)]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Encoding):
+            return NotImplemented
+        fields = ("ids", "tokens", "offsets", "type_ids", "attention_mask", "special_tokens_mask", "sequence_ids")
+        return all(getattr(self, f) == getattr(other, f) for f in fields) and self.overflowing == other.overflowing
+
+    def __repr__(self) -> str:
+        return f"Encoding(ids={self.ids}, tokens={self.tokens}, offsets={self.offsets}, type_ids={self.type_ids})"
+
+    def __getstate__(self) -> dict:
+        self._materialize()
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    @classmethod
+    def of_sequence(cls, ids: list[int], parts: list, type_id: int, sequence: int) -> Encoding:
+        n = len(ids)
+        return cls(ids, None, None, [type_id] * n, [1] * n, [0] * n, [sequence] * n, parts=parts)
+
+    def truncate(self, max_length: int, stride: int = 0, direction: str = "right") -> None:
+        """Keep `max_length` tokens; the rest goes to `overflowing` (windows overlapping by `stride`)."""
+        if max_length >= len(self.ids):
+            return
+        self._materialize()
+        if max_length == 0:
+            self.overflowing = [self._slice(0, len(self.ids))]
+            self._keep(0, 0)
+            return
+        step = max_length - stride
+        if step <= 0:
+            raise LmforgeError(f"truncation stride {stride} must be smaller than max_length {max_length}")
+        n = len(self.ids)
+        if direction == "right":
+            windows = [(start, min(start + max_length, n)) for start in range(0, n, step)]
+            windows = windows[: next(i for i, (_, e) in enumerate(windows) if e == n) + 1]
+        else:
+            windows = [(max(end - max_length, 0), end) for end in range(n, 0, -step)]
+            windows = windows[: next(i for i, (s, _) in enumerate(windows) if s == 0) + 1]
+        self.overflowing = [self._slice(s, e) for s, e in windows[1:]]
+        self._keep(*windows[0])
+        # Remember which windows do not start at the first token (see Tokenizer._post_process).
+        for window, (start, _) in zip([self, *self.overflowing], windows, strict=True):
+            window._cut = start > 0
+
+    def _slice(self, start: int, end: int) -> Encoding:
+        return Encoding(
+            self.ids[start:end],
+            self.tokens[start:end],
+            self.offsets[start:end],
+            self.type_ids[start:end],
+            self.attention_mask[start:end],
+            self.special_tokens_mask[start:end],
+            self.sequence_ids[start:end],
+        )
+
+    def _keep(self, start: int, end: int) -> None:
+        self._materialize()
+        self.ids = self.ids[start:end]
+        self._tokens = self._tokens[start:end]
+        self._offsets = self._offsets[start:end]
+        self.type_ids = self.type_ids[start:end]
+        self.attention_mask = self.attention_mask[start:end]
+        self.special_tokens_mask = self.special_tokens_mask[start:end]
+        self.sequence_ids = self.sequence_ids[start:end]
+
+    def merge(self, other: Encoding) -> Encoding:
+        return Encoding(
+            self.ids + other.ids,
+            None,
+            None,
+            self.type_ids + other.type_ids,
+            self.attention_mask + other.attention_mask,
+            self.special_tokens_mask + other.special_tokens_mask,
+            self.sequence_ids + other.sequence_ids,
+            parts=self._as_parts() + other._as_parts(),
+        )
+
+    def pad(self, length: int, pad_id: int, pad_type_id: int, pad_token: str, direction: str = "right") -> None:
+        for overflow in self.overflowing:
+            overflow.pad(length, pad_id, pad_type_id, pad_token, direction)
+        missing = length - len(self.ids)
+        if missing <= 0:
+            return
+        self._materialize()
+        fill = {
+            "ids": [pad_id] * missing,
+            "_tokens": [pad_token] * missing,
+            "_offsets": [(0, 0)] * missing,
+            "type_ids": [pad_type_id] * missing,
+            "attention_mask": [0] * missing,
+            "special_tokens_mask": [1] * missing,
+            "sequence_ids": [None] * missing,
+        }
+        for name, values in fill.items():
+            current = getattr(self, name)
+            setattr(self, name, current + values if direction == "right" else values + current)
+
+
+@dataclass
+class AddedToken:
+    """A token matched in the raw text before normalization, e.g. ``<|endoftext|>`` or ``[MASK]``.
+
+    special tokens are dropped by ``decode(..., skip_special_tokens=True)``. lstrip/rstrip also swallow the
+    whitespace on that side; single_word only matches between word boundaries.
+    """
+
+    content: str
+    id: int
+    special: bool = True
+    single_word: bool = False
+    lstrip: bool = False
+    rstrip: bool = False
+    normalized: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "content": self.content,
+            "single_word": self.single_word,
+            "lstrip": self.lstrip,
+            "rstrip": self.rstrip,
+            "normalized": self.normalized,
+            "special": self.special,
+        }
+
+
+@dataclass
+class Truncation:
+    """Cut encodings to `max_length` tokens (special tokens included)."""
+
+    max_length: int
+    strategy: str = "longest_first"  # or "only_first", "only_second"
+    direction: str = "right"  # cut the end ("right") or the start ("left")
+    stride: int = 0  # overlap of the overflowing windows
+
+
+@dataclass
+class Padding:
+    """Pad encodings to the longest of the batch (`length` None) or to a fixed `length`."""
+
+    length: int | None = None
+    pad_id: int = 0
+    pad_token: str = "[PAD]"
+    pad_type_id: int = 0
+    direction: str = "right"
+    pad_to_multiple_of: int | None = None
+
+
+class Model:
+    """The model stage: one word in, its tokens out.
+
+    `tokenize(word)` returns ``[(id, token, start, end), ...]`` with character spans inside `word`.
+    """
+
+    vocab: dict[str, int]
+
+    def tokenize(self, word: str) -> list[tuple[int, str, int, int]]:
+        raise NotImplementedError
+
+    def id_to_token(self, token_id: int) -> str | None:
+        inverse = self.__dict__.get("_inverse")
+        if inverse is None or len(inverse) != len(self.vocab):
+            inverse = self._inverse = {i: t for t, i in self.vocab.items()}
+        return inverse.get(token_id)
+
+    def to_json(self) -> dict:
+        raise NotImplementedError
+
+    def readable_vocab(self) -> list[str]:
+        """Lines of the human-readable vocabulary file written beside ``tokenizer.json``."""
+        inverse = sorted((i, t) for t, i in self.vocab.items())
+        return [f"{i}\t{token}" for i, token in inverse]
+
+
+class Tokenizer:
+    """A tokenizer: normalizer → pre-tokenizer → model → post-processor, plus decoder, added tokens,
+    truncation and padding. The four kinds subclass it with their own stages and `train`.
+
+    >>> tok = Tokenizer.load("tokenizer.json")
+    >>> tok.encode("Frog on a log.").tokens
+    ['[CLS]', 'frog', 'on', 'a', 'log', '.', '[SEP]', '[PAD]', ...]
+    """
+
+    kind = "generic"
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        normalizer: Normalizer | None = None,
+        pre_tokenizer: PreTokenizer | None = None,
+        post_processor: Any = None,
+        decoder: Decoder | None = None,
+        added_tokens: Sequence[AddedToken] = (),
+        truncation: Truncation | None = None,
+        padding: Padding | None = None,
+    ):
+        self.model = model
+        self.normalizer = normalizer
+        self.pre_tokenizer = pre_tokenizer
+        self.post_processor = post_processor
+        self.decoder = decoder
+        self.added_tokens = list(added_tokens)
+        self.truncation = truncation
+        self.padding = padding
+        self._compile()
+
+    # --- set-up ------------------------------------------------------------------------------------------
+
+    def _compile(self) -> None:
+        """Derive the fast-path state from the stages (called again whenever a stage changes)."""
+        self._cache: dict[str, WordEntry] = {}
+        self._added_by_content = {t.content: t for t in self.added_tokens}
+        self._added_by_id = {t.id: t for t in self.added_tokens}
+        self._special_ids = {t.id for t in self.added_tokens if t.special}
+        self._added_pattern = _added_tokens_pattern(self.added_tokens)
+        self._added_contents = [t.content for t in self.added_tokens if t.content]
+        self._template, self._trimmer = _split_post_processor(self.post_processor)
+        self._prefix_space = bool(getattr(self.pre_tokenizer, "add_prefix_space", False))
+        size = max(self.model.vocab.values(), default=-1) + 1
+        for token in self.added_tokens:
+            size = max(size, token.id + 1)
+        self._vocab_size = size
+
+    def add_special_tokens(self, tokens: Iterable[str]) -> list[int]:
+        """Add special tokens (new ids after the vocabulary; existing tokens keep theirs); returns the ids."""
+        ids = []
+        for content in tokens:
+            if content in self._added_by_content:
+                ids.append(self._added_by_content[content].id)
+                continue
+            token_id = self.model.vocab.get(content, self._vocab_size)
+            self.added_tokens.append(AddedToken(content, token_id, special=True))
+            self._compile()
+            ids.append(token_id)
+        return ids
+
+    def enable_truncation(
+        self, max_length: int, *, strategy: str = "longest_first", direction: str = "right", stride: int = 0
+    ) -> None:
+        if strategy not in ("longest_first", "only_first", "only_second"):
+            raise LmforgeError(
+                f"unknown truncation strategy {strategy!r}; use longest_first, only_first or only_second"
+            )
+        if direction not in ("right", "left"):
+            raise LmforgeError(f"unknown truncation direction {direction!r}; use right or left")
+        if max_length < 0:
+            raise LmforgeError(f"truncation max_length must be >= 0, got {max_length}")
+        self.truncation = Truncation(max_length, strategy, direction, stride)
+
+    def no_truncation(self) -> None:
+        self.truncation = None
+
+    def enable_padding(
+        self,
+        *,
+        length: int | None = None,
+        pad_token: str | None = None,
+        direction: str = "right",
+        pad_to_multiple_of: int | None = None,
+        pad_type_id: int = 0,
+    ) -> None:
+        """Pad to `length`, or to the longest encoding of each batch when `length` is None."""
+        if pad_token is None:
+            pad_token = next(
+                (t for t in ("[PAD]", "<pad>", "<|endoftext|>") if self.token_to_id(t) is not None), None
+            )
+            if pad_token is None:
+                raise LmforgeError("this tokenizer has no [PAD] token; pass pad_token=")
+        pad_id = self.token_to_id(pad_token)
+        if pad_id is None:
+            raise LmforgeError(f"pad token {pad_token!r} is not in the vocabulary")
+        if direction not in ("right", "left"):
+            raise LmforgeError(f"unknown padding direction {direction!r}; use right or left")
+        self.padding = Padding(length, pad_id, pad_token, pad_type_id, direction, pad_to_multiple_of)
+
+    def no_padding(self) -> None:
+        self.padding = None
+
+    # --- vocabulary --------------------------------------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids (model vocabulary plus added tokens): the size of an embedding table."""
+        return self._vocab_size
+
+    def get_vocab(self) -> dict[str, int]:
+        vocab = dict(self.model.vocab)
+        vocab.update({t.content: t.id for t in self.added_tokens})
+        return vocab
+
+    def token_to_id(self, token: str) -> int | None:
+        added = self._added_by_content.get(token)
+        if added is not None:
+            return added.id
+        return self.model.vocab.get(token)
+
+    def id_to_token(self, token_id: int) -> str | None:
+        added = self._added_by_id.get(token_id)
+        if added is not None:
+            return added.content
+        return self.model.id_to_token(token_id)
+
+    @property
+    def special_tokens(self) -> list[str]:
+        """The special tokens, in id order (e.g. ``['<|endoftext|>']`` or ``['[PAD]', '[UNK]', ...]``)."""
+        return [t.content for t in sorted(self.added_tokens, key=lambda t: t.id) if t.special]
+
+    # --- encoding ----------------------------------------------------------------------------------------
+
+    def encode(self, text: str, pair: str | None = None, *, add_special_tokens: bool = True) -> Encoding:
+        """Encode `text` (and `pair`, the second text of a pair) into an `Encoding`.
+
+        >>> tok.encode("Frog on a log.", "It jumps.").type_ids   # BERT: [CLS] a [SEP] b [SEP]
+        """
+        if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
+            raise TypeError("encode takes str (and optionally a second str for a pair)")
+        first = self._encode_sequence(text, type_id=0, sequence=0)
+        second = self._encode_sequence(pair, type_id=1, sequence=1) if pair is not None else None
+        encoding = self._post_process(first, second, add_special_tokens)
+        if self.padding is not None:
+            self._pad([encoding])
+        return encoding
+
+    def encode_batch(
+        self,
+        texts: Sequence[str] | Sequence[tuple[str, str]],
+        *,
+        add_special_tokens: bool = True,
+        num_workers: int = 1,
+    ) -> list[Encoding]:
+        """Encode many texts (or (a, b) pairs); padding, when enabled, is to the longest of the batch.
+
+        num_workers > 1 splits a large batch over that many processes (0 = one per CPU core). It pays on big
+        batches only: the encodings must be sent back between processes.
+        """
+        if num_workers == 0:
+            num_workers = os.cpu_count() or 1
+        if num_workers > 1 and len(texts) >= 2000:
+            from lmforge.tokenizers.parallel import encode_in_processes
+
+            encodings = encode_in_processes(self, list(texts), add_special_tokens, num_workers)
+        else:
+            encodings = [self._encode_one(item, add_special_tokens) for item in texts]
+        if self.padding is not None:
+            self._pad(encodings)
+        return encodings
+
+    def _encode_one(self, item: str | tuple[str, str], add_special_tokens: bool) -> Encoding:
+        if isinstance(item, str):
+            first = self._encode_sequence(item, 0, 0)
+            return self._post_process(first, None, add_special_tokens)
+        text, pair = item
+        first = self._encode_sequence(text, 0, 0)
+        second = self._encode_sequence(pair, 1, 1)
+        return self._post_process(first, second, add_special_tokens)
+
+    def _encode_sequence(self, text: str, type_id: int, sequence: int) -> Encoding:
+        ids: list[int] = []
+        parts: list = []
+        if self._added_pattern is None or not self._may_hold_added(text) or not (pieces := self._split_added(text)):
+            self._encode_segment(text, 0, ids, parts)
+        else:
+            for start, end, added in pieces:
+                if added is None:
+                    self._encode_segment(text[start:end], start, ids, parts)
+                else:
+                    ids.append(added.id)
+                    parts.append(("list", [added.content], [(start, end)]))
+        return Encoding.of_sequence(ids, parts, type_id, sequence)
+
+    def _may_hold_added(self, text: str) -> bool:
+        if len(self._added_contents) > 16:
+            return True
+        return any(content in text for content in self._added_contents)  # beats a regex scan per text
+
+    def _split_added(self, text: str) -> list[tuple[int, int, AddedToken | None]]:
+        """[(start, end, added token or None for plain text)], or [] when no added token occurs."""
+        parts: list[tuple[int, int, AddedToken | None]] = []
+        position = 0
+        for match in self._added_pattern.finditer(text):
+            token = self._added_by_content[match.group("token")]
+            start, end = match.span()
+            if not token.lstrip:
+                start = match.start("token")
+            if not token.rstrip:
+                end = match.end("token")
+            if token.single_word and not _is_single_word(text, match.start("token"), match.end("token")):
+                continue
+            if start > position:
+                parts.append((position, start, None))
+            parts.append((start, end, token))
+            position = end
+        if not parts:
+            return []
+        if position < len(text):
+            parts.append((position, len(text), None))
+        return parts
+
+    def _encode_segment(self, text: str, base: int, ids: list[int], parts: list) -> None:
+        """Normalize, pre-tokenize and tokenize one stretch of text without added tokens; append the ids
+        and a part from which the Encoding builds tokens and offsets (see `Encoding._materialize`)."""
+        alignment: Alignment = None
+        if self.normalizer is not None:
+            text, alignment = self.normalizer.normalize(text)
+        if self._prefix_space:  # ByteLevel(add_prefix_space): a space aligned to the first character
+            if text and not text.startswith(" "):
+                shift: Alignment = [(0, 1)] + [(i - 1, i) for i in range(1, len(text) + 1)]
+                text = " " + text
+            else:
+                shift = [(i, i + 1) for i in range(len(text))]
+            alignment = compose(alignment, shift)
+        if self.pre_tokenizer is not None:
+            words, starts = self.pre_tokenizer.split(text)
+        else:
+            words, starts = ([text], [0]) if text else ([], [])
+        cache = self._cache
+        if len(cache) > CACHE_LIMIT:
+            cache.clear()
+        entries = list(map(cache.get, words))
+        if None in entries:
+            miss = self._word_entry
+            entries = [entry or miss(word) for entry, word in zip(entries, words, strict=True)]
+        trimming = self._trimmer is not None and self._trimmer.trim_offsets
+        is_first = not ids
+        if alignment is None:
+            # The hot path: ids now; tokens and offsets later, from the cached entries, if anyone asks.
+            for entry in entries:
+                ids += entry[0]
+            first_offset = None
+            if trimming and is_first and self._trimmer.add_prefix_space and entries and entries[0][0]:
+                # HF trims no single leading space off the very first token in this case.
+                a, b = entries[0][2][0]
+                raw = (base + starts[0] + a, base + starts[0] + b)
+                first_offset = self._trimmer.trim(entries[0][1][0], raw, True)
+            parts.append(("words", base, starts, entries, 3 if trimming else 2, first_offset))
+            return
+        # Slow path: offsets go through the normalizer's alignment, then ByteLevel trimming (as in HF).
+        tokens: list[str] = []
+        offsets: list[tuple[int, int]] = []
+        last = alignment[-1][1] if alignment else 0
+        for entry, start in zip(entries, starts, strict=True):
+            for token_id, token, (a, b) in zip(entry[0], entry[1], entry[2], strict=True):
+                s, e = start + a, start + b
+                if e > s:
+                    span = (alignment[s][0] + base, alignment[e - 1][1] + base)
+                else:
+                    at = alignment[s][0] if s < len(alignment) else last
+                    span = (at + base, at + base)
+                if trimming:
+                    span = self._trimmer.trim(token, span, is_first or span[0] == 0)
+                    is_first = False
+                ids.append(token_id)
+                tokens.append(token)
+                offsets.append(span)
+        parts.append(("list", tokens, offsets))
+
+    def _word_entry(self, word: str) -> WordEntry:
+        pieces = self.model.tokenize(word)
+        ids = tuple(p[0] for p in pieces)
+        tokens = tuple(p[1] for p in pieces)
+        spans = tuple((p[2], p[3]) for p in pieces)
+        if self._trimmer is not None and self._trimmer.trim_offsets:
+            trimmed = tuple(self._trimmer.trim(t, s) for t, s in zip(tokens, spans))
+        else:
+            trimmed = spans
+        entry = (ids, tokens, spans, trimmed)
+        self._cache[word] = entry
+        return entry
+
+    # --- post-processing: truncation, special tokens, padding --------------------------------------------
+
+    def num_special_tokens_to_add(self, is_pair: bool) -> int:
+        return self._template.num_special_tokens(is_pair) if self._template is not None else 0
+
+    def _post_process(self, first: Encoding, second: Encoding | None, add_special_tokens: bool) -> Encoding:
+        if self.truncation is not None:
+            added = self.num_special_tokens_to_add(second is not None) if add_special_tokens else 0
+            _truncate(first, second, self.truncation, self.truncation.max_length - added)
+            trimmer = self._trimmer
+            if trimmer is not None and trimmer.trim_offsets and trimmer.add_prefix_space:
+                # HF trims each window on its own: a window's first token keeps one leading space.
+                for sequence in (first, second) if second is not None else (first,):
+                    for window in (sequence, *sequence.overflowing):
+                        if window._cut:
+                            _keep_one_leading_space(window)
+        if add_special_tokens and self._template is not None:
+            return _apply_template(self._template, first, second)
+        if second is None:
+            return first
+        merged = first.merge(second)
+        merged.overflowing = first.overflowing + second.overflowing
+        return merged
+
+    def _pad(self, encodings: list[Encoding]) -> None:
+        padding = self.padding
+        length = padding.length
+        if length is None:
+            length = max((len(e) for e in encodings), default=0)
+        if padding.pad_to_multiple_of and length % padding.pad_to_multiple_of:
+            length += padding.pad_to_multiple_of - length % padding.pad_to_multiple_of
+        for encoding in encodings:
+            encoding.pad(length, padding.pad_id, padding.pad_type_id, padding.pad_token, padding.direction)
+
+    # --- decoding ----------------------------------------------------------------------------------------
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
+        """Ids back to text: `decode(encode(s).ids) == s` for byte-level BPE.
+
+        >>> tok.decode(tok.encode("Frog on a log.").ids)
+        'frog on a log.'
+        """
+        tokens = []
+        for token_id in ids:
+            if skip_special_tokens and token_id in self._special_ids:
+                continue
+            token = self.id_to_token(int(token_id))
+            if token is None:
+                raise LmforgeError(f"id {token_id} is not in the vocabulary (size {self.vocab_size})")
+            tokens.append(token)
+        if self.decoder is None:
+            return join_with_spaces(tokens)
+        return self.decoder.decode(tokens)
+
+    def decode_batch(self, batch: Iterable[Iterable[int]], skip_special_tokens: bool = True) -> list[str]:
+        return [self.decode(ids, skip_special_tokens) for ids in batch]
+
+    # --- files -------------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        from lmforge.tokenizers.hf import tokenizer_to_dict
+
+        return tokenizer_to_dict(self)
+
+    def to_str(self, pretty: bool = True) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2 if pretty else None)
+
+    def save(self, path: str | os.PathLike, *, readable_vocab: bool = True) -> Path:
+        """Write ``tokenizer.json`` (HF format) at `path` and, beside it, ``<stem>.vocab.txt`` for people.
+
+        Both are written atomically: an interrupted save leaves any previous file intact.
+        """
+        path = Path(path)
+        write_atomically(path, self.to_str() + "\n")
+        if readable_vocab:
+            lines = [f"# {self.kind} tokenizer, {self.vocab_size} ids; machine file: {path.name}"]
+            lines += [
+                f"{t.id}\t{t.content}\t(added{', special' if t.special else ''})" for t in self.added_tokens
+            ]
+            added_ids = {t.id for t in self.added_tokens}
+            lines += [line for line in self.model.readable_vocab() if int(line.split("\t", 1)[0]) not in added_ids]
+            write_atomically(readable_vocab_path(path), "\n".join(lines) + "\n")
+        return path
+
+    @staticmethod
+    def load(path: str | os.PathLike) -> Tokenizer:
+        """Read a ``tokenizer.json`` (written by lmforge or HF); returns the matching kind."""
+        from lmforge.tokenizers.hf import load_tokenizer
+
+        return load_tokenizer(path)
+
+    @staticmethod
+    def from_str(text: str, source: str = "<string>") -> Tokenizer:
+        from lmforge.tokenizers.hf import tokenizer_from_str
+
+        return tokenizer_from_str(text, source)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_cache"] = {}
+        return state
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+
+def readable_vocab_path(path: Path) -> Path:
+    stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
+    return path.with_name(stem + ".vocab.txt")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, fsync it, then rename it over `path`."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise LmforgeError(f"{path}: directory {directory} does not exist; create it first")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _added_tokens_pattern(tokens: Sequence[AddedToken]) -> regex.Pattern | None:
+    if not tokens:
+        return None
+    contents = sorted({t.content for t in tokens if t.content}, key=len, reverse=True)
+    if not contents:
+        return None
+    alternatives = "|".join(regex.escape(c) for c in contents)
+    return regex.compile(rf"\s*(?P<token>{alternatives})\s*")
+
+
+def _is_single_word(text: str, start: int, end: int) -> bool:
+    before = text[start - 1] if start > 0 else " "
+    after = text[end] if end < len(text) else " "
+    return not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_")
+
+
+def _split_post_processor(processor: Any) -> tuple[TemplateProcessing | None, Any]:
+    """(template that adds special tokens, ByteLevel offset trimmer) found in a post-processor."""
+    if processor is None:
+        return None, None
+    parts = getattr(processor, "processors", [processor])
+    template = next((p for p in parts if isinstance(p, TemplateProcessing)), None)
+    trimmer = next((p for p in parts if hasattr(p, "trim")), None)
+    return template, trimmer
+
+
+def _keep_one_leading_space(window: Encoding) -> None:
+    """Undo the trimming of one leading space on a window's first token, as HF's ByteLevel does for i == 0."""
+    token = window.tokens[0] if window.tokens else ""
+    if not token or token[0] != "Ġ" or token[1:2] == "Ġ":
+        return
+    start, end = window._offsets[0]
+    window._offsets[0] = (start - 1, end - 1 if token == "Ġ" else end)
+
+
+def _truncate(first: Encoding, second: Encoding | None, truncation: Truncation, max_length: int) -> None:
+    """HF's truncation: longest-first balances the two sequences; only_* cut one of them."""
+    if max_length < 0:
+        max_length = 0
+    total = len(first) + (len(second) if second is not None else 0)
+    if total <= max_length:
+        return
+    stride, direction = truncation.stride, truncation.direction
+    if second is None and truncation.strategy == "only_second":
+        raise LmforgeError("truncation strategy only_second needs a pair of texts; use longest_first or only_first")
+    if second is None or truncation.strategy == "longest_first":
+        if second is None:
+            first.truncate(max_length, stride, direction)
+            return
+        n1, n2 = len(first), len(second)
+        swapped = n1 > n2
+        if swapped:
+            n1, n2 = n2, n1
+        n2 = n1 if n1 > max_length else max(n1, max_length - n1)
+        if n1 + n2 > max_length:
+            n1 = max_length // 2
+            n2 = n1 + max_length % 2
+        if swapped:
+            n1, n2 = n2, n1
+        first.truncate(n1, stride, direction)
+        second.truncate(n2, stride, direction)
+        return
+    target = first if truncation.strategy == "only_first" else second
+    other = len(second) if target is first else len(first)
+    if other >= max_length:
+        raise LmforgeError(
+            f"cannot truncate with {truncation.strategy}: the other sequence alone has {other} tokens, "
+            f"max_length leaves {max_length}; use longest_first or a larger max_length"
+        )
+    target.truncate(max_length - other, stride, direction)
+
+
+def _apply_template(template: TemplateProcessing, first: Encoding, second: Encoding | None) -> Encoding:
+    pieces = template.pair if second is not None else template.single
+    ids: list[int] = []
+    type_ids: list[int] = []
+    attention_mask: list[int] = []
+    special_tokens_mask: list[int] = []
+    sequence_ids: list[int | None] = []
+    parts: list = []
+    for piece in pieces:
+        if piece.is_sequence:
+            part = first if piece.name == "A" else second
+            if part is None:
+                continue
+            ids += part.ids
+            type_ids += [piece.type_id] * len(part)
+            attention_mask += part.attention_mask
+            special_tokens_mask += part.special_tokens_mask
+            sequence_ids += part.sequence_ids
+            parts += part._as_parts()
+        else:
+            special_ids, special_tokens = template.special_tokens[piece.name]
+            n = len(special_ids)
+            ids += special_ids
+            type_ids += [piece.type_id] * n
+            attention_mask += [1] * n
+            special_tokens_mask += [1] * n
+            sequence_ids += [None] * n
+            parts.append(("list", special_tokens, [(0, 0)] * n))
+    result = Encoding(ids, None, None, type_ids, attention_mask, special_tokens_mask, sequence_ids, parts=parts)
+    for overflow in first.overflowing:
+        result.overflowing.append(_apply_template(template, overflow, second))
+    if second is not None:
+        for overflow in second.overflowing:
+            result.overflowing.append(_apply_template(template, first, overflow))
+    return result

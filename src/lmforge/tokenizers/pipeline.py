@@ -1,0 +1,551 @@
+"""The stages of a tokenizer that are not the model: normalizers, pre-tokenizers, post-processors, decoders.
+
+A tokenizer runs text through the same stages as Hugging Face `tokenizers`, so a `tokenizer.json` maps onto
+these classes one to one (see `hf.py`):
+
+    text ─ normalizer ─▶ normalized text ─ pre-tokenizer ─▶ words ─ model ─▶ tokens ─ post-processor ─▶ Encoding
+                                                                          decoder: tokens ─▶ text
+
+Generic stages live here; the ones that belong to one kind of tokenizer live with it (`ByteLevel` in
+`bpe.py`, `BertNormalizer` and `BertPreTokenizer` in `wordpiece.py`).
+
+Offsets. A normalizer returns the normalized text and its *alignment*: for each normalized character, the
+span ``(start, end)`` of the original characters it came from — or ``None`` when the normalized text lines up
+one to one with the original (the fast, common case: lower-casing ASCII does not move anything). Token
+offsets are computed in normalized characters and mapped back through the alignment, as HF does, so they
+are always character spans into the text the user passed.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate, chain
+from operator import itemgetter
+
+import regex
+
+Alignment = (
+    list[tuple[int, int]] | None
+)  # per normalized char: its (start, end) in the input; None = identity
+
+# Rust's `char::is_whitespace` (the Unicode White_Space property), which HF uses. Python's `str.isspace`
+# and `\s` also accept \x1c-\x1f, which Unicode does not call whitespace.
+WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# BERT's punctuation: every ASCII punctuation mark (including $, +, <, ^, `, |, ~) or Unicode category P*.
+PUNCTUATION = r"!-/:-@\[-`{-~\p{P}"
+
+
+# --- normalizers -----------------------------------------------------------------------------------------
+
+
+def map_chars(text: str, transform: Callable[[str], str]) -> tuple[str, Alignment]:
+    """Apply `transform` to each character (it may return '', one or several characters), tracking spans.
+
+    >>> map_chars("Ab", lambda c: c.lower() * 2)
+    ('aabb', [(0, 1), (0, 1), (1, 2), (1, 2)])
+    """
+    pieces: list[str] = []
+    alignment: list[tuple[int, int]] = []
+    for index, char in enumerate(text):
+        out = transform(char)
+        pieces.append(out)
+        if len(out) == 1:
+            alignment.append((index, index + 1))
+        elif out:
+            alignment.extend([(index, index + 1)] * len(out))
+    return "".join(pieces), alignment
+
+
+def compose(first: Alignment, second: Alignment) -> Alignment:
+    """Alignment of two normalizers run one after the other (`second` is in `first`'s output coordinates)."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return [(first[s][0], first[e - 1][1]) if e > s else (first[s][0], first[s][0]) for s, e in second]
+
+
+class Normalizer:
+    """Turns text into normalized text plus its alignment to the input."""
+
+    def normalize(self, text: str) -> tuple[str, Alignment]:
+        raise NotImplementedError
+
+    def to_json(self) -> dict:
+        raise NotImplementedError
+
+
+class Lowercase(Normalizer):
+    """Lower-case each character (per character, as Rust does: no final-sigma rule)."""
+
+    def normalize(self, text: str) -> tuple[str, Alignment]:
+        if text.isascii():
+            return text.lower(), None
+        lowered = text.lower()
+        if len(lowered) == len(text) and "Σ" not in text:
+            return lowered, None
+        return map_chars(text, str.lower)
+
+    def to_json(self) -> dict:
+        return {"type": "Lowercase"}
+
+
+@dataclass
+class UnicodeNormalizer(Normalizer):
+    """NFC, NFD, NFKC or NFKD. Each input character is normalized on its own when the text changes, so the
+    alignment stays exact; composition across characters (NFC of 'e' + U+0301) is done per cluster."""
+
+    form: str
+
+    def normalize(self, text: str) -> tuple[str, Alignment]:
+        if text.isascii() or unicodedata.is_normalized(self.form, text):
+            return text, None
+        if self.form in ("NFD", "NFKD"):
+            return map_chars(text, lambda c: unicodedata.normalize(self.form, c))
+        # Composing forms: normalize each cluster (a starter and the marks after it) as a unit.
+        pieces: list[str] = []
+        alignment: list[tuple[int, int]] = []
+        start = 0
+        for index in range(1, len(text) + 1):
+            if index == len(text) or unicodedata.combining(text[index]) == 0:
+                out = unicodedata.normalize(self.form, text[start:index])
+                pieces.append(out)
+                alignment.extend([(start, index)] * len(out))
+                start = index
+        return "".join(pieces), alignment
+
+    def to_json(self) -> dict:
+        return {"type": self.form}
+
+
+class StripAccents(Normalizer):
+    """Drop non-spacing marks (category Mn); meant to follow NFD, as in HF."""
+
+    def normalize(self, text: str) -> tuple[str, Alignment]:
+        if text.isascii():
+            return text, None
+        category = unicodedata.category
+        if not any(category(c) == "Mn" for c in text):
+            return text, None
+        return map_chars(text, lambda c: "" if category(c) == "Mn" else c)
+
+    def to_json(self) -> dict:
+        return {"type": "StripAccents"}
+
+
+@dataclass
+class Strip(Normalizer):
+    """Remove leading and/or trailing whitespace."""
+
+    left: bool = True
+    right: bool = True
+
+    def normalize(self, text: str) -> tuple[str, Alignment]:
+        start, end = 0, len(text)
+        while self.left and start < end and text[start].isspace():
+            start += 1
+        while self.right and end > start and text[end - 1].isspace():
+            end -= 1
+        if (start, end) == (0, len(text)):
+            return text, None
+        return text[start:end], [(i, i + 1) for i in range(start, end)]
+
+    def to_json(self) -> dict:
+        return {"type": "Strip", "strip_left": self.left, "strip_right": self.right}
+
+
+@dataclass
+class Replace(Normalizer):
+    """Replace every occurrence of a string; each replacement character aligns to the whole match."""
+
+    pattern: str
+    content: str
+
+    def normalize(self, text: str) -> tuple[str, Alignment]:
+        if self.pattern not in text:
+            return text, None
+        pieces: list[str] = []
+        alignment: list[tuple[int, int]] = []
+        position = 0
+        while True:
+            found = text.find(self.pattern, position)
+            end = len(text) if found < 0 else found
+            pieces.append(text[position:end])
+            alignment.extend((i, i + 1) for i in range(position, end))
+            if found < 0:
+                break
+            match_end = found + len(self.pattern)
+            pieces.append(self.content)
+            alignment.extend([(found, match_end)] * len(self.content))
+            position = match_end
+        return "".join(pieces), alignment
+
+    def to_json(self) -> dict:
+        return {"type": "Replace", "pattern": {"String": self.pattern}, "content": self.content}
+
+
+@dataclass
+class NormalizerSequence(Normalizer):
+    normalizers: list[Normalizer]
+
+    def normalize(self, text: str) -> tuple[str, Alignment]:
+        alignment: Alignment = None
+        for normalizer in self.normalizers:
+            text, step = normalizer.normalize(text)
+            alignment = compose(alignment, step)
+        return text, alignment
+
+    def to_json(self) -> dict:
+        return {"type": "Sequence", "normalizers": [n.to_json() for n in self.normalizers]}
+
+
+# --- pre-tokenizers --------------------------------------------------------------------------------------
+
+
+class PreTokenizer:
+    """Splits normalized text into words: two parallel lists, the words and where each starts."""
+
+    def split(self, text: str) -> tuple[list[str], list[int]]:
+        raise NotImplementedError
+
+    def words(self, text: str) -> list[str]:
+        """The words only (training counts words and needs no positions)."""
+        return self.split(text)[0]
+
+    def to_json(self) -> dict:
+        raise NotImplementedError
+
+
+def covering_split(pieces: list[str]) -> tuple[list[str], list[int]]:
+    """Starts of `pieces` that, end to end, are the whole text.
+
+    >>> covering_split(["ab", " c"])
+    (['ab', ' c'], [0, 2])
+    """
+    starts = [0]
+    starts.extend(accumulate(map(len, pieces)))
+    starts.pop()
+    return pieces, starts
+
+
+def gapped_split(pairs: list[tuple[str, str]]) -> tuple[list[str], list[int]]:
+    """Words from `findall` of a pattern ``(gap)(word)``, where the gaps (dropped text) come before each word.
+
+    >>> gapped_split([("", "a"), ("  ", "b")])
+    (['a', 'b'], [0, 3])
+    """
+    ends = list(accumulate(map(len, chain.from_iterable(pairs))))
+    return list(map(itemgetter(1), pairs)), ends[0::2]
+
+
+@dataclass
+class Split(PreTokenizer):
+    """Split on a regex or string with one of HF's behaviours: removed, isolated, merged_with_previous,
+    merged_with_next, contiguous; `invert` makes the matches the words instead of the separators."""
+
+    pattern: str
+    behavior: str = "isolated"
+    invert: bool = False
+    is_regex: bool = True
+
+    def __post_init__(self):
+        behaviors = ("removed", "isolated", "merged_with_previous", "merged_with_next", "contiguous")
+        if self.behavior not in behaviors:
+            raise ValueError(f"unknown split behavior {self.behavior!r}; expected one of {behaviors}")
+        self._regex = regex.compile(self.pattern if self.is_regex else regex.escape(self.pattern))
+
+    def split(self, text: str) -> tuple[list[str], list[int]]:
+        # Mark every char span as a match (True) or not (False), then group by the behaviour.
+        spans: list[tuple[int, int, bool]] = []
+        position = 0
+        for match in self._regex.finditer(text):
+            start, end = match.span()
+            if start == end:
+                continue
+            if start > position:
+                spans.append((position, start, False))
+            spans.append((start, end, True))
+            position = end
+        if position < len(text):
+            spans.append((position, len(text), False))
+        if self.invert:
+            spans = [(s, e, not m) for s, e, m in spans]
+        pieces: list[tuple[int, int]] = []
+        behavior = self.behavior
+        if behavior == "removed":
+            pieces = [(s, e) for s, e, m in spans if not m]
+        elif behavior == "isolated":
+            pieces = [(s, e) for s, e, _ in spans]
+        elif behavior == "contiguous":
+            previous_match = False
+            for s, e, m in spans:
+                if pieces and m and previous_match:
+                    pieces[-1] = (pieces[-1][0], e)
+                else:
+                    pieces.append((s, e))
+                previous_match = m
+        elif behavior == "merged_with_previous":
+            previous_match = False
+            for s, e, m in spans:
+                if m and pieces and not previous_match:
+                    pieces[-1] = (pieces[-1][0], e)
+                else:
+                    pieces.append((s, e))
+                previous_match = m
+        else:  # merged_with_next
+            pending: int | None = None
+            for s, e, m in spans:
+                if m:
+                    if pending is not None:
+                        pieces.append((pending, s))
+                    pending = s
+                else:
+                    pieces.append((s if pending is None else pending, e))
+                    pending = None
+            if pending is not None:
+                pieces.append((pending, len(text)))
+        return [text[s:e] for s, e in pieces], [s for s, _ in pieces]
+
+    def to_json(self) -> dict:
+        key = "Regex" if self.is_regex else "String"
+        return {
+            "type": "Split",
+            "pattern": {key: self.pattern},
+            "behavior": "".join(p.capitalize() for p in self.behavior.split("_")),
+            "invert": self.invert,
+        }
+
+
+class Whitespace(PreTokenizer):
+    """HF `Whitespace`: the words are the matches of ``\\w+|[^\\w\\s]+``."""
+
+    _pattern = regex.compile(r"(\s*)(\w+|[^\w\s]+)")
+
+    def split(self, text: str) -> tuple[list[str], list[int]]:
+        return gapped_split(self._pattern.findall(text))
+
+    def to_json(self) -> dict:
+        return {"type": "Whitespace"}
+
+
+class WhitespaceSplit(PreTokenizer):
+    """HF `WhitespaceSplit`: split on whitespace, which is dropped."""
+
+    _pattern = regex.compile(rf"([{WHITESPACE}]*)([^{WHITESPACE}]+)")
+
+    def split(self, text: str) -> tuple[list[str], list[int]]:
+        return gapped_split(self._pattern.findall(text))
+
+    def to_json(self) -> dict:
+        return {"type": "WhitespaceSplit"}
+
+
+@dataclass
+class Punctuation(PreTokenizer):
+    """HF `Punctuation`: split off punctuation (BERT's definition), isolated by default."""
+
+    behavior: str = "isolated"
+
+    def __post_init__(self):
+        self._split = Split(rf"[{PUNCTUATION}]", self.behavior)
+
+    def split(self, text: str) -> tuple[list[str], list[int]]:
+        return self._split.split(text)
+
+    def to_json(self) -> dict:
+        return {"type": "Punctuation", "behavior": self._split.to_json()["behavior"]}
+
+
+@dataclass
+class Digits(PreTokenizer):
+    """HF `Digits`: split off runs of digits (or each digit when `individual_digits`)."""
+
+    individual_digits: bool = False
+
+    def __post_init__(self):
+        self._split = Split(r"\p{Nd}" if self.individual_digits else r"\p{Nd}+", "isolated")
+
+    def split(self, text: str) -> tuple[list[str], list[int]]:
+        return self._split.split(text)
+
+    def to_json(self) -> dict:
+        return {"type": "Digits", "individual_digits": self.individual_digits}
+
+
+@dataclass
+class PreTokenizerSequence(PreTokenizer):
+    pre_tokenizers: list[PreTokenizer]
+
+    def split(self, text: str) -> tuple[list[str], list[int]]:
+        words, starts = [text], [0]
+        for pre_tokenizer in self.pre_tokenizers:
+            new_words: list[str] = []
+            new_starts: list[int] = []
+            for word, start in zip(words, starts):
+                parts, offsets = pre_tokenizer.split(word)
+                new_words.extend(parts)
+                new_starts.extend(start + o for o in offsets)
+            words, starts = new_words, new_starts
+        return words, starts
+
+    def to_json(self) -> dict:
+        return {"type": "Sequence", "pretokenizers": [p.to_json() for p in self.pre_tokenizers]}
+
+
+# --- post-processors -------------------------------------------------------------------------------------
+
+
+@dataclass
+class TemplatePiece:
+    """One element of a template: a special token (by its name) or sequence "A" / "B", with its type id."""
+
+    name: str
+    type_id: int = 0
+    is_sequence: bool = False
+
+
+@dataclass
+class TemplateProcessing:
+    """Adds special tokens around one or two sequences, e.g. BERT's ``[CLS] $A [SEP] $B:1 [SEP]:1``.
+
+    `special_tokens` maps a name of the template to the ids and tokens it stands for (usually one each).
+    """
+
+    single: list[TemplatePiece]
+    pair: list[TemplatePiece]
+    special_tokens: dict[str, tuple[list[int], list[str]]] = field(default_factory=dict)
+
+    @classmethod
+    def bert(cls, cls_token: str, cls_id: int, sep_token: str, sep_id: int) -> TemplateProcessing:
+        return cls(
+            single=[TemplatePiece(cls_token), TemplatePiece("A", 0, True), TemplatePiece(sep_token)],
+            pair=[
+                TemplatePiece(cls_token),
+                TemplatePiece("A", 0, True),
+                TemplatePiece(sep_token),
+                TemplatePiece("B", 1, True),
+                TemplatePiece(sep_token, 1),
+            ],
+            special_tokens={cls_token: ([cls_id], [cls_token]), sep_token: ([sep_id], [sep_token])},
+        )
+
+    def num_special_tokens(self, is_pair: bool) -> int:
+        template = self.pair if is_pair else self.single
+        return sum(len(self.special_tokens[p.name][0]) for p in template if not p.is_sequence)
+
+    def to_json(self) -> dict:
+        def piece(p: TemplatePiece) -> dict:
+            if p.is_sequence:
+                return {"Sequence": {"id": p.name, "type_id": p.type_id}}
+            return {"SpecialToken": {"id": p.name, "type_id": p.type_id}}
+
+        return {
+            "type": "TemplateProcessing",
+            "single": [piece(p) for p in self.single],
+            "pair": [piece(p) for p in self.pair],
+            "special_tokens": {
+                name: {"id": name, "ids": ids, "tokens": tokens}
+                for name, (ids, tokens) in self.special_tokens.items()
+            },
+        }
+
+
+@dataclass
+class PostProcessorSequence:
+    """Several post-processors in a row (e.g. ByteLevel offset trimming, then a template)."""
+
+    processors: list
+
+    def to_json(self) -> dict:
+        return {"type": "Sequence", "processors": [p.to_json() for p in self.processors]}
+
+
+# --- decoders --------------------------------------------------------------------------------------------
+
+
+class Decoder:
+    """Turns tokens back into text."""
+
+    def decode(self, tokens: list[str]) -> str:
+        return "".join(self.decode_chain(tokens))
+
+    def decode_chain(self, tokens: list[str]) -> list[str]:
+        raise NotImplementedError
+
+    def to_json(self) -> dict:
+        raise NotImplementedError
+
+
+class Fuse(Decoder):
+    """Concatenate the tokens (character tokenizers)."""
+
+    def decode_chain(self, tokens: list[str]) -> list[str]:
+        return ["".join(tokens)]
+
+    def to_json(self) -> dict:
+        return {"type": "Fuse"}
+
+
+_CLEANUPS = [
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" do not", " don't"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
+]
+
+
+def cleanup_tokenization_spaces(text: str) -> str:
+    """Undo the spaces a word-level split put before punctuation and contractions (as HF does).
+
+    >>> cleanup_tokenization_spaces("hello , world !")
+    'hello, world!'
+    """
+    for dirty, clean in _CLEANUPS:
+        text = text.replace(dirty, clean)
+    return text
+
+
+@dataclass
+class WordPieceDecoder(Decoder):
+    """Join words with spaces, glue ``##`` continuations to the previous token; optional cleanup."""
+
+    prefix: str = "##"
+    cleanup: bool = True
+
+    def decode_chain(self, tokens: list[str]) -> list[str]:
+        out = []
+        for index, token in enumerate(tokens):
+            if index:
+                token = token[len(self.prefix) :] if token.startswith(self.prefix) else " " + token
+            out.append(cleanup_tokenization_spaces(token) if self.cleanup else token)
+        return out
+
+    def to_json(self) -> dict:
+        return {"type": "WordPiece", "prefix": self.prefix, "cleanup": self.cleanup}
+
+
+@dataclass
+class DecoderSequence(Decoder):
+    decoders: list[Decoder]
+
+    def decode_chain(self, tokens: list[str]) -> list[str]:
+        for decoder in self.decoders:
+            tokens = decoder.decode_chain(tokens)
+        return tokens
+
+    def to_json(self) -> dict:
+        return {"type": "Sequence", "decoders": [d.to_json() for d in self.decoders]}
+
+
+def join_with_spaces(tokens: Sequence[str]) -> str:
+    """HF's decoding when a file has no decoder."""
+    return " ".join(tokens)
