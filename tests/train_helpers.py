@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -13,10 +14,11 @@ from lmforge.data.shards import ByteEncoder, TokenShards, prepare_shards
 SHAKESPEARE_BYTES = 200_000  # enough real text for a tiny model to learn from in seconds
 
 
-class TinyOutput:
-    def __init__(self, logits: torch.Tensor):
-        self.logits = logits
-        self.hidden_states = (logits,)
+class TinyOutput(NamedTuple):
+    """A NamedTuple: a pytree, so FSDP2 can hook the tensors inside (a plain class would hide them)."""
+
+    logits: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...]
 
 
 class NGramMLP(nn.Module):
@@ -38,7 +40,8 @@ class NGramMLP(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> TinyOutput:
         x = self.embedding(input_ids)  # (B, T, C)
         shifted = [x] + [nn.functional.pad(x, (0, 0, k, 0))[:, : x.shape[1]] for k in range(1, self.context)]
-        return TinyOutput(self.mlp(torch.cat(shifted, dim=-1)))  # (B, T, V)
+        logits = self.mlp(torch.cat(shifted, dim=-1))  # (B, T, V)
+        return TinyOutput(logits, (x,))
 
 
 def shakespeare_shards(

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.export import register_dataclass
 
 
 @dataclass
@@ -54,6 +55,11 @@ class LMOutput:
     logits: torch.Tensor  # (B, T, V)
     hidden_states: tuple[torch.Tensor, ...]  # num_layers + 1 tensors (B, T, C): embeddings, then layers
     state: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer (h, c), each (1, B, H)
+
+
+# A pytree node, so FSDP2 finds the tensors inside the output and hooks its backward (an unregistered
+# class hides them: FSDP2 then never reduce-scatters the gradients and the weights never change).
+register_dataclass(LMOutput, serialized_type_name="lmforge.model.rnn.LMOutput")
 
 
 class LSTMLanguageModel(nn.Module):
