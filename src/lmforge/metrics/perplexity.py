@@ -7,8 +7,9 @@ What this file implements:
   - `sliding_window_nll`: the NLL of a long text under a causal model whose context is shorter than the
     text, as in the Hugging Face perplexity guide: windows of `context` tokens move by `stride`; each
     window scores only the tokens the previous window did not, so every token is predicted once, with
-    up to `context - stride` tokens of history. stride == context is the fast, pessimistic chunked
-    estimate; stride 1 the exact one.
+    at least `context - stride` tokens of history. stride == context is the fast, pessimistic estimate
+    over disjoint chunks (each chunk's first token has no history and is not scored, as in the guide);
+    stride 1 gives every token the most history.
 
     >>> perplexity(nll_sum=6.931, tokens=10)          # mean NLL ln 2 -> perplexity 2
     1.99999...
