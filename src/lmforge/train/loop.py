@@ -1,0 +1,422 @@
+"""The one training loop. Every objective — causal LM, masked LM, and later classification, seq2seq, QA —
+runs through `train`; what differs between them is a small `Objective` object.
+
+What this file implements:
+  - `Objective`: the protocol an objective follows: build micro-batch `index` of this rank, turn a batch
+    into a loss, sum evaluation quantities over a batch, and turn those sums into metrics;
+  - `TrainConfig`: every setting of the loop, with why-comments (loadable from YAML by `lmforge.config`);
+  - `train`: the loop, read top to bottom — AdamW with decay / no-decay groups, warmup + cosine schedule,
+    gradient accumulation, clipping, autocast (bf16; fp16 with a GradScaler on CUDA), optional
+    `torch.compile`, evaluation every N steps, atomic checkpoints (last K + best), exact resume (model,
+    optimizer, schedule step, RNG states, data position), DDP / FSDP2 under torchrun, a progress bar with
+    tokens/s, MFU and ETA, metrics.jsonl, TensorBoard and loss.png.
+
+    >>> objective = CLMObjective(TokenShards("shards", "train"), TokenShards("shards", "val"), block_size=256)
+    >>> result = train(model, objective, TrainConfig(max_steps=2000, lr=1e-3), "runs/gpt")
+    >>> result.metrics                         # {'val_loss': 1.62, 'val_perplexity': 5.05, 'val_bpb': 2.34}
+
+Data position: micro-batch `index` of rank `r` is a pure function of (index, r), so the position is the
+step count and resuming reproduces the exact batches. A run resumed from step N computes the same losses,
+bit for bit on CPU, as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from lmforge.config import to_dict
+from lmforge.errors import ConfigError
+from lmforge.train import distributed as distributed_
+from lmforge.train.logging import RunLogger, peak_flops
+from lmforge.train.optim import LRSchedule, build_optimizer
+from lmforge.train.state import (
+    best_checkpoint,
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    load_checkpoint_metrics,
+    restore_rng,
+    save_checkpoint,
+)
+
+
+class Objective(Protocol):
+    """What the loop needs from an objective (see `lmforge.data.clm.CLMObjective` for one)."""
+
+    def train_batch(self, index: int, batch_size: int, rank: int, world_size: int) -> dict[str, torch.Tensor]:
+        """Micro-batch number `index` (0, 1, 2, ...) of rank `rank`: a dict of CPU tensors.
+
+        Must depend only on its arguments (not on call order), so resuming at `index` is exact; the
+        "input_ids" entry's size counts as the tokens processed.
+        """
+        ...
+
+    def eval_batches(
+        self, num_batches: int | None, batch_size: int, rank: int, world_size: int
+    ) -> Iterable[dict[str, torch.Tensor]]:
+        """This rank's share of the first `num_batches` validation batches (all when None); same each time."""
+        ...
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The scalar training loss of a batch (already on the device)."""
+        ...
+
+    def evaluate(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Sums over one validation batch (e.g. {"nll": 812.3, "tokens": 4096}); added over batches/ranks."""
+        ...
+
+    def metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        """Totals -> reported metrics; the key "val_loss" picks the best checkpoint."""
+        ...
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000  # optimizer steps; the schedule's decay ends here
+    max_minutes: float | None = None  # wall-clock budget: stop (evaluate, save) after this many minutes
+    stop_after: int | None = (
+        None  # end this session at this step (saved; resumable); the schedule keeps max_steps
+    )
+    batch_size: int = 16  # sequences per micro-batch per process
+    grad_accum: int = 1  # micro-batches per step: global batch = batch_size x grad_accum x processes
+    lr: float = 1e-3  # peak AdamW rate; 1e-3 suits models under ~10M parameters (nanoGPT's baby GPT)
+    min_lr_ratio: float = 0.1  # cosine floor as a fraction of the peak
+    warmup_steps: int = 100  # linear warm-up: Adam's second-moment estimate is noisy for the first steps
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    weight_decay: float = 0.1  # on matrices only (see optim.parameter_groups); GPT-2/3 used 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95  # below Adam's 0.999: reacts faster to loss spikes in LM training (GPT-3)
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA that has it, else fp32
+    compile: bool = False  # torch.compile the model: faster steps after a slow first one (minutes on CPU)
+    device: str = "auto"  # auto: this rank's CUDA GPU when there is one, else the CPU
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # under torchrun: replicate (ddp) or shard (fsdp, FSDP2)
+    eval_every: int = 200  # optimizer steps between evaluations; 0 = only at the end
+    eval_batches: int = 20  # validation batches per evaluation; 0 = the whole validation split
+    eval_batch_size: int | None = None  # None = batch_size (no gradients, so larger fits too)
+    save_every: int = 0  # steps between checkpoints; 0 = at every evaluation
+    keep_last: int = 2  # checkpoints kept besides the best one
+    resume: bool = True  # continue from out_dir/checkpoints when a checkpoint is there
+    seed: int = 1337  # for dropout and data order; the model's initialisation is the caller's
+    log_every: int = 10  # steps between loss records (reading the loss syncs the GPU)
+    progress: bool = True  # tqdm progress bar
+    tensorboard: bool = True  # event files under out_dir/tb when tensorboard is installed
+    peak_tflops: float | None = None  # hardware peak for MFU; None = known GPUs only
+
+    def __post_init__(self):
+        for name in ("max_steps", "batch_size", "grad_accum", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0 or self.eval_every < 0 or self.save_every < 0:
+            raise ValueError("warmup_steps, eval_every and save_every must be >= 0")
+
+
+@dataclass
+class TrainResult:
+    steps: int  # optimizer steps done in total (including before a resume)
+    tokens: int  # tokens processed in this session, all ranks
+    seconds: float  # wall time of this session
+    stopped_by: str  # "steps", "time" or "stop_after"
+    metrics: dict[str, float] = field(default_factory=dict)  # the last evaluation
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    resumed_from: int = 0  # the step this session started from
+    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) at each log point
+    out_dir: Path | None = None
+    model: nn.Module | None = None  # the trained module, unwrapped (no DDP / compile wrappers)
+
+
+def train(
+    model: nn.Module,
+    objective: Objective,
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    flops_per_token: float | None = None,
+) -> TrainResult:
+    """Train `model` on `objective` as `config` says; checkpoints, metrics and loss.png go to `out_dir`."""
+    out_dir = Path(out_dir)
+    ctx = distributed_.init_distributed(config.device)
+    precision = _resolve_precision(config.precision, ctx.device)
+    _seed_everything(config.seed)
+    model.to(ctx.device)
+    wrapped = distributed_.wrap_model(model, ctx, config.parallel)
+    forward_model = torch.compile(wrapped) if config.compile else wrapped
+    optimizer = build_optimizer(
+        model, lr=config.lr, weight_decay=config.weight_decay, betas=(config.beta1, config.beta2)
+    )
+    schedule = LRSchedule(config.warmup_steps, config.max_steps, config.schedule, config.min_lr_ratio)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    fsdp = ctx.enabled and config.parallel == "fsdp"
+
+    checkpoints = out_dir / "checkpoints"
+    step, best = 0, {}
+    if config.resume and (found := latest_checkpoint(checkpoints)) is not None:
+        step, best = _resume(found, model, optimizer, scaler, config, ctx, fsdp)
+
+    peak = config.peak_tflops * 1e12 if config.peak_tflops else peak_flops(ctx.device)
+    logger = RunLogger(
+        out_dir,
+        total_steps=config.max_steps,
+        start_step=step,
+        flops_per_token=flops_per_token,
+        peak_flops_per_s=peak,
+        progress=config.progress,
+        tensorboard=config.tensorboard,
+        enabled=ctx.is_main,
+    )
+    autocast = _autocast(precision, ctx.device)
+    result = TrainResult(steps=step, tokens=0, seconds=0.0, stopped_by="steps", resumed_from=step)
+    started = time.perf_counter()
+    deadline = started + config.max_minutes * 60 if config.max_minutes else math.inf
+    window_tokens, window_started = 0, time.perf_counter()
+    saved_at = evaluated_at = -1  # the last step that saved / evaluated
+    model.train()
+
+    while step < config.max_steps:
+        lr = schedule.apply(optimizer, step, config.lr)
+        step_loss = torch.zeros((), device=ctx.device)
+        for micro in range(config.grad_accum):
+            batch = objective.train_batch(
+                step * config.grad_accum + micro, config.batch_size, ctx.rank, ctx.world_size
+            )
+            batch = _to_device(batch, ctx.device)
+            last_micro = micro == config.grad_accum - 1
+            # gradients are all-reduced once per step, on the last micro-batch only
+            with _gradient_sync(wrapped, last_micro, ctx, fsdp), autocast:
+                loss = objective.loss(forward_model, batch) / config.grad_accum
+                (scaler.scale(loss) if scaler else loss).backward()
+            step_loss += loss.detach()
+            window_tokens += batch["input_ids"].numel() * ctx.world_size
+            result.tokens += batch["input_ids"].numel() * ctx.world_size
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        logger.advance(step)
+
+        if step % config.log_every == 0 or step == config.max_steps:
+            loss_value = (
+                float(distributed_.all_reduce_sums({"loss": float(step_loss)}, ctx)["loss"]) / ctx.world_size
+            )
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"loss is {loss_value} at step {step}; lower the learning rate")
+            elapsed = time.perf_counter() - window_started
+            logger.train_step(step, loss=loss_value, lr=lr, tokens=window_tokens, seconds=elapsed)
+            result.losses.append((step, loss_value))
+            window_tokens, window_started = 0, time.perf_counter()
+
+        out_of_time = distributed_.broadcast_flag(time.perf_counter() > deadline, ctx)
+        paused = config.stop_after is not None and step >= config.stop_after
+        finished = step == config.max_steps or out_of_time or paused
+        if (config.eval_every and step % config.eval_every == 0) or finished:
+            result.metrics = _evaluate(forward_model, objective, config, ctx, autocast, fsdp)
+            evaluated_at = step
+            if result.metrics:
+                logger.eval(step, result.metrics)
+                if not best or result.metrics.get("val_loss", math.inf) < best.get("val_loss", math.inf):
+                    best = dict(result.metrics)
+        periodic = config.save_every and step % config.save_every == 0
+        if periodic or evaluated_at == step or finished:
+            _save(
+                checkpoints,
+                step,
+                model,
+                optimizer,
+                scaler,
+                config,
+                ctx,
+                fsdp,
+                result.metrics if evaluated_at == step else {},
+            )
+            saved_at = step
+        if out_of_time:
+            result.stopped_by = "time"
+            logger.message(f"time budget of {config.max_minutes} min reached at step {step}")
+            break
+        if paused:
+            result.stopped_by = "stop_after"
+            break
+        if evaluated_at == step or saved_at == step:  # tokens/s counts training time only
+            window_tokens, window_started = 0, time.perf_counter()
+
+    result.steps = step
+    result.seconds = time.perf_counter() - started
+    result.best_metrics = best
+    result.out_dir = out_dir
+    result.model = distributed_.unwrap(model)
+    logger.close()
+    distributed_.barrier(ctx)
+    return result
+
+
+# --- the loop's helpers ------------------------------------------------------------------------------
+
+
+def _resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision fp16 needs CUDA (its GradScaler is CUDA-only); use bf16 on CPU")
+    return precision
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    if device.type == "cpu":
+        return batch
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _gradient_sync(wrapped: nn.Module, sync: bool, ctx, fsdp: bool):
+    if not ctx.enabled or sync:
+        if fsdp:
+            wrapped.set_requires_gradient_sync(True)
+        return contextlib.nullcontext()
+    if fsdp:
+        wrapped.set_requires_gradient_sync(False)
+        return contextlib.nullcontext()
+    return wrapped.no_sync()
+
+
+@torch.no_grad()
+def _evaluate(
+    model, objective: Objective, config: TrainConfig, ctx, autocast, fsdp: bool
+) -> dict[str, float]:
+    batch_size = config.eval_batch_size or config.batch_size
+    batches = objective.eval_batches(config.eval_batches or None, batch_size, ctx.rank, ctx.world_size)
+    sums: dict[str, float] = {}
+    model.eval()
+    if fsdp:
+        # every rank must run the same number of forwards (each gathers parameters collectively):
+        # ranks with fewer batches repeat their last one and discard the result
+        batches = list(batches)
+        most = _max_over_ranks(len(batches), ctx)
+        for i in range(most):
+            batch = _to_device(batches[min(i, len(batches) - 1)], ctx.device)
+            with autocast:
+                part = objective.evaluate(model, batch)
+            if i < len(batches):
+                for key, value in part.items():
+                    sums[key] = sums.get(key, 0.0) + value
+    else:
+        for batch in batches:
+            with autocast:
+                part = objective.evaluate(model, _to_device(batch, ctx.device))
+            for key, value in part.items():
+                sums[key] = sums.get(key, 0.0) + value
+    model.train()
+    sums = distributed_.all_reduce_sums(sums, ctx)
+    return objective.metrics(sums) if sums else {}
+
+
+def _max_over_ranks(value: int, ctx) -> int:
+    import torch.distributed as dist
+
+    tensor = torch.tensor([value], device=ctx.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
+def _state_dicts(model: nn.Module, optimizer, fsdp: bool) -> tuple[dict, dict]:
+    """Unwrapped model and optimizer state (full, on CPU). Under FSDP every rank must call this."""
+    if fsdp:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_model_state_dict(model, options=options), get_optimizer_state_dict(
+            model, optimizer, options=options
+        )
+    return distributed_.unwrap(model).state_dict(), optimizer.state_dict()
+
+
+def _save(root, step, model, optimizer, scaler, config, ctx, fsdp, metrics) -> None:
+    model_state, optimizer_state = _state_dicts(model, optimizer, fsdp)
+    if ctx.is_main:
+        state = {
+            "step": step,
+            "model": model_state,
+            "optimizer": optimizer_state,
+            "schedule": {"step": step, "peak_lr": config.lr},
+            "rng": capture_rng(),
+            "data": {
+                "next_micro_batch": step * config.grad_accum,
+                "batch_size": config.batch_size,
+                "grad_accum": config.grad_accum,
+                "world_size": ctx.world_size,
+            },
+            "metrics": metrics,
+            "config": to_dict(config),
+        }
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
+        save_checkpoint(root, step, state, keep_last=config.keep_last, metric=metrics.get("val_loss"))
+    distributed_.barrier(ctx)
+
+
+def _resume(path: Path, model, optimizer, scaler, config: TrainConfig, ctx, fsdp: bool) -> tuple[int, dict]:
+    state = load_checkpoint(path)
+    data = state["data"]
+    saved = data["batch_size"] * data["grad_accum"] * data["world_size"]
+    now = config.batch_size * config.grad_accum * ctx.world_size
+    if (data["batch_size"] * data["world_size"], data["grad_accum"]) != (
+        config.batch_size * ctx.world_size,
+        config.grad_accum,
+    ):
+        raise ConfigError(
+            f"{path}: saved with a global batch of {data['batch_size']} x {data['grad_accum']} x {data['world_size']} "
+            f"= {saved} sequences, now {now}; resume with the same batch_size x processes and grad_accum, "
+            "or start afresh (--train.resume=false or a new output directory)"
+        )
+    if fsdp:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
+        options = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(model, state["model"], options=options)
+        set_optimizer_state_dict(model, optimizer, state["optimizer"], options=options)
+    else:
+        distributed_.unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
+    restore_rng(state["rng"])
+    best_saved = best_checkpoint(path.parent)
+    best = load_checkpoint_metrics(best_saved) if best_saved is not None else {}
+    return int(state["step"]), best

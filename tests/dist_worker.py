@@ -1,0 +1,71 @@
+"""Run by tests/test_train_distributed.py under torchrun (or directly, as one process).
+
+    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/dist_worker.py SHARDS OUT BATCH ddp fsdp
+
+For each mode, trains the tiny n-gram MLP for a few steps through the real loop; rank 0 writes
+OUT/MODE/result.json with the logged losses, the final validation metrics and the checkpoint's names.
+One launch runs every mode: starting torchrun and importing torch twice costs more than the training.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from lmforge.data.clm import CLMObjective
+from lmforge.data.shards import TokenShards
+from lmforge.train.distributed import init_distributed, shutdown
+from lmforge.train.loop import TrainConfig, train
+from lmforge.train.state import latest_checkpoint, load_checkpoint
+from train_helpers import NGramMLP
+
+STEPS = 6
+
+
+def main() -> None:
+    shards, out, batch_size = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    for mode in sys.argv[4:]:
+        run(shards, out / mode, mode, batch_size)
+    shutdown(init_distributed("cpu"))
+
+
+def run(shards: Path, out: Path, mode: str, batch_size: int) -> dict:
+    torch.manual_seed(1)  # every rank builds the same initial model (FSDP2 does not broadcast it)
+    model = NGramMLP(dropout=0.0)
+    objective = CLMObjective(TokenShards(shards, "train"), TokenShards(shards, "val"), block_size=32, seed=3)
+    config = TrainConfig(
+        max_steps=STEPS,
+        batch_size=batch_size,
+        grad_accum=2,
+        lr=3e-3,
+        warmup_steps=2,
+        eval_every=0,
+        eval_batches=5,
+        eval_batch_size=4,
+        log_every=1,
+        parallel=mode,
+        progress=False,
+        tensorboard=False,
+        device="cpu",
+    )
+    result = train(model, objective, config, out)
+    ctx = init_distributed("cpu")
+    if ctx.is_main:
+        state = load_checkpoint(latest_checkpoint(out / "checkpoints"))
+        record = {
+            "world_size": ctx.world_size,
+            "losses": result.losses,
+            "metrics": result.metrics,
+            "parameter_names": sorted(state["model"]),
+            "optimizer_state_entries": len(state["optimizer"]["state"]),
+        }
+        (out / "result.json").write_text(json.dumps(record))
+        return record
+    return {}
+
+
+if __name__ == "__main__":
+    main()
