@@ -61,6 +61,8 @@ class PretrainConfig:
     block_size: int = 256  # tokens per training sequence (the context length)
     mlm_probability: float = 0.15  # BERT's masking rate
     whole_word_masking: bool = False  # mask every piece of a chosen word together
+    fit_steps_to_minutes: bool = False  # set train.max_steps from a measured step time so that the cosine
+    # schedule ends when train.max_minutes does (a run that is cut off mid-schedule never decays its rate)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -221,6 +223,25 @@ def flops_per_token(model, block_size: int) -> float | None:
     return float(method(block_size)) if callable(method) else None
 
 
+def measure_step_seconds(model, objective, config: TrainConfig, repeats: int = 3) -> float:
+    """Median seconds of one training step (forward + backward of every micro-batch), weights untouched."""
+    import statistics
+
+    import torch
+
+    model.train()
+    timings = []
+    for index in range(repeats + 1):
+        started = time.perf_counter()
+        for micro in range(config.grad_accum):
+            batch = objective.train_batch(index * config.grad_accum + micro, config.batch_size, 0, 1)
+            objective.loss(model, batch).backward()
+        timings.append(time.perf_counter() - started)
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(config.seed)
+    return statistics.median(timings[1:])  # the first step pays one-off allocation costs
+
+
 def save_final_model(model, config: PretrainConfig, out: Path, tokenizer_file: Path, card: str) -> Path:
     """The model directory every other verb takes (`--model DIR`)."""
     target = out / "model"
@@ -285,6 +306,15 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     objective = build_objective(config, out / "shards", tokenizer)
     num_parameters = count_parameters(model)
     log(f"model: {config.model.preset}, {num_parameters / 1e6:.2f}M parameters; objective {config.objective}")
+    if config.fit_steps_to_minutes and config.train.max_minutes:
+        step_seconds = measure_step_seconds(model, objective, config.train)
+        # evaluations and checkpoints take time too: budget 85% of the minutes for training steps
+        steps = max(10, int(config.train.max_minutes * 60 * 0.85 / step_seconds))
+        warmup = min(config.train.warmup_steps, steps // 10)
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, max_steps=steps, warmup_steps=warmup)
+        )
+        log(f"schedule: {steps:,} steps of {step_seconds * 1e3:.0f} ms fit {config.train.max_minutes:g} min")
     result = train(
         model, objective, config.train, out, flops_per_token=flops_per_token(model, config.block_size)
     )
