@@ -1,0 +1,137 @@
+"""`lmforge perplexity`: how surprised a model is by a text — perplexity and bits per byte.
+
+    lmforge perplexity --model runs/quickstart/model ../shared/data/wikitext-2/test.txt
+    lmforge perplexity --model DIR --context 256 --stride 128 FILE...     # the HF perplexity guide's method
+
+Causal models (GPT): the text is scored with a sliding window (windows of `--context` tokens moving by
+`--stride`; every token is predicted once, with at least context − stride tokens of history). Masked
+models (BERT): pseudo-perplexity — each token is masked in turn and predicted from both sides
+(Salazar et al. 2020), over at most `--max-tokens` tokens since it costs one pass per token.
+Bits per byte divides the total surprise by the UTF-8 bytes of the text, so models with different
+tokenizers compare. The output names the tokenizer, window and stride used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from lmforge.errors import LmforgeError
+from lmforge.recipes import Command
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="text to score (txt / JSONL / CSV / TSV)")
+    parser.add_argument("--model", required=True, help="model directory with its tokenizer.json")
+    parser.add_argument("--context", type=int, help="window length in tokens (default: the model's context)")
+    parser.add_argument("--stride", type=int, help="window step in tokens (default: context / 2)")
+    parser.add_argument("--field", default="text", help="JSONL field with the text (default: text)")
+    parser.add_argument("--column", help="CSV/TSV column with the text")
+    parser.add_argument(
+        "--max-tokens", type=int, default=4096, help="masked models: tokens scored (default 4096)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def pseudo_log_likelihood(model, ids, *, mask_id: int, cls_id, sep_id, context: int, batch_size: int = 32):
+    """Summed NLL of each token when it alone is masked, in windows of `context` tokens (with [CLS]/[SEP])."""
+    import torch
+    import torch.nn.functional as F
+
+    body = context - (cls_id is not None) - (sep_id is not None)
+    nll, scored = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for begin in range(0, len(ids), body):
+            window = ids[begin : begin + body]
+            row = ([cls_id] if cls_id is not None else []) + window + ([sep_id] if sep_id is not None else [])
+            offset = 1 if cls_id is not None else 0
+            row = torch.tensor(row)
+            for start in range(0, len(window), batch_size):
+                positions = torch.arange(start, min(start + batch_size, len(window))) + offset
+                batch = row.repeat(len(positions), 1)  # (N, T): one copy per masked position
+                batch[torch.arange(len(positions)), positions] = mask_id
+                logits = model(batch).logits[torch.arange(len(positions)), positions].float()  # (N, V)
+                nll += float(F.cross_entropy(logits, row[positions], reduction="sum"))
+                scored += len(positions)
+    return nll, scored
+
+
+def run(args: argparse.Namespace) -> int:
+    from lmforge.metrics.perplexity import bits_per_byte, sliding_window_nll
+    from lmforge.recipes.generate import load_for_generation
+    from lmforge.text import Corpus
+
+    corpus = Corpus(args.files, field=args.field, column=args.column, unit="file")  # checks paths first
+    model, tokenizer, _ = load_for_generation(args.model)
+    config = model.config
+    text = "\n\n".join(corpus)
+    ids = tokenizer.encode(text, add_special_tokens=False).ids
+    if len(ids) < 2:
+        raise LmforgeError("the text is shorter than two tokens: nothing to score")
+    context = args.context or config.max_positions
+    if not 2 <= context <= config.max_positions:
+        raise LmforgeError(f"--context must be between 2 and the model's context {config.max_positions}")
+    stride = args.stride or max(1, context // 2)
+    if not 1 <= stride <= context:
+        raise LmforgeError(f"--stride must be between 1 and --context ({context})")
+    kind = f"{type(tokenizer).__name__} ({tokenizer.vocab_size:,} tokens)"
+
+    if config.architecture == "encoder":
+        mask_id = tokenizer.token_to_id("[MASK]")
+        if mask_id is None or config.head != "mlm":
+            raise LmforgeError("pseudo-perplexity needs a masked-LM model (head mlm) and a [MASK] token")
+        ids = ids[: args.max_tokens]
+        nll, scored = pseudo_log_likelihood(
+            model,
+            ids,
+            mask_id=mask_id,
+            cls_id=tokenizer.token_to_id("[CLS]"),
+            sep_id=tokenizer.token_to_id("[SEP]"),
+            context=context,
+        )
+        num_bytes = len(tokenizer.decode(ids).encode("utf-8"))
+        result = {
+            "metric": "pseudo-perplexity",
+            "pseudo_perplexity": math.exp(nll / scored),
+            "bits_per_byte": bits_per_byte(nll, num_bytes),
+            "tokens": scored,
+            "context": context,
+        }
+    elif config.architecture == "decoder":
+        scored = sliding_window_nll(model, ids, context=context, stride=stride)
+        result = {
+            "metric": "perplexity",
+            "perplexity": scored.perplexity,
+            "bits_per_byte": scored.bits_per_byte(len(text.encode("utf-8"))),
+            "tokens": scored.tokens,
+            "context": context,
+            "stride": stride,
+            "windows": scored.windows,
+        }
+    else:
+        raise LmforgeError("perplexity is defined here for decoder (GPT) and encoder (BERT, MLM) models")
+    result["tokenizer"] = kind
+    result["files"] = [str(p) for p in corpus.files]
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    name = result["metric"]
+    window = f"window {context}" + (f", stride {stride}" if "stride" in result else "")
+    print(
+        f"{name} {result[name.replace('-', '_')]:.3f}, bits per byte {result['bits_per_byte']:.4f} "
+        f"({result['tokens']:,} tokens scored; tokenizer {kind}; {window}; {len(corpus.files)} file(s))"
+    )
+    return 0
+
+
+COMMANDS = [
+    Command(
+        name="perplexity",
+        help="score text with a model: sliding-window perplexity (GPT) or pseudo-perplexity (BERT), bits per byte",
+        configure=configure,
+        run=run,
+        description=__doc__,
+    )
+]
