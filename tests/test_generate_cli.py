@@ -1,0 +1,130 @@
+"""`lmforge generate` on a saved model directory: streamed text equals the non-streamed text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+CORPUS = [
+    "déjà vu — naïve café, 你好世界, smile 🙂 " * 3,
+    "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from lmforge.model import build_model, preset
+    from lmforge.tokenizers import BPETokenizer
+
+    directory = tmp_path_factory.mktemp("gen-model")
+    tokenizer = BPETokenizer.train(CORPUS, vocab_size=300)
+    tokenizer.save(directory / "tok.json")
+    torch.manual_seed(0)
+    config = preset(
+        "gpt-tiny",
+        vocab_size=tokenizer.vocab_size,
+        d_model=32,
+        n_layers=2,
+        n_heads=2,
+        d_ff=64,
+        max_positions=64,
+    )
+    build_model(config).save(directory / "model", tokenizer=directory / "tok.json")
+    return directory / "model"
+
+
+def test_stream_prints_what_json_reports(model_dir, cli):
+    code, out, err = cli(
+        "generate",
+        "--model",
+        model_dir,
+        "--prompt",
+        "café ",
+        "--max-new-tokens",
+        "24",
+        "--temperature",
+        "0",
+        "--json",
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert len(result["token_ids"]) == 24 and result["prompt"] == "café "
+    code, streamed, err = cli(
+        "generate",
+        "--model",
+        model_dir,
+        "--prompt",
+        "café ",
+        "--max-new-tokens",
+        "24",
+        "--temperature",
+        "0",
+        "--stream",
+    )
+    assert code == 0, err
+    assert streamed == "café " + result["text"] + "\n"
+
+
+def test_prompts_file_is_batched_and_matches_single_prompts(model_dir, cli, tmp_path):
+    prompts = ["def ", "naïve", "你好"]
+    path = tmp_path / "prompts.txt"
+    path.write_text("\n".join(prompts) + "\n")
+    code, out, err = cli(
+        "generate",
+        "--model",
+        model_dir,
+        "--prompts",
+        path,
+        "--max-new-tokens",
+        "10",
+        "--temperature",
+        "0",
+        "--json",
+    )
+    assert code == 0, err
+    batched = [json.loads(line) for line in out.splitlines()]
+    assert [b["prompt"] for b in batched] == prompts
+    for prompt, result in zip(prompts, batched, strict=True):
+        code, out, _ = cli(
+            "generate",
+            "--model",
+            model_dir,
+            "--prompt",
+            prompt,
+            "--max-new-tokens",
+            "10",
+            "--temperature",
+            "0",
+            "--json",
+        )
+        assert json.loads(out)["token_ids"] == result["token_ids"]
+
+
+def test_seeded_sampling_is_reproducible(model_dir, cli):
+    args = (
+        "generate",
+        "--model",
+        model_dir,
+        "--prompt",
+        "def ",
+        "--max-new-tokens",
+        "12",
+        "--temperature",
+        "1.0",
+        "--top-k",
+        "50",
+        "--seed",
+        "3",
+        "--json",
+    )
+    first = json.loads(cli(*args)[1])
+    assert json.loads(cli(*args)[1]) == first
+
+
+def test_errors_are_one_line(model_dir, cli, tmp_path):
+    code, _, err = cli("generate", "--model", tmp_path / "missing", "--prompt", "x")
+    assert code == 2 and "no such model directory" in err
+    code, _, err = cli("generate", "--model", model_dir, "--prompt", "x", "--top-p", "0")
+    assert code == 2 and "top_p" in err
