@@ -3,8 +3,10 @@
 The same model, batch and optimizer, two ways, interleaved, median of REPEATS runs each:
   - bare: a list of ready batches; forward, loss, backward, AdamW step, zero_grad — nothing else;
   - loop: `lmforge.train.loop.train` on token shards of tinyshakespeare: sampling from the memory map,
-    the schedule, clipping, logging (metrics.jsonl every 10 steps), the progress bar, and the end-of-run
-    evaluation (1 batch) and checkpoint. Timed from outside, call to return.
+    the schedule, clipping, logging (metrics.jsonl every 10 steps), the progress bar. Timed from outside,
+    call to return, for a short and a long run: their difference is the steady per-step cost (what
+    throughput means for a real run), and the short run minus its steps is the fixed cost of a run
+    (set-up, the end-of-run evaluation, checkpoint and loss.png), reported beside it.
 
     python benchmarks/loop_overhead.py            # writes its section of benchmarks/RESULTS.md
 """
@@ -31,7 +33,8 @@ from lmforge.train.optim import build_optimizer
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LMFORGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 REPEATS = 10
-STEPS = 20
+STEPS = 40  # bare steps per run, and the extra steps of the long loop run
+SHORT = 5  # steps of the short loop run
 BATCH, BLOCK = 16, 64
 # One thread: on a machine shared with other jobs, OpenMP threads that wait on each other make the
 # timings swing far more than the loop costs.
@@ -46,26 +49,26 @@ MODELS = {
 }
 
 
-def bare_run(make_model, objective) -> float:
-    """Seconds for STEPS steps with the batches already in memory."""
+def bare_run(make_model, objective) -> tuple[float, float]:
+    """(wall, CPU) seconds for STEPS steps with the batches already in memory."""
     torch.manual_seed(0)
     model = make_model()
     optimizer = build_optimizer(model, lr=1e-3)
     batches = [objective.train_batch(i, BATCH) for i in range(STEPS)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for batch in batches:
         loss = objective.loss(model, batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu_started
 
 
-def loop_run(make_model, objective, out: Path) -> float:
+def loop_run(make_model, objective, out: Path, steps: int) -> tuple[float, float]:
     torch.manual_seed(0)
     model = make_model()
     config = TrainConfig(
-        max_steps=STEPS,
+        max_steps=steps,
         batch_size=BATCH,
         lr=1e-3,
         warmup_steps=5,
@@ -78,9 +81,9 @@ def loop_run(make_model, objective, out: Path) -> float:
         keep_last=1,
         precision="fp32",
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     train(model, objective, config, out)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu_started
 
 
 def main() -> int:
@@ -99,23 +102,33 @@ def main() -> int:
     devnull = open(os.devnull, "w")  # the progress bar and eval lines run, unseen
     for name, make_model in MODELS.items():
         bare_run(make_model, objective)  # warm-up (allocator, kernels)
-        bare, loop = [], []
+        times: dict[str, list[float]] = {"bare": [], "short": [], "long": []}
         for repeat in range(REPEATS):
-            order = [("bare", None), ("loop", None)] if repeat % 2 == 0 else [("loop", None), ("bare", None)]
-            for kind, _ in order:
+            order = ["bare", "short", "long"] if repeat % 2 == 0 else ["long", "short", "bare"]
+            for kind in order:
                 if kind == "bare":
-                    bare.append(bare_run(make_model, objective))
-                else:
-                    streams = sys.stdout, sys.stderr
-                    sys.stdout = sys.stderr = devnull
-                    try:
-                        loop.append(loop_run(make_model, objective, work / f"run-{repeat}"))
-                    finally:
-                        sys.stdout, sys.stderr = streams
-        bare_rate, loop_rate = tokens / statistics.median(bare), tokens / statistics.median(loop)
-        rows.append((name, bare_rate, loop_rate, loop_rate / bare_rate))
+                    times["bare"].append(bare_run(make_model, objective))
+                    continue
+                streams = sys.stdout, sys.stderr
+                sys.stdout = sys.stderr = devnull
+                try:
+                    steps = SHORT if kind == "short" else SHORT + STEPS
+                    times[kind].append(loop_run(make_model, objective, work / f"{kind}-{repeat}", steps))
+                finally:
+                    sys.stdout, sys.stderr = streams
+        result = [name]
+        for clock in (0, 1):  # wall time, then CPU time of this process
+            bare, short, long = (
+                statistics.median(t[clock] for t in times[k]) for k in ("bare", "short", "long")
+            )
+            loop_per_step = (long - short) / STEPS
+            fixed = short - SHORT * loop_per_step
+            bare_rate, loop_rate = tokens / bare, BATCH * BLOCK / loop_per_step
+            result += [bare_rate, loop_rate, loop_rate / bare_rate, fixed]
+        rows.append(tuple(result))
         print(
-            f"{name}: bare {bare_rate:,.0f} tok/s, loop {loop_rate:,.0f} tok/s, ratio {loop_rate / bare_rate:.3f}"
+            f"{name}: wall: bare {result[1]:,.0f} tok/s, loop {result[2]:,.0f} tok/s, ratio {result[3]:.3f} | "
+            f"CPU: bare {result[5]:,.0f}, loop {result[6]:,.0f}, ratio {result[7]:.3f}, fixed {result[8]:.2f}s"
         )
     write_results(rows)
     return 0
@@ -135,15 +148,22 @@ def write_results(rows) -> None:
         "## Training loop overhead (`benchmarks/loop_overhead.py`)",
         "",
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {machine}.",
-        f"Byte-level tinyshakespeare shards, batch {BATCH} x {BLOCK} tokens, {STEPS} steps per run, fp32, "
-        f"median of {REPEATS} interleaved runs each. *bare* = forward/backward/AdamW on batches already in "
-        "memory; *loop* = `lmforge.train.loop.train` (memmap sampling, schedule, clipping, logging, progress "
-        "bar, end-of-run eval of 1 batch and checkpoint), timed call to return.",
+        f"Byte-level tinyshakespeare shards, batch {BATCH} x {BLOCK} tokens, fp32, {THREADS} torch thread(s), "
+        f"median of {REPEATS} interleaved runs each. *bare* = {STEPS} steps of forward/backward/AdamW on "
+        "batches already in memory; *loop* = `lmforge.train.loop.train` (memmap sampling, schedule, "
+        "clipping, logging, progress bar), steady rate = (time of a "
+        f"{SHORT + STEPS}-step run - time of a {SHORT}-step run) / {STEPS}; *fixed* = what a run costs "
+        "besides its steps (set-up, end-of-run evaluation of 1 batch, checkpoint, loss.png).",
         "",
-        "| model | bare step (tok/s) | real loop (tok/s) | loop / bare |",
-        "| --- | ---: | ---: | ---: |",
+        "Two clocks: wall time, and this process's CPU time (`time.process_time`, one thread), which the "
+        "other jobs on the machine disturb far less — on a shared machine read the CPU-time ratio.",
+        "",
+        "| model | clock | bare step (tok/s) | real loop (tok/s) | loop / bare | fixed cost per run |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    lines += [f"| {n} | {b:,.0f} | {l:,.0f} | {r:.3f} |" for n, b, l, r in rows]
+    for name, *values in rows:
+        for clock, (b, l, r, f) in zip(("wall", "CPU"), (values[:4], values[4:]), strict=True):
+            lines.append(f"| {name} | {clock} | {b:,.0f} | {l:,.0f} | {r:.3f} | {f:.2f} s |")
     lines.append(end)
     block = "\n".join(lines)
     if start in text:

@@ -143,3 +143,21 @@ def test_compiled_model_saves_unwrapped_names(shards, tmp_path):
     assert set(state["model"]) == set(NGramMLP().state_dict())
     assert not any(k.startswith(("_orig_mod.", "module.")) for k in state["model"])
     assert result.losses[-1][1] > 0
+
+
+def test_train_config_loads_from_yaml_with_overrides(tmp_path):
+    from lmforge.config import load_config
+
+    (tmp_path / "run.yaml").write_text("max_steps: 500\nlr: 3e-4\nprecision: bf16\n")
+    config = load_config(TrainConfig, tmp_path / "run.yaml", ["--grad_accum=4", "--max_minutes=2.5"])
+    assert (config.max_steps, config.lr, config.precision, config.grad_accum, config.max_minutes) == (
+        500,
+        3e-4,
+        "bf16",
+        4,
+        2.5,
+    )
+    with pytest.raises(ConfigError, match="precision"):
+        load_config(TrainConfig, None, ["--precision=fp8"])
+    with pytest.raises(ConfigError, match="batch_size must be at least 1"):
+        load_config(TrainConfig, None, ["--batch_size=0"])
