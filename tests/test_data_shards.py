@@ -117,3 +117,65 @@ def test_errors_name_the_problem(tmp_path):
     (tmp_path / "e.txt").write_text("")
     with pytest.raises(CorpusError, match="empty corpus"):
         prepare_shards([tmp_path / "e.txt"], tmp_path / "out", ByteEncoder())
+
+
+class _StandIn:
+    """Until lmforge.tokenizers is merged: the same interface (load, encode_batch -> .ids, token_to_id,
+    vocab_size) over the reference `tokenizers` library, to check the adapter around it."""
+
+    def __init__(self, hf):
+        self.hf = hf
+        self.vocab_size = hf.get_vocab_size()
+
+    @classmethod
+    def load(cls, path):
+        import tokenizers
+
+        return cls(tokenizers.Tokenizer.from_file(str(path)))
+
+    def token_to_id(self, token):
+        return self.hf.token_to_id(token)
+
+    def encode_batch(self, texts, add_special_tokens=True):
+        return self.hf.encode_batch(texts, add_special_tokens=add_special_tokens)
+
+
+def test_tokenizer_encoder_adapts_a_tokenizer_json(tmp_path, monkeypatch):
+    import pickle
+    import types
+
+    tokenizers = pytest.importorskip("tokenizers")
+    from lmforge.data.shards import TokenizerEncoder
+    from lmforge.errors import ConfigError
+
+    hf = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel({"[UNK]": 0, "[SEP]": 1, "to": 2, "be": 3}, unk_token="[UNK]")
+    )
+    hf.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    hf.post_processor = tokenizers.processors.TemplateProcessing(
+        single="$A [SEP]", special_tokens=[("[SEP]", 1)]
+    )
+    hf.save(str(tmp_path / "tok.json"))
+    module = types.ModuleType("lmforge.tokenizers")
+    module.Tokenizer = _StandIn
+    monkeypatch.setitem(__import__("sys").modules, "lmforge.tokenizers", module)
+    encoder = TokenizerEncoder(tmp_path / "tok.json")
+    assert (encoder.eot_token, encoder.eot_id, encoder.vocab_size) == ("[SEP]", 1, 4)
+    assert encoder.encode_batch(["to be or"]) == [[2, 3, 0]]  # no [SEP] from the template: only eot adds it
+    assert encoder.fingerprint.startswith("sha256:")
+    assert pickle.loads(pickle.dumps(encoder)).eot_id == 1  # travels to tokenizer processes as its path
+    prepare_shards(
+        [_write(tmp_path / "a.txt", "to be\nbe to\n")],
+        tmp_path / "out",
+        encoder,
+        unit="line",
+        val_fraction=0.0,
+    )
+    assert _tokens(tmp_path / "out", "train").tolist() == [2, 3, 1, 3, 2, 1]
+    with pytest.raises(ConfigError, match="no end-of-text token"):
+        TokenizerEncoder(tmp_path / "tok.json", eot="<|endoftext|>")
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from lmforge.metrics.perplexity import bits_per_byte, perplexity, sliding_window_nll
+from train_helpers import one_torch_thread  # noqa: F401
 
 
 def test_perplexity_and_bits_per_byte_from_sums():
@@ -85,7 +86,7 @@ def _guide_loop(model, input_ids, max_length, stride):
     return nll_sum, n_tokens
 
 
-@pytest.mark.parametrize(("context", "stride"), [(32, 32), (32, 16), (32, 5)])
+@pytest.mark.parametrize(("context", "stride"), [(32, 32), (32, 5)])
 def test_matches_the_transformers_perplexity_guide(context, stride):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)

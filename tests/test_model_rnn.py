@@ -8,7 +8,7 @@ import torch
 from lmforge.data.clm import CLMObjective
 from lmforge.model.rnn import LSTMConfig, LSTMLanguageModel
 from lmforge.train.loop import TrainConfig, train
-from train_helpers import shakespeare_shards
+from train_helpers import one_torch_thread, shakespeare_shards  # noqa: F401
 
 
 def test_outputs_logits_and_hidden_states():

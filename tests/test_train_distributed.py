@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 
-from train_helpers import NGramMLP, shakespeare_shards
+from train_helpers import NGramMLP, one_torch_thread, shakespeare_shards  # noqa: F401
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"

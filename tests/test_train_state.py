@@ -169,3 +169,20 @@ def test_schedule_warms_up_then_decays_to_the_floor(kind, expected):
     optimizer = build_optimizer(model, lr=2e-3)
     assert schedule.apply(optimizer, 8, 2e-3) == pytest.approx(2e-3 * expected[6])
     assert all(g["lr"] == pytest.approx(2e-3 * expected[6]) for g in optimizer.param_groups)
+
+
+def test_logger_reports_mfu_and_a_resumed_run_rewrites_later_records(tmp_path):
+    from lmforge.train.logging import RunLogger, read_metrics
+
+    logger = RunLogger(
+        tmp_path, total_steps=10, flops_per_token=6e3, peak_flops_per_s=1e9, progress=False, tensorboard=False
+    )
+    logger.train_step(5, loss=2.0, lr=1e-3, tokens=1000, seconds=0.5)
+    logger.eval(5, {"val_loss": 2.1})
+    logger.train_step(10, loss=1.5, lr=1e-4, tokens=1000, seconds=0.5)
+    assert logger.close() == tmp_path / "loss.png"
+    first = read_metrics(tmp_path / "metrics.jsonl")
+    assert [(r["step"], r["split"]) for r in first] == [(5, "train"), (5, "val"), (10, "train")]
+    assert first[0]["tokens_per_s"] == 2000 and first[0]["mfu"] == pytest.approx(6e3 * 2000 / 1e9)
+    RunLogger(tmp_path, total_steps=10, start_step=5, progress=False, tensorboard=False).close()
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [5, 5]  # step 10 is redone

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -59,3 +60,13 @@ def shakespeare_shards(
 
 def rng_array(seed: int, n: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, n)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine OpenMP threads waiting on each
+    other make a test several times slower. Import this fixture into a test module to use it there."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

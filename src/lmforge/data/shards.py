@@ -96,7 +96,7 @@ class TokenizerEncoder:
         self.tokenizer = Tokenizer.load(self.path)
         self.vocab_size = int(self.tokenizer.vocab_size)
         names = (eot,) if eot else EOT_NAMES
-        ids = [self.tokenizer.token_to_id(name) for name in names]
+        ids = [self._token_id(name) for name in names]
         found = [(n, i) for n, i in zip(names, ids, strict=True) if i is not None]
         if not found:
             raise ConfigError(
@@ -105,6 +105,12 @@ class TokenizerEncoder:
             )
         self.eot_token, self.eot_id = found[0]
         self.fingerprint = "sha256:" + hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    def _token_id(self, token: str) -> int | None:
+        try:
+            return self.tokenizer.token_to_id(token)
+        except (KeyError, ValueError):  # tokenizers that raise for unknown tokens instead of returning None
+            return None
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         try:
