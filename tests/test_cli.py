@@ -118,3 +118,13 @@ def test_library_never_imports_reference_libraries():
                 names = [node.module]
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in banned]
     assert offenders == []
+
+
+def test_help_does_not_import_torch():
+    """`lmforge --help` must stay instant: verb modules import heavy libraries inside `run` only."""
+    import subprocess
+    import sys
+
+    code = "import sys, lmforge.cli; lmforge.cli.discover_commands(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from lmforge.config import dump_yaml, load_config
 from lmforge.errors import ConfigError, LmforgeError
 from lmforge.recipes import Command
-from lmforge.train.loop import TrainConfig
+from lmforge.train.config import TrainConfig
 
 
 @dataclass
