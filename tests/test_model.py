@@ -330,3 +330,30 @@ def test_load_refuses_other_directories(tmp_path):
 def test_mean_pool_ignores_padding():
     hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
     assert mean_pool(hidden, torch.tensor([[1, 1, 0]])).tolist() == [[2.0, 3.0]]
+
+
+def test_kv_cache_chunked_prefill_without_mask():
+    model = random_model(tiny("gpt-tiny"))
+    ids = torch.randint(0, VOCAB, (2, 12))
+    with torch.no_grad():
+        full = model(ids).logits
+        cache = model.new_cache()
+        chunks = [model(ids[:, a:b], cache=cache).logits for a, b in ((0, 5), (5, 9), (9, 10), (10, 12))]
+    torch.testing.assert_close(torch.cat(chunks, 1), full, rtol=0, atol=1e-5)
+
+
+def test_encoder_decoder_cache_reorder_expands_sources_to_beams():
+    model = random_model(tiny("transformer-tiny"))
+    source = torch.randint(1, VOCAB, (2, 6))
+    target = torch.randint(1, VOCAB, (2, 3))
+    beams = torch.tensor([0, 0, 0, 1, 1, 1])  # 3 beams per source
+    with torch.no_grad():
+        memory, _ = model.encode(source)
+        cache = model.new_cache()
+        model.decode(target[:, :1], memory, cache=cache)
+        cache.reorder(beams)
+        memory = memory.index_select(0, beams)
+        step = model.decode(target[beams, 1:3], memory, cache=cache).logits
+        expected = model(source[beams], decoder_input_ids=target[beams]).logits[:, 1:3]
+    assert cache.layers[0].cross_key.shape[0] == 6
+    torch.testing.assert_close(step, expected, rtol=0, atol=1e-5)
