@@ -397,3 +397,16 @@ def test_dropout_acts_in_training_only():
     assert not torch.equal(model(ids).logits, model(ids).logits)
     model.eval()
     assert torch.equal(model(ids).logits, model(ids).logits)
+
+
+def test_bf16_autocast_with_padding_stays_finite_and_close():
+    model = random_model(tiny("bert-tiny"))
+    ids = torch.randint(0, VOCAB, (2, 10))
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[1, 4:] = 0
+    with torch.no_grad():
+        exact = model(ids, attention_mask=mask).hidden_states
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(ids, attention_mask=mask).hidden_states
+    assert torch.isfinite(low).all()
+    assert (low.float() - exact)[mask.bool()].abs().max() < 0.1

@@ -323,8 +323,8 @@ class MultiHeadAttention(nn.Module):
         if KV != H:  # grouped-query: each key/value head serves H / KV query heads
             k = k.repeat_interleave(H // KV, dim=1)
             v = v.repeat_interleave(H // KV, dim=1)
-        if bias is not None:
-            bias = bias.to(q.dtype)
+        if bias is not None and bias.dtype != q.dtype:  # autocast: clamp so fp16 gets its own min, not -inf
+            bias = bias.clamp(min=torch.finfo(q.dtype).min).to(q.dtype)
         dropout = self.dropout if self.training else 0.0
 
         weights = None
