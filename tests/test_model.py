@@ -330,3 +330,83 @@ def test_load_refuses_other_directories(tmp_path):
 def test_mean_pool_ignores_padding():
     hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
     assert mean_pool(hidden, torch.tensor([[1, 1, 0]])).tolist() == [[2.0, 3.0]]
+
+
+def test_kv_cache_chunked_prefill_without_mask():
+    model = random_model(tiny("gpt-tiny"))
+    ids = torch.randint(0, VOCAB, (2, 12))
+    with torch.no_grad():
+        full = model(ids).logits
+        cache = model.new_cache()
+        chunks = [model(ids[:, a:b], cache=cache).logits for a, b in ((0, 5), (5, 9), (9, 10), (10, 12))]
+    torch.testing.assert_close(torch.cat(chunks, 1), full, rtol=0, atol=1e-5)
+
+
+def test_encoder_decoder_cache_reorder_expands_sources_to_beams():
+    model = random_model(tiny("transformer-tiny"))
+    source = torch.randint(1, VOCAB, (2, 6))
+    target = torch.randint(1, VOCAB, (2, 3))
+    beams = torch.tensor([0, 0, 0, 1, 1, 1])  # 3 beams per source
+    with torch.no_grad():
+        memory, _ = model.encode(source)
+        cache = model.new_cache()
+        model.decode(target[:, :1], memory, cache=cache)
+        cache.reorder(beams)
+        memory = memory.index_select(0, beams)
+        step = model.decode(target[beams, 1:3], memory, cache=cache).logits
+        expected = model(source[beams], decoder_input_ids=target[beams]).logits[:, 1:3]
+    assert cache.layers[0].cross_key.shape[0] == 6
+    torch.testing.assert_close(step, expected, rtol=0, atol=1e-5)
+
+
+def test_separate_encoder_decoder_embeddings():
+    config = tiny("transformer-tiny", share_encoder_decoder_embeddings=False)
+    model = random_model(config)
+    assert model.encoder_embeddings.tokens is not model.decoder_embeddings.tokens
+    assert (
+        model.head.proj.weight is model.decoder_embeddings.tokens.weight
+    )  # the output stays tied to the target side
+    assert (
+        model.num_parameters()
+        == config.num_parameters()
+        == tiny("transformer-tiny").num_parameters() + VOCAB * 64
+    )
+    out = model(torch.randint(0, VOCAB, (2, 5)), decoder_input_ids=torch.randint(0, VOCAB, (2, 3)))
+    assert out.logits.shape == (2, 3, VOCAB)
+
+
+def test_mlm_head_at_masked_positions_only_gives_the_same_loss():
+    model = random_model(tiny("bert-tiny"))
+    ids = torch.randint(5, VOCAB, (3, 16))
+    masked = torch.rand(3, 16, generator=torch.Generator().manual_seed(0)) < 0.15
+    masked[0, 0] = True
+    labels = ids.masked_fill(~masked, -100)
+    with torch.no_grad():
+        everywhere = model(ids).logits  # (B, T, V)
+        only_masked = model(ids, logits_where=masked).logits  # (N, V)
+    full_loss = torch.nn.functional.cross_entropy(everywhere.view(-1, VOCAB), labels.view(-1))
+    masked_loss = torch.nn.functional.cross_entropy(only_masked, ids[masked])
+    assert only_masked.shape == (int(masked.sum()), VOCAB)
+    torch.testing.assert_close(masked_loss, full_loss)
+
+
+def test_dropout_acts_in_training_only():
+    model = build_model(tiny("gpt-tiny", dropout=0.1, attention_dropout=0.1))
+    ids = torch.randint(0, VOCAB, (2, 8))
+    model.train()
+    assert not torch.equal(model(ids).logits, model(ids).logits)
+    model.eval()
+    assert torch.equal(model(ids).logits, model(ids).logits)
+
+
+def test_bf16_autocast_with_padding_stays_finite_and_close():
+    model = random_model(tiny("bert-tiny"))
+    ids = torch.randint(0, VOCAB, (2, 10))
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[1, 4:] = 0
+    with torch.no_grad():
+        exact = model(ids, attention_mask=mask).hidden_states
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(ids, attention_mask=mask).hidden_states
+    assert torch.isfinite(low).all()
+    assert (low.float() - exact)[mask.bool()].abs().max() < 0.1

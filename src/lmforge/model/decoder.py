@@ -66,7 +66,9 @@ class DecoderModel(TransformerModel):
         if position_ids is None:
             position_ids = default_position_ids(attention_mask, input_ids, past)
         x, rotary = self.embeddings(input_ids, position_ids)  # (B, T, d)
-        bias, is_causal = attention_bias(attention_mask, T, causal=True, past_length=past)
+        bias, is_causal = attention_bias(
+            attention_mask, T, causal=True, past_length=past, device=input_ids.device
+        )
 
         attentions = [] if return_attentions else None
         for index, layer in enumerate(self.layers):

@@ -98,7 +98,9 @@ class EncoderDecoderModel(TransformerModel):
         if position_ids is None:
             position_ids = default_position_ids(decoder_attention_mask, decoder_input_ids, past)
         x, rotary = self.decoder_embeddings(decoder_input_ids, position_ids)
-        bias, is_causal = attention_bias(decoder_attention_mask, T, causal=True, past_length=past)
+        bias, is_causal = attention_bias(
+            decoder_attention_mask, T, causal=True, past_length=past, device=decoder_input_ids.device
+        )
         memory_bias = padding_bias(attention_mask)  # (B, 1, 1, S): padding of the source
 
         attentions = [] if return_attentions else None

@@ -161,9 +161,10 @@ class KVCache:
        all ``cache.length + 1`` tokens (1 = real token, 0 = padding). Positions default to
        ``cumsum(mask) - 1``, so left-padded prompts get positions 0, 1, ... from their first real token; pass
        ``position_ids`` to override.
-    4. Beam search: ``cache.reorder(beam_indices)`` keeps the rows of the surviving beams (self-attention
-       keys/values only: cross-attention keys/values depend on the source alone, and beams never change
-       source, so keep the source of each row fixed — repeat the encoder output per beam before prefill).
+    4. Beam search: ``cache.reorder(beam_indices)`` keeps (or duplicates) the rows of the surviving beams,
+       in the self-attention and the cross-attention keys/values alike, so ``reorder`` may also expand a
+       batch of B sources to B × beams rows after the prefill. Pass the encoder output and source mask with
+       the same rows (``memory.index_select(0, beam_indices)``) if you pass them again.
 
     For encoder-decoders, the first decoder call with a cache computes the cross-attention keys/values from
     the encoder output and stores them; later calls reuse them (pass the same ``encoder_hidden_states``).
@@ -187,6 +188,9 @@ class KVCache:
             if layer.key is not None:
                 layer.key = layer.key.index_select(0, batch_indices)
                 layer.value = layer.value.index_select(0, batch_indices)
+            if layer.cross_key is not None:
+                layer.cross_key = layer.cross_key.index_select(0, batch_indices)
+                layer.cross_value = layer.cross_value.index_select(0, batch_indices)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -200,6 +204,7 @@ def attention_bias(
     causal: bool,
     past_length: int = 0,
     dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
 ) -> tuple[Tensor | None, bool]:
     """The additive attention mask for `F.scaled_dot_product_attention`, and whether to ask it for causality.
 
@@ -221,7 +226,7 @@ def attention_bias(
         return None, False
     if no_padding and past_length == 0:
         return None, True
-    device = attention_mask.device if attention_mask is not None else None
+    device = attention_mask.device if attention_mask is not None else device
     query_positions = torch.arange(past_length, key_length, device=device)[:, None]  # (T, 1)
     key_positions = torch.arange(key_length, device=device)[None, :]  # (1, past + T)
     allowed = torch.ones(query_length, key_length, dtype=torch.bool, device=device)
@@ -318,8 +323,8 @@ class MultiHeadAttention(nn.Module):
         if KV != H:  # grouped-query: each key/value head serves H / KV query heads
             k = k.repeat_interleave(H // KV, dim=1)
             v = v.repeat_interleave(H // KV, dim=1)
-        if bias is not None:
-            bias = bias.to(q.dtype)
+        if bias is not None and bias.dtype != q.dtype:  # autocast: clamp so fp16 gets its own min, not -inf
+            bias = bias.clamp(min=torch.finfo(q.dtype).min).to(q.dtype)
         dropout = self.dropout if self.training else 0.0
 
         weights = None
