@@ -1,0 +1,10 @@
+"""Evaluation metrics: BLEU, chrF, ROUGE, accuracy / precision / recall / F1, SQuAD EM / F1.
+
+Each metric is lmforge's own code and gives the same numbers as the reference implementation papers
+report (sacrebleu, rouge-score, the official SQuAD v1.1 script); the tests prove it statistic by
+statistic. Arguments put the system output first, the references second.
+"""
+
+from lmforge.metrics.bleu import BLEUScore, CHRFScore, bleu, bleu_explain, chrf, sentence_bleu
+
+__all__ = ["BLEUScore", "CHRFScore", "bleu", "bleu_explain", "chrf", "sentence_bleu"]
