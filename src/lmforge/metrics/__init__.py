@@ -6,5 +6,18 @@ statistic. Arguments put the system output first, the references second.
 """
 
 from lmforge.metrics.bleu import BLEUScore, CHRFScore, bleu, bleu_explain, chrf, sentence_bleu
+from lmforge.metrics.rouge import Score, rouge, rouge_corpus, rouge_explain, rouge_scores
 
-__all__ = ["BLEUScore", "CHRFScore", "bleu", "bleu_explain", "chrf", "sentence_bleu"]
+__all__ = [
+    "BLEUScore",
+    "CHRFScore",
+    "Score",
+    "bleu",
+    "bleu_explain",
+    "chrf",
+    "rouge",
+    "rouge_corpus",
+    "rouge_explain",
+    "rouge_scores",
+    "sentence_bleu",
+]
