@@ -6,9 +6,24 @@ statistic. Arguments put the system output first, the references second.
 """
 
 from lmforge.metrics.bleu import BLEUScore, CHRFScore, bleu, bleu_explain, chrf, sentence_bleu
+from lmforge.metrics.classification import (
+    PRF,
+    ConfusionMatrix,
+    accuracy,
+    confusion_matrix,
+    precision_recall_f1,
+)
 from lmforge.metrics.rouge import Score, rouge, rouge_corpus, rouge_explain, rouge_scores
+from lmforge.metrics.squad import SquadScore, squad_em_f1
 
 __all__ = [
+    "PRF",
+    "ConfusionMatrix",
+    "SquadScore",
+    "accuracy",
+    "confusion_matrix",
+    "precision_recall_f1",
+    "squad_em_f1",
     "BLEUScore",
     "CHRFScore",
     "Score",
