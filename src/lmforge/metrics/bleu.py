@@ -40,10 +40,12 @@ _LOG_OF_ZERO = -9999999999  # sacrebleu floors log(0) to this, so a zero precisi
 _13A_SYMBOLS = '{|}~[\\]^_` !"#$%&()*+:;<=>?@/'
 _13A_SPLIT_SYMBOLS = str.maketrans({c: f" {c} " for c in _13A_SYMBOLS})
 # 13a, steps 2–4: a period or comma splits off unless it sits between digits; a dash after a digit splits.
+# (The replacements are functions rather than r"\1 \2 " templates: Python 3.11 expands templates in
+# Python, match by match, which is slower.)
 _13A_RULES = (
-    (re.compile(r"([^0-9])([\.,])"), r"\1 \2 "),
-    (re.compile(r"([\.,])([^0-9])"), r" \1 \2"),
-    (re.compile(r"([0-9])(-)"), r"\1 \2 "),
+    (re.compile(r"([^0-9])([\.,])"), lambda match: f"{match[1]} {match[2]} "),  # r"\1 \2 "
+    (re.compile(r"([\.,])([^0-9])"), lambda match: f" {match[1]} {match[2]}"),  # r" \1 \2"
+    (re.compile(r"([0-9])(-)"), lambda match: f"{match[1]} {match[2]} "),  # r"\1 \2 "
 )
 
 
@@ -349,6 +351,8 @@ def corpus_statistics(
     # Tokenize all references of all sentences in one pass, then cut the flat list back per sentence.
     flat_refs = [ref for refs in ref_sets for ref in refs]
     flat_tokens = tokenize_corpus(flat_refs, tokenize, lowercase)
+    if max_order == MAX_NGRAM_ORDER and len(flat_tokens) == len(hyp_tokens):
+        return _single_reference_statistics(hyp_tokens, flat_tokens)
     sys_len = ref_len = 0
     matches = [0] * max_order
     totals = [0] * max_order
@@ -363,6 +367,47 @@ def corpus_statistics(
             matches[n] += seg_matches[n]
             totals[n] += seg_totals[n]
     return sys_len, ref_len, matches, totals
+
+
+def _single_reference_statistics(
+    hyp_tokens: list[list[str]], ref_tokens: list[list[str]]
+) -> tuple[int, int, list[int], list[int]]:
+    """`corpus_statistics` for one reference per sentence and orders 1-4: the loop of
+    `segment_statistics` inlined, and an order skipped once a lower order has no match."""
+    m1 = m2 = m3 = m4 = 0
+    for hyp, ref in zip(hyp_tokens, ref_tokens, strict=True):
+        unique = set(hyp)
+        if len(unique) != len(hyp):  # a repeated word: count n-grams
+            _, _, seg_matches, _ = segment_statistics(hyp, [ref])
+            m1 += seg_matches[0]
+            m2 += seg_matches[1]
+            m3 += seg_matches[2]
+            m4 += seg_matches[3]
+            continue
+        matched = len(unique.intersection(ref))
+        if not matched:
+            continue
+        m1 += matched
+        hyp1, ref1 = hyp[1:], ref[1:]
+        matched = len(set(zip(hyp, hyp1, strict=False)).intersection(zip(ref, ref1, strict=False)))
+        if not matched:
+            continue
+        m2 += matched
+        hyp2, ref2 = hyp[2:], ref[2:]
+        matched = len(
+            set(zip(hyp, hyp1, hyp2, strict=False)).intersection(zip(ref, ref1, ref2, strict=False))
+        )
+        if not matched:
+            continue
+        m3 += matched
+        m4 += len(
+            set(zip(hyp, hyp1, hyp2, hyp[3:], strict=False)).intersection(
+                zip(ref, ref1, ref2, ref[3:], strict=False)
+            )
+        )
+    hyp_lens = [len(hyp) for hyp in hyp_tokens]
+    totals = [sum(length - n for length in hyp_lens if length > n) for n in range(MAX_NGRAM_ORDER)]
+    return sum(hyp_lens), sum(map(len, ref_tokens)), [m1, m2, m3, m4], totals
 
 
 def bleu(
