@@ -1,4 +1,4 @@
-"""`lmforge eval METRIC`: score system outputs in files against references, and explain the score.
+"""`lmforge eval METRIC`: Score system outputs in files against references, and explain the score.
 
 What is here: the subcommands bleu, chrf, rouge, accuracy, f1 and squad; reading their inputs (plain
 text, one item per line, or JSONL with named fields); `--json` output; `--explain` for bleu (per
@@ -373,7 +373,7 @@ def run_f1(args: argparse.Namespace) -> int:
         "per_class": {str(c): s._asdict() for c, s in per_class.items()},
         "confusion_matrix": {"classes": matrix.classes, "counts": matrix.counts},
     }
-    width = max(len(str(c)) for c in per_class) + 2
+    width = max([len(str(c)) for c in per_class] + [len("class"), len(args.average)]) + 2
     lines = [f"{'class':{width}} {'precision':>9} {'recall':>9} {'F1':>9} {'support':>8}"]
     for c, s in per_class.items():
         lines.append(
@@ -481,7 +481,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--tokenize", choices=TOKENIZERS, default="13a", help="13a (WMT default), intl, char, none"
     )
     sub.add_argument(
-        "--smooth", choices=list(SMOOTH_DEFAULTS), default="exp", help="smoothing method (default exp)"
+        "--smooth",
+        "--smooth-method",
+        dest="smooth",
+        choices=list(SMOOTH_DEFAULTS),
+        default="exp",
+        help="smoothing method (default exp)",
     )
     sub.add_argument("--smooth-value", type=float, default=None, help="floor (0.1) or add-k (1) constant")
     sub.add_argument("--lowercase", action="store_true", help="case-insensitive BLEU")
