@@ -103,7 +103,7 @@ def test_squad_official_format_and_lines(cli, tmp_path, files):
     expected = squad_em_f1(
         ["Broncos", "in 1889", "\0"], [["Denver Broncos", "the Broncos"], ["1889"], ["Paris"]]
     )
-    assert (payload["exact_match"], payload["f1"], payload["count"]) == tuple(expected)
+    assert (payload["exact_match"], payload["f1"], payload["count"]) == (*expected, 3)
     assert payload["exact_match"] == pytest.approx(100 / 3)
     answers = tmp_path / "answers.jsonl"
     answers.write_text('{"answers": ["Denver Broncos", "the Broncos"]}\n{"answers": "1889"}\n')

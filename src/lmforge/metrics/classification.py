@@ -9,7 +9,7 @@ functions take the true labels first). Labels may be any hashable values: ints, 
     >>> accuracy(predictions, labels)
     0.8
     >>> precision_recall_f1(predictions, labels, average="macro")
-    PRF(precision=0.8333333333333333, recall=0.8333333333333333, f1=0.8, support=5)
+    PRF(precision=0.8333333333333333, recall=0.8333333333333333, f1=0.8)
     >>> print(confusion_matrix(predictions, labels))
     true \\ predicted  neg  pos
     neg                 2    1
@@ -27,12 +27,11 @@ AVERAGES = ("macro", "micro", "weighted")
 
 
 class PRF(NamedTuple):
-    """Precision, recall and F1 (fractions in [0, 1]) and how many true examples they cover."""
+    """Precision, recall and F1, fractions in [0, 1] (unpacks as `precision, recall, f1 = ...`)."""
 
     precision: float
     recall: float
     f1: float
-    support: int
 
 
 def _check(predictions: Sequence, labels: Sequence) -> None:
@@ -88,15 +87,15 @@ def precision_recall_f1(
     for c in classes:
         precision = _divide(true_positive[c], predicted[c])
         recall = _divide(true_positive[c], support[c])
-        per_class[c] = PRF(precision, recall, _f1(precision, recall), support[c])
+        per_class[c] = PRF(precision, recall, _f1(precision, recall))
     if average is None:
         return per_class
-    total_support = sum(support[c] for c in classes)
+    total_support = sum(support[c] for c in classes)  # examples whose true class is one of `classes`
     if average == "micro":
         tp = sum(true_positive[c] for c in classes)
         precision = _divide(tp, sum(predicted[c] for c in classes))
         recall = _divide(tp, total_support)
-        return PRF(precision, recall, _f1(precision, recall), total_support)
+        return PRF(precision, recall, _f1(precision, recall))
     if average == "macro":
         weights = [1 / len(classes)] * len(classes)
     else:
@@ -106,16 +105,35 @@ def precision_recall_f1(
         sum(w * s.precision for w, s in zip(weights, scores, strict=True)),
         sum(w * s.recall for w, s in zip(weights, scores, strict=True)),
         sum(w * s.f1 for w, s in zip(weights, scores, strict=True)),
-        total_support,
     )
 
 
 @dataclass
 class ConfusionMatrix:
-    """counts[i][j]: how many examples of true class classes[i] were predicted as classes[j]."""
+    """counts[i][j]: how many examples of true class classes[i] were predicted as classes[j].
+
+    Indexes, iterates and compares like its `counts` (a list of rows), so `matrix[i][j]` works.
+    """
 
     classes: list
     counts: list[list[int]]
+
+    def __getitem__(self, index):
+        return self.counts[index]
+
+    def __iter__(self):
+        return iter(self.counts)
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, ConfusionMatrix):
+            return self.classes == other.classes and self.counts == other.counts
+        return self.counts == [list(row) for row in other]
+
+    def tolist(self) -> list[list[int]]:
+        return [list(row) for row in self.counts]
 
     def __str__(self) -> str:
         names = [str(c) for c in self.classes]

@@ -9,7 +9,7 @@ percent.
     >>> normalize_answer("The  Eiffel Tower!")
     'eiffel tower'
     >>> squad_em_f1(["Eiffel Tower", "in 1889"], [["the Eiffel Tower"], ["1889", "1887"]])
-    SquadScore(exact_match=50.0, f1=83.33333333333333, count=2)
+    SquadScore(exact_match=50.0, f1=83.33333333333333)
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 class SquadScore(NamedTuple):
     exact_match: float  # percent of questions whose prediction equals a reference after normalization
     f1: float  # mean word-overlap F1 in percent
-    count: int  # questions scored
 
 
 def normalize_answer(text: str) -> str:
@@ -75,5 +74,4 @@ def squad_em_f1(
             raise ValueError(f"question {i + 1} has no reference answer")
         total_em += max(exact_match(prediction, a) for a in answers)
         total_f1 += max(f1(prediction, a) for a in answers)
-    count = len(predictions)
-    return SquadScore(100.0 * total_em / count, 100.0 * total_f1 / count, count)
+    return SquadScore(100.0 * total_em / len(predictions), 100.0 * total_f1 / len(predictions))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 from lmforge.errors import CorpusError, LmforgeError, MissingFileError
@@ -367,20 +368,22 @@ def run_f1(args: argparse.Namespace) -> int:
     averaged = precision_recall_f1(predictions, labels, average=args.average)
     per_class = precision_recall_f1(predictions, labels, average=None)
     matrix = confusion_matrix(predictions, labels)
+    support = Counter(labels)
     payload = {
         "average": args.average,
         **averaged._asdict(),
-        "per_class": {str(c): s._asdict() for c, s in per_class.items()},
+        "support": len(labels),
+        "per_class": {str(c): {**s._asdict(), "support": support[c]} for c, s in per_class.items()},
         "confusion_matrix": {"classes": matrix.classes, "counts": matrix.counts},
     }
     width = max([len(str(c)) for c in per_class] + [len("class"), len(args.average)]) + 2
     lines = [f"{'class':{width}} {'precision':>9} {'recall':>9} {'F1':>9} {'support':>8}"]
     for c, s in per_class.items():
         lines.append(
-            f"{c!s:{width}} {100 * s.precision:9.2f} {100 * s.recall:9.2f} {100 * s.f1:9.2f} {s.support:8d}"
+            f"{c!s:{width}} {100 * s.precision:9.2f} {100 * s.recall:9.2f} {100 * s.f1:9.2f} {support[c]:8d}"
         )
     lines.append(f"{args.average:{width}} {100 * averaged.precision:9.2f} {100 * averaged.recall:9.2f} "
-                 f"{100 * averaged.f1:9.2f} {averaged.support:8d}")  # fmt: skip
+                 f"{100 * averaged.f1:9.2f} {len(labels):8d}")  # fmt: skip
     lines += ["", "confusion matrix (rows: true class, columns: predicted):", str(matrix)]
     emit(payload, args.json, "\n".join(lines))
     return 0
@@ -436,8 +439,8 @@ def run_squad(args: argparse.Namespace) -> int:
         answers = read_items(args.ref, args.ref_field, "ref", allow_lists=True)
         same_length((args.hyp, predictions), (args.ref, answers))
     score = squad_em_f1(predictions, answers)
-    emit({"exact_match": score.exact_match, "f1": score.f1, "count": score.count}, args.json,
-         f"exact_match = {score.exact_match:.2f}  f1 = {score.f1:.2f}  ({score.count} questions; SQuAD v1.1 normalization)")  # fmt: skip
+    emit({"exact_match": score.exact_match, "f1": score.f1, "count": len(predictions)}, args.json,
+         f"exact_match = {score.exact_match:.2f}  f1 = {score.f1:.2f}  ({len(predictions)} questions; SQuAD v1.1 normalization)")  # fmt: skip
     return 0
 
 
