@@ -209,3 +209,17 @@ def test_bad_arguments_say_what_to_do():
         bleu(["a"], [["a"]], tokenize="13b")
     with pytest.raises(ValueError, match="unknown smooth_method"):
         bleu(["a"], [["a"]], smooth_method="laplace")
+
+
+def test_cycle_collector_is_restored():
+    import gc
+
+    assert gc.isenabled()
+    bleu(["a b"], [["a b"]])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        bleu(["a b"], [["a b"]])
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
