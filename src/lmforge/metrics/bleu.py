@@ -153,15 +153,21 @@ def _max_ref_counts(refs: list[list[str]], order: int) -> Counter:
     return merged
 
 
+def _grams(tokens: list[str], order: int) -> list:
+    """The n-grams of one order in sentence order: the tokens themselves for order 1, else tuples."""
+    return tokens if order == 1 else list(zip(*(tokens[i:] for i in range(order)), strict=False))
+
+
 def segment_statistics(
     hyp: list[str], refs: list[list[str]], max_order: int = MAX_NGRAM_ORDER
 ) -> tuple[int, int, list[int], list[int]]:
     """(hypothesis length, closest reference length, clipped matches per order, n-grams per order).
 
     The clipped match count of an order is the sum over hypothesis n-grams of min(count in hypothesis,
-    largest count in one reference). When no n-gram repeats in the hypothesis (most sentences), every
-    min is 0 or 1, so it is the size of a set intersection, which Python computes in C; otherwise the
-    n-grams are counted.
+    largest count in one reference). When no n-gram of that order repeats in the hypothesis (most
+    sentences, most orders), every min is 0 or 1: the count is the size of a set intersection, which
+    Python computes in C. Otherwise the n-grams are counted. Once an order has no match, no longer
+    n-gram can match either.
 
         >>> segment_statistics("the cat the cat".split(), ["the cat sat".split()])
         (4, 3, [2, 1, 0, 0], [4, 3, 2, 1])
@@ -169,49 +175,28 @@ def segment_statistics(
     hyp_len = len(hyp)
     totals = [max(hyp_len - n, 0) for n in range(max_order)]
     ref_len = closest_ref_len(hyp_len, [len(r) for r in refs])
-    if max_order == 4 and len(set(hyp)) == hyp_len:  # the common case, unrolled: no repeated word
-        ref = refs[0]
-        hyp1, hyp2, hyp3 = hyp[1:], hyp[2:], hyp[3:]
-        if len(refs) == 1:
-            ref1, ref2, ref3 = ref[1:], ref[2:], ref[3:]
-            matches = [
-                len(set(hyp).intersection(ref)),
-                len(set(zip(hyp, hyp1, strict=False)).intersection(zip(ref, ref1, strict=False)))
-                if hyp_len > 1
-                else 0,
-                len(set(zip(hyp, hyp1, hyp2, strict=False)).intersection(zip(ref, ref1, ref2, strict=False)))
-                if hyp_len > 2
-                else 0,
-                len(
-                    set(zip(hyp, hyp1, hyp2, hyp3, strict=False)).intersection(
-                        zip(ref, ref1, ref2, ref3, strict=False)
-                    )
-                )
-                if hyp_len > 3
-                else 0,
-            ]
-            return hyp_len, ref_len, matches, totals
-        hyp_grams = [
-            set(hyp),
-            set(zip(hyp, hyp1, strict=False)),
-            set(zip(hyp, hyp1, hyp2, strict=False)),
-            set(zip(hyp, hyp1, hyp2, hyp3, strict=False)),
-        ]
-        matches = [0] * max_order
-        for n in range(max_order):
-            in_any: set = set()
-            for ref in refs:
-                in_any.update(ref if n == 0 else zip(*(ref[i:] for i in range(n + 1)), strict=False))
-            matches[n] = len(hyp_grams[n] & in_any)
-        return hyp_len, ref_len, matches, totals
     matches = [0] * max_order
     for n in range(1, min(max_order, hyp_len) + 1):
-        limits = _max_ref_counts(refs, n)
-        matched = 0
-        for gram, count in ngram_counts(hyp, n).items():
-            limit = limits.get(gram)
-            if limit:
-                matched += count if count < limit else limit
+        hyp_grams = _grams(hyp, n)
+        present = set(hyp_grams)
+        if len(present) == len(hyp_grams):
+            if len(refs) == 1:
+                matched = len(present.intersection(_grams(refs[0], n)))
+            else:
+                matched = len(present.intersection(set().union(*(_grams(ref, n) for ref in refs))))
+        else:
+            limits = Counter(_grams(refs[0], n))
+            for ref in refs[1:]:
+                for gram, count in Counter(_grams(ref, n)).items():
+                    if count > limits[gram]:
+                        limits[gram] = count
+            matched = 0
+            for gram, count in Counter(hyp_grams).items():
+                limit = limits.get(gram)
+                if limit:
+                    matched += count if count < limit else limit
+        if not matched:
+            break
         matches[n - 1] = matched
     return hyp_len, ref_len, matches, totals
 
