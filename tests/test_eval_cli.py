@@ -153,3 +153,13 @@ def test_console_script_help(cli_process):
     assert result.returncode == 0
     for metric in ("bleu", "chrf", "rouge", "accuracy", "f1", "squad"):
         assert metric in result.stdout
+
+
+def test_bad_option_values_fail_before_any_file_is_read(cli, tmp_path):
+    missing = tmp_path / "missing.txt"  # were the files read first, the error would be about this file
+    code, _, err = cli("eval", "rouge", "--hyp", missing, "--ref", missing, "--types", "rouge1,rougeX")
+    assert code == 2 and "--types: unknown ROUGE type 'rougeX'" in err
+    code, _, err = cli(
+        "eval", "bleu", "--hyp", missing, "--ref", missing, "--smooth", "exp", "--smooth-value", "2"
+    )
+    assert code == 2 and "--smooth-value applies to floor and add-k" in err

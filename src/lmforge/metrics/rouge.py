@@ -214,7 +214,10 @@ def _rouge_lsum(hyp_text: str, ref_text: str, use_stemmer: bool, tokenizer: str)
     return Score(precision, recall, _fmeasure(precision, recall))
 
 
-def _check_types(rouge_types: Sequence[str]) -> None:
+def check_types(rouge_types: Sequence[str]) -> None:
+    """Raise ValueError unless every type is rouge1..rouge9, rougeL or rougeLsum (and there is one)."""
+    if not rouge_types:
+        raise ValueError("no ROUGE type given; use rouge1..rouge9, rougeL or rougeLsum")
     for rouge_type in rouge_types:
         if rouge_type in ("rougeL", "rougeLsum"):
             continue
@@ -257,7 +260,7 @@ def rouge(
     """
     if not isinstance(hypothesis, str):
         raise TypeError("hypothesis must be a string (use rouge_scores for many pairs)")
-    _check_types(rouge_types)
+    check_types(rouge_types)
     if isinstance(reference, str):
         return _score_one(hypothesis, reference, rouge_types, use_stemmer, tokenizer)
     if not reference:

@@ -259,20 +259,21 @@ def run_chrf(args: argparse.Namespace) -> int:
 
 
 def run_rouge(args: argparse.Namespace) -> int:
-    from lmforge.metrics.rouge import rouge, rouge_explain
+    from lmforge.metrics.rouge import check_types, rouge, rouge_explain
 
     types = [t.strip() for t in args.types.split(",") if t.strip()]
+    try:
+        check_types(types)
+    except ValueError as exc:
+        raise LmforgeError(f"--types: {exc}") from None
     check_files(args.hyp, args.ref)
     hyps = read_items(args.hyp, args.hyp_field, "hyp")
     refs = read_items(args.ref, args.ref_field, "ref", allow_lists=True)
     same_length((args.hyp, hyps), (args.ref, refs))
-    try:
-        per_pair = [
-            rouge(h, r, args.stem, rouge_types=types, tokenizer=args.tokenizer)
-            for h, r in zip(hyps, refs, strict=True)
-        ]
-    except ValueError as exc:
-        raise LmforgeError(f"--types: {exc}") from None
+    per_pair = [
+        rouge(h, r, args.stem, rouge_types=types, tokenizer=args.tokenizer)
+        for h, r in zip(hyps, refs, strict=True)
+    ]
     means = {t: [sum(s[t][k] for s in per_pair) / len(per_pair) for k in range(3)] for t in types}
     payload: dict = {
         "scores": {
