@@ -69,9 +69,11 @@ def tokenize_corpus(lines: Sequence[str], tokenize: str = "13a", lowercase: bool
     """Tokens of each line, exactly as sacrebleu's BLEU sees them (lower-cased first if asked, then
     trailing whitespace stripped, then tokenized).
 
-    The lines are joined with newlines and each rule runs once over the whole text. This gives the same
-    tokens as line by line: every rule only looks at a character and its neighbours, a newline is never
-    one of the characters a rule splits, and 13a pads each line with spaces, so no rule reaches across.
+    The lines are joined and each rule runs once over the whole text. This gives the same tokens as line
+    by line, because every rule only looks at a character and its neighbours and none can reach across
+    the join: 13a pads each line with spaces and never splits a newline; intl lines are joined with a
+    character its rules treat exactly like the start or end of a line (tests check both against
+    sacrebleu on lines whose first and last characters matter).
 
         >>> tokenize_corpus(["Hello, world!", "It costs $3.50."])
         [['Hello', ',', 'world', '!'], ['It', 'costs', '$', '3.50', '.']]
