@@ -69,7 +69,8 @@ def test_rouge_jsonl_fields_and_explain(cli, files, tmp_path):
     out = cli("eval", "rouge", "--hyp", jsonl, "--hyp-field", "summary", "--ref", ref, "--json", "--stem")[1]
     payload = json.loads(out)
     expected = rouge_corpus(HYPS, REFS, True)
-    assert payload["scores"]["rougeL"]["fmeasure"] == expected["rougeL"].fmeasure
+    assert payload["rougeL"]["fmeasure"] == expected["rougeL"].fmeasure
+    assert payload["rouge2"]["recall"] == expected["rouge2"].recall and payload["pairs"] == 3
     code, out, _ = cli(
         "eval", "rouge", "--hyp", jsonl, "--hyp-field", "summary", "--ref", ref, "--explain", "--limit", "1"
     )

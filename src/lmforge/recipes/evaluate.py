@@ -275,10 +275,8 @@ def run_rouge(args: argparse.Namespace) -> int:
         for h, r in zip(hyps, refs, strict=True)
     ]
     means = {t: [sum(s[t][k] for s in per_pair) / len(per_pair) for k in range(3)] for t in types}
-    payload: dict = {
-        "scores": {
-            t: dict(zip(("precision", "recall", "fmeasure"), m, strict=True)) for t, m in means.items()
-        },
+    payload: dict = {  # {"rouge1": {"precision": .., "recall": .., "fmeasure": ..}, ..., "pairs": N, ...}
+        **{t: dict(zip(("precision", "recall", "fmeasure"), m, strict=True)) for t, m in means.items()},
         "pairs": len(per_pair),
         "use_stemmer": args.stem,
         "tokenizer": args.tokenizer,
