@@ -108,14 +108,9 @@ def reference_streams(ref_files: list[str], field: str, n_hyps: int, hyp_file: s
         same_length((hyp_file, [None] * n_hyps), (path, items))
     streams: list[list] = []
     for items in per_file:
-        width = max(len(v) if isinstance(v, list) else 1 for v in items)
-        for k in range(width):
-            streams.append(
-                [
-                    (v[k] if k < len(v) else None) if isinstance(v, list) else (v if k == 0 else None)
-                    for v in items
-                ]
-            )
+        per_sentence = [v if isinstance(v, list) else [v] for v in items]
+        for k in range(max(map(len, per_sentence))):
+            streams.append([refs[k] if k < len(refs) else None for refs in per_sentence])
     return streams
 
 
