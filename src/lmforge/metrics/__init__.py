@@ -3,6 +3,11 @@
 Each metric is lmforge's own code and gives the same numbers as the reference implementation papers
 report (sacrebleu, rouge-score, the official SQuAD v1.1 script); the tests prove it statistic by
 statistic. Arguments put the system output first, the references second.
+
+- bleu.py: BLEU (corpus and sentence; 13a / intl / char / none; exp / floor / add-k / none) and chrF
+- rouge.py: ROUGE-N, ROUGE-L, ROUGE-Lsum, several references, a Unicode tokenizer; porter.py: its stemmer
+- classification.py: accuracy, precision / recall / F1 (macro, micro, weighted), confusion matrix
+- squad.py: SQuAD v1.1 exact match and F1
 """
 
 from lmforge.metrics.bleu import BLEUScore, CHRFScore, bleu, bleu_explain, chrf, sentence_bleu
