@@ -8,6 +8,7 @@ statistic. Arguments put the system output first, the references second.
 - rouge.py: ROUGE-N, ROUGE-L, ROUGE-Lsum, several references, a Unicode tokenizer; porter.py: its stemmer
 - classification.py: accuracy, precision / recall / F1 (macro, micro, weighted), confusion matrix
 - squad.py: SQuAD v1.1 exact match and F1
+- perplexity.py: perplexity and bits per byte from summed NLL; sliding-window NLL of a causal model
 """
 
 from lmforge.metrics.bleu import BLEUScore, CHRFScore, bleu, bleu_explain, chrf, sentence_bleu
@@ -18,6 +19,7 @@ from lmforge.metrics.classification import (
     confusion_matrix,
     precision_recall_f1,
 )
+from lmforge.metrics.perplexity import bits_per_byte, perplexity, sliding_window_nll
 from lmforge.metrics.rouge import Score, rouge, rouge_corpus, rouge_explain, rouge_scores
 from lmforge.metrics.squad import SquadScore, squad_em_f1
 
@@ -40,4 +42,7 @@ __all__ = [
     "rouge_explain",
     "rouge_scores",
     "sentence_bleu",
+    "perplexity",
+    "bits_per_byte",
+    "sliding_window_nll",
 ]
