@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.export import register_dataclass
 
 # ---------------------------------------------------------------------------------------------------------
 # Positions
@@ -503,6 +504,11 @@ class ModelOutput:
     attentions: list[Tensor] | None = None  # per layer (B, H, T, S) when asked with return_attentions=True
     cache: KVCache | None = None  # the updated cache when one was passed
     encoder_hidden_states: Tensor | None = None  # encoder-decoders: (B, S, d), reusable across calls
+
+
+# A pytree, so that wrappers which walk module outputs (FSDP2's gradient hooks, torch.export) see the tensors
+# inside it; with an opaque class FSDP2 silently skips the gradient reduction.
+register_dataclass(ModelOutput, serialized_type_name="lmforge.model.layers.ModelOutput")
 
 
 def layer_from_config(config, *, cross_attention: bool = False) -> TransformerLayer:
