@@ -29,12 +29,13 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import tiktoken  # noqa: E402
+
 import tokenizers as hf  # noqa: E402
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from lmforge.tokenizers import BPETokenizer, Tokenizer, WordPieceTokenizer  # noqa: E402
+from lmforge.tokenizers import BPETokenizer, Tokenizer  # noqa: E402
 from lmforge.tokenizers.bpe import CHAR_TO_BYTE, GPT2_PATTERN  # noqa: E402
 
 DATA = Path(os.environ.get("LMFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -65,7 +66,9 @@ def hf_wordpiece_train(lines: list[str]) -> hf.Tokenizer:
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(lines, trainers.WordPieceTrainer(vocab_size=VOCAB, special_tokens=specials, show_progress=False))
+    tok.train_from_iterator(
+        lines, trainers.WordPieceTrainer(vocab_size=VOCAB, special_tokens=specials, show_progress=False)
+    )
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
@@ -137,8 +140,11 @@ def run(quick: bool) -> str:
     encoding_tiktoken = tiktoken_from(ours_bpe)
 
     # --- encoding: unseen slices per repetition ------------------------------------------------------------
-    size = 1_000_000 if not quick else 250_000
-    warm, *measured = slices(lines, reps + 1, size, start=0)
+    # Per repetition two unseen slices: one for the ids-only runs, one for the full runs, so that no run
+    # finds the words of its slice already cached by another run of the same repetition.
+    size = 900_000 if not quick else 200_000
+    warm, *measured = slices(lines, 2 * reps + 1, size, start=0)
+    measured = list(zip(measured[0::2], measured[1::2], strict=True))
     for tok in (ours_bpe_hf_file, ours_wp):
         tok.encode_batch(warm)
     theirs_bpe.encode_batch(warm)
@@ -153,26 +159,42 @@ def run(quick: bool) -> str:
         rates.setdefault(name, []).append(mb(chunk) / timed(function))
 
     agree_tiktoken = []
-    for rep, chunk in enumerate(measured):
-        contestants = [
+    for rep, (chunk, other) in enumerate(measured):
+        ids_only = [
             ("bpe lmforge", lambda c=chunk: [e.ids for e in ours_bpe_hf_file.encode_batch(c)]),
             ("bpe HF", lambda c=chunk: [e.ids for e in theirs_bpe.encode_batch(c)]),
             ("bpe tiktoken", lambda c=chunk: [encoding_tiktoken.encode_ordinary(line) for line in c]),
-            ("bpe lmforge full", lambda c=chunk: [(e.ids, e.tokens, e.offsets) for e in ours_bpe_hf_file.encode_batch(c)]),
-            ("bpe HF full", lambda c=chunk: [(e.ids, e.tokens, e.offsets) for e in theirs_bpe.encode_batch(c)]),
             ("wordpiece lmforge", lambda c=chunk: [e.ids for e in ours_wp.encode_batch(c)]),
             ("wordpiece HF", lambda c=chunk: [e.ids for e in theirs_wp.encode_batch(c)]),
-            ("wordpiece lmforge full", lambda c=chunk: [(e.ids, e.tokens, e.offsets) for e in ours_wp.encode_batch(c)]),
-            ("wordpiece HF full", lambda c=chunk: [(e.ids, e.tokens, e.offsets) for e in theirs_wp.encode_batch(c)]),
         ]
+        full = [
+            (
+                "bpe lmforge full",
+                lambda c=other: [(e.ids, e.tokens, e.offsets) for e in ours_bpe_hf_file.encode_batch(c)],
+            ),
+            (
+                "bpe HF full",
+                lambda c=other: [(e.ids, e.tokens, e.offsets) for e in theirs_bpe.encode_batch(c)],
+            ),
+            (
+                "wordpiece lmforge full",
+                lambda c=other: [(e.ids, e.tokens, e.offsets) for e in ours_wp.encode_batch(c)],
+            ),
+            (
+                "wordpiece HF full",
+                lambda c=other: [(e.ids, e.tokens, e.offsets) for e in theirs_wp.encode_batch(c)],
+            ),
+        ]
+        contestants = [(name, chunk, f) for name, f in ids_only] + [(name, other, f) for name, f in full]
         order = contestants if rep % 2 == 0 else contestants[::-1]
-        for name, function in order:
-            record(name, chunk, function)
+        for name, text, function in order:
+            record(name, text, function)
         ours_ids = [e.ids for e in ours_bpe_hf_file.encode_batch(chunk)]
         assert ours_ids == [e.ids for e in theirs_bpe.encode_batch(chunk)], "BPE ids differ from HF"
         assert [e.ids for e in ours_wp.encode_batch(chunk)] == [e.ids for e in theirs_wp.encode_batch(chunk)]
         agree_tiktoken.append(
-            sum(a == encoding_tiktoken.encode_ordinary(line) for a, line in zip(ours_ids, chunk, strict=True)) / len(chunk)
+            sum(a == encoding_tiktoken.encode_ordinary(line) for a, line in zip(ours_ids, chunk, strict=True))
+            / len(chunk)
         )
         print(f"encode rep {rep}: " + "  ".join(f"{k} {v[-1]:.2f}" for k, v in rates.items()), flush=True)
 
@@ -180,13 +202,13 @@ def run(quick: bool) -> str:
     big = slices(lines, 1, 3_000_000 if not quick else 600_000, start=len(lines) // 2)[0]
     parallel_one, parallel_two = [], []
     for rep in range(3):
-        fresh = Tokenizer.load(folder / "bpe.json")
-        fresh.encode_batch(warm)
         shifted = big[rep * 100 :] + big[: rep * 100]
-        parallel_one.append(mb(big) / timed(lambda s=shifted: fresh.encode_batch(s)))
-        fresh = Tokenizer.load(folder / "bpe.json")
-        fresh.encode_batch(warm)
-        parallel_two.append(mb(big) / timed(lambda s=shifted: fresh.encode_batch(s, num_workers=2)))
+        for workers, rates_of in ((1, parallel_one), (2, parallel_two)):
+            fresh = Tokenizer.load(folder / "bpe.json")  # same warm cache for both
+            fresh.encode_batch(warm)
+            rates_of.append(
+                mb(big) / timed(lambda t=fresh, s=shifted, w=workers: t.encode_batch(s, num_workers=w))
+            )
 
     med = {k: statistics.median(v) for k, v in rates.items()}
     train_ratio = statistics.median(train_ours) / statistics.median(train_hf)
@@ -221,7 +243,13 @@ def run(quick: bool) -> str:
     row("BPE encode (ids)", med["bpe lmforge"], med["bpe tiktoken"], "tiktoken", "aim 0.5×")
     row("BPE encode (ids, tokens, offsets)", med["bpe lmforge full"], med["bpe HF full"], "HF", "—")
     row("WordPiece encode (ids)", med["wordpiece lmforge"], med["wordpiece HF"], "HF", "≥ 1.0× (aim 1.5×)")
-    row("WordPiece encode (ids, tokens, offsets)", med["wordpiece lmforge full"], med["wordpiece HF full"], "HF", "—")
+    row(
+        "WordPiece encode (ids, tokens, offsets)",
+        med["wordpiece lmforge full"],
+        med["wordpiece HF full"],
+        "HF",
+        "—",
+    )
     report.append(
         f"| BPE training time | {statistics.median(train_ours):.2f} s | HF {statistics.median(train_hf):.2f} s | "
         f"**{train_ratio:.2f}×** (time) | ≤ 2× |"
@@ -240,7 +268,7 @@ def run(quick: bool) -> str:
     )
     report.append(
         "- lmforge reads `.ids` eagerly and builds `.tokens`/`.offsets` from its per-word cache on first access "
-        "(HF's Python binding also converts them lazily); the \"full\" rows read all three for both libraries."
+        '(HF\'s Python binding also converts them lazily); the "full" rows read all three for both libraries.'
     )
     text = "\n".join(report)
     print(text)

@@ -24,13 +24,17 @@ KIND_NAMES = ("char", "word", "bpe", "wordpiece")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", title="actions", parser_class=type(parser))
+    actions = parser.add_subparsers(
+        dest="action", metavar="ACTION", title="actions", parser_class=type(parser)
+    )
     actions.required = True
 
     train = actions.add_parser("train", help="train a tokenizer on text files", description=train_run.__doc__)
     train.add_argument("--kind", required=True, choices=KIND_NAMES, help="which tokenizer to train")
     train.add_argument("--vocab-size", type=int, required=True, help="number of ids, special tokens included")
-    train.add_argument("--out", required=True, help="where to write tokenizer.json (a .vocab.txt goes beside it)")
+    train.add_argument(
+        "--out", required=True, help="where to write tokenizer.json (a .vocab.txt goes beside it)"
+    )
     train.add_argument("--min-frequency", type=int, default=None, help="drop words/pairs seen fewer times")
     train.add_argument(
         "--special-tokens", default=None, help="comma-separated special tokens (default: the kind's own)"
@@ -48,11 +52,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     encode.set_defaults(_action=encode_run)
 
     compare = actions.add_parser(
-        "compare", help="train the four kinds on the same text and compare them", description=compare_run.__doc__
+        "compare",
+        help="train the four kinds on the same text and compare them",
+        description=compare_run.__doc__,
     )
     compare.add_argument("--vocab-size", type=int, required=True, help="vocabulary size for every kind")
     compare.add_argument(
-        "--held-out", type=float, default=0.1, help="share of the documents held out for measuring (default 0.1)"
+        "--held-out",
+        type=float,
+        default=0.1,
+        help="share of the documents held out for measuring (default 0.1)",
     )
     compare.add_argument("--min-frequency", type=int, default=2, help="drop words/pairs seen fewer times")
     _corpus_options(compare)
@@ -61,7 +70,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _corpus_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--field", default="text", help="JSONL field holding the text (default: text)")
-    parser.add_argument("--column", default=None, help="CSV/TSV column holding the text (default: text/sentence)")
+    parser.add_argument(
+        "--column", default=None, help="CSV/TSV column holding the text (default: text/sentence)"
+    )
     parser.add_argument("files", nargs="+", metavar="FILE", help="text, JSONL, CSV/TSV files or directories")
 
 
@@ -76,8 +87,15 @@ def _check_vocab_size(kind: str, vocab_size: int, special_tokens: list[str] | No
     if vocab_size <= 0:
         raise LmforgeError(f"--vocab-size must be positive, got {vocab_size}")
     defaults = {"bpe": [END_OF_TEXT], "wordpiece": list(BERT_SPECIAL_TOKENS)}
-    specials = special_tokens if special_tokens is not None else defaults.get(kind, ["[PAD]", "[UNK]", END_OF_TEXT])
-    base = {"bpe": (256, "bytes"), "char": (1, "character"), "word": (1, "word"), "wordpiece": (1, "character")}
+    specials = (
+        special_tokens if special_tokens is not None else defaults.get(kind, ["[PAD]", "[UNK]", END_OF_TEXT])
+    )
+    base = {
+        "bpe": (256, "bytes"),
+        "char": (1, "character"),
+        "word": (1, "word"),
+        "wordpiece": (1, "character"),
+    }
     check_vocab_size(vocab_size, specials, *base[kind])
 
 
@@ -87,7 +105,9 @@ def train_run(args: argparse.Namespace) -> int:
     from lmforge.text import Corpus
     from lmforge.tokenizers import KINDS
 
-    special_tokens = [t.strip() for t in args.special_tokens.split(",") if t.strip()] if args.special_tokens else None
+    special_tokens = (
+        [t.strip() for t in args.special_tokens.split(",") if t.strip()] if args.special_tokens else None
+    )
     _check_vocab_size(args.kind, args.vocab_size, special_tokens)
     if args.min_frequency is not None and args.min_frequency < 0:
         raise LmforgeError(f"--min-frequency must be >= 0, got {args.min_frequency}")
@@ -134,15 +154,24 @@ def encode_run(args: argparse.Namespace) -> int:
         }
         print(json.dumps(record, ensure_ascii=False))
         return 0
-    print(f"{tok.kind} tokenizer, {tok.vocab_size:,} ids: {len(encoding)} tokens")
-    width = max((len(repr(t)) for t in encoding.tokens), default=5)
+    padding = len(encoding) - sum(encoding.attention_mask)
+    print(
+        f"{tok.kind} tokenizer, {tok.vocab_size:,} ids: {len(encoding)} tokens"
+        + (f" ({padding} of them padding)" if padding else "")
+    )
+    shown = [i for i, mask in enumerate(encoding.attention_mask) if mask]
+    width = max((len(repr(encoding.tokens[i])) for i in shown), default=5)
     texts = {0: args.text, 1: args.pair or ""}
-    for token, token_id, (start, end), sequence in zip(
-        encoding.tokens, encoding.ids, encoding.offsets, encoding.sequence_ids, strict=True
-    ):
-        source = texts.get(sequence, "") if sequence is not None else ""
-        span = f"{start:>4}:{end:<4} {source[start:end]!r}" if sequence is not None else "   (special)"
-        print(f"  {token!r:<{width}}  {token_id:>7}  {span}")
+    print(f"  {'token':<{width}}  {'id':>7}  {'type':>4}  span")
+    for i in shown:
+        token, token_id, (start, end) = encoding.tokens[i], encoding.ids[i], encoding.offsets[i]
+        sequence = encoding.sequence_ids[i]
+        span = f"{start}:{end} {texts[sequence][start:end]!r}" if sequence is not None else "(special)"
+        print(f"  {token!r:<{width}}  {token_id:>7}  {encoding.type_ids[i]:>4}  {span}")
+    if padding:
+        print(
+            f"  ... and {padding} x {tok.padding.pad_token!r} (attention mask 0; the file pads to {len(encoding)})"
+        )
     return 0
 
 

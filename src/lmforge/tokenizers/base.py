@@ -153,8 +153,19 @@ class Encoding:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Encoding):
             return NotImplemented
-        fields = ("ids", "tokens", "offsets", "type_ids", "attention_mask", "special_tokens_mask", "sequence_ids")
-        return all(getattr(self, f) == getattr(other, f) for f in fields) and self.overflowing == other.overflowing
+        fields = (
+            "ids",
+            "tokens",
+            "offsets",
+            "type_ids",
+            "attention_mask",
+            "special_tokens_mask",
+            "sequence_ids",
+        )
+        return (
+            all(getattr(self, f) == getattr(other, f) for f in fields)
+            and self.overflowing == other.overflowing
+        )
 
     def __repr__(self) -> str:
         return f"Encoding(ids={self.ids}, tokens={self.tokens}, offsets={self.offsets}, type_ids={self.type_ids})"
@@ -230,7 +241,9 @@ class Encoding:
             parts=self._as_parts() + other._as_parts(),
         )
 
-    def pad(self, length: int, pad_id: int, pad_type_id: int, pad_token: str, direction: str = "right") -> None:
+    def pad(
+        self, length: int, pad_id: int, pad_type_id: int, pad_token: str, direction: str = "right"
+    ) -> None:
         for overflow in self.overflowing:
             overflow.pad(length, pad_id, pad_type_id, pad_token, direction)
         missing = length - len(self.ids)
@@ -361,6 +374,13 @@ class Tokenizer:
         self._compile()
 
     # --- set-up ------------------------------------------------------------------------------------------
+
+    _STAGES = frozenset({"model", "normalizer", "pre_tokenizer", "post_processor", "decoder", "added_tokens"})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in Tokenizer._STAGES and "_vocab_size" in self.__dict__:
+            self._compile()  # a stage was replaced after construction: rebuild caches and derived state
 
     def _compile(self) -> None:
         """Derive the fast-path state from the stages (called again whenever a stage changes)."""
@@ -513,7 +533,11 @@ class Tokenizer:
     def _encode_sequence(self, text: str, type_id: int, sequence: int) -> Encoding:
         ids: list[int] = []
         parts: list = []
-        if self._added_pattern is None or not self._may_hold_added(text) or not (pieces := self._split_added(text)):
+        if (
+            self._added_pattern is None
+            or not self._may_hold_added(text)
+            or not (pieces := self._split_added(text))
+        ):
             self._encode_segment(text, 0, ids, parts)
         else:
             for start, end, added in pieces:
@@ -616,7 +640,7 @@ class Tokenizer:
         tokens = tuple(p[1] for p in pieces)
         spans = tuple((p[2], p[3]) for p in pieces)
         if self._trimmer is not None and self._trimmer.trim_offsets:
-            trimmed = tuple(self._trimmer.trim(t, s) for t, s in zip(tokens, spans))
+            trimmed = tuple(self._trimmer.trim(t, s) for t, s in zip(tokens, spans, strict=True))
         else:
             trimmed = spans
         entry = (ids, tokens, spans, trimmed)
@@ -705,7 +729,9 @@ class Tokenizer:
                 f"{t.id}\t{t.content}\t(added{', special' if t.special else ''})" for t in self.added_tokens
             ]
             added_ids = {t.id for t in self.added_tokens}
-            lines += [line for line in self.model.readable_vocab() if int(line.split("\t", 1)[0]) not in added_ids]
+            lines += [
+                line for line in self.model.readable_vocab() if int(line.split("\t", 1)[0]) not in added_ids
+            ]
             write_atomically(readable_vocab_path(path), "\n".join(lines) + "\n")
         return path
 
@@ -802,7 +828,9 @@ def _truncate(first: Encoding, second: Encoding | None, truncation: Truncation, 
         return
     stride, direction = truncation.stride, truncation.direction
     if second is None and truncation.strategy == "only_second":
-        raise LmforgeError("truncation strategy only_second needs a pair of texts; use longest_first or only_first")
+        raise LmforgeError(
+            "truncation strategy only_second needs a pair of texts; use longest_first or only_first"
+        )
     if second is None or truncation.strategy == "longest_first":
         if second is None:
             first.truncate(max_length, stride, direction)
@@ -858,7 +886,9 @@ def _apply_template(template: TemplateProcessing, first: Encoding, second: Encod
             special_tokens_mask += [1] * n
             sequence_ids += [None] * n
             parts.append(("list", special_tokens, [(0, 0)] * n))
-    result = Encoding(ids, None, None, type_ids, attention_mask, special_tokens_mask, sequence_ids, parts=parts)
+    result = Encoding(
+        ids, None, None, type_ids, attention_mask, special_tokens_mask, sequence_ids, parts=parts
+    )
     for overflow in first.overflowing:
         result.overflowing.append(_apply_template(template, overflow, second))
     if second is not None:

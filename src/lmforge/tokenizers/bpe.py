@@ -214,7 +214,7 @@ class BPEModel(Model):
         no_rank = len(rank_of) + 1
         while len(symbols) > 1:
             # One C-level pass for the ranks of all adjacent pairs; the lowest is merged everywhere.
-            pair_ranks = list(map(rank_of.get, zip(symbols, symbols[1:]), repeat(no_rank)))
+            pair_ranks = list(map(rank_of.get, zip(symbols, symbols[1:], strict=False), repeat(no_rank)))
             best_rank = min(pair_ranks)
             if best_rank == no_rank:
                 break
@@ -297,7 +297,7 @@ class BPEModel(Model):
             symbols.append(symbol)
             spans.append((i, i + 1))
         tokens, spans = self.merge(symbols, spans)
-        return [(vocab[t], t, start, end) for t, (start, end) in zip(tokens, spans)]
+        return [(vocab[t], t, start, end) for t, (start, end) in zip(tokens, spans, strict=True)]
 
     def to_json(self) -> dict:
         plain = all(" " not in a and " " not in b for a, b in self.merges)
@@ -371,7 +371,7 @@ def learn_merges(
     where: dict[int, set[int]] = defaultdict(set)
     for index, word in enumerate(words):
         count = counts[index]
-        for a, b in zip(word, word[1:]):
+        for a, b in zip(word, word[1:], strict=False):
             key = a << shift | b
             pair_counts[key] += count
             where[key].add(index)

@@ -65,7 +65,9 @@ def compare_kinds(
     for kind in kinds:
         cls = KINDS[kind]
         started = time.perf_counter()
-        tok = cls.train(train_documents(), vocab_size=vocab_size, min_frequency=1 if kind == "char" else min_frequency)
+        tok = cls.train(
+            train_documents(), vocab_size=vocab_size, min_frequency=1 if kind == "char" else min_frequency
+        )
         row = measure(tok, held_out, time.perf_counter() - started)
         rows.append(row)
         if progress is not None:
@@ -74,7 +76,16 @@ def compare_kinds(
 
 
 def format_table(rows: Sequence[ComparisonRow]) -> str:
-    header = ("kind", "vocab", "tokens/word", "bytes/token", "held-out tokens", "[UNK] rate", "train s", "encode MB/s")
+    header = (
+        "kind",
+        "vocab",
+        "tokens/word",
+        "bytes/token",
+        "held-out tokens",
+        "[UNK] rate",
+        "train s",
+        "encode MB/s",
+    )
     lines = [
         (
             row.kind,
@@ -89,7 +100,15 @@ def format_table(rows: Sequence[ComparisonRow]) -> str:
         for row in rows
     ]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    out = ["  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))]
+    out = [
+        "  ".join(
+            h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        )
+    ]
     for line in lines:
-        out.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))))
+        out.append(
+            "  ".join(
+                c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
     return "\n".join(out)

@@ -383,7 +383,7 @@ class PreTokenizerSequence(PreTokenizer):
         for pre_tokenizer in self.pre_tokenizers:
             new_words: list[str] = []
             new_starts: list[int] = []
-            for word, start in zip(words, starts):
+            for word, start in zip(words, starts, strict=True):
                 parts, offsets = pre_tokenizer.split(word)
                 new_words.extend(parts)
                 new_starts.extend(start + o for o in offsets)

@@ -134,7 +134,11 @@ class BertNormalizer(Normalizer):
         for run in runs:
             if run[0] in "\t\n\r" or " " <= run[0] <= "~":
                 alignment.extend(
-                    zip(range(position, position + len(run)), range(position + 1, position + len(run) + 1))
+                    zip(
+                        range(position, position + len(run)),
+                        range(position + 1, position + len(run) + 1),
+                        strict=True,
+                    )
                 )
                 position += len(run)
                 piece_index += 1
