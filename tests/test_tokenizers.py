@@ -347,3 +347,18 @@ def test_quickstart_tokenizer_stage_on_a_small_sample():
 
     table = tokenizer_stage(vocab_size=600, max_bytes=150_000)
     assert table.splitlines()[0].startswith("kind") and len(table.splitlines()) == 5
+
+
+def test_replacing_a_stage_after_construction_takes_effect(trained):
+    tok = Tokenizer.from_str(trained["bpe"].to_str())
+    assert tok.encode(" frog").offsets == [(1, 5)] or tok.encode(" frog").offsets[0][0] == 1
+    tok.post_processor = None  # no ByteLevel trimming: offsets now include the leading space
+    assert tok.encode(" frog").offsets[0][0] == 0
+
+
+def test_encode_batch_on_two_processes_with_truncation_and_pairs(trained, shakespeare):
+    tok = Tokenizer.from_str(trained["wordpiece"].to_str())
+    pairs = list(zip(shakespeare[:2500], shakespeare[2500:5000], strict=True))
+    tok.enable_truncation(12, stride=2)
+    tok.enable_padding()
+    assert tok.encode_batch(pairs, num_workers=2) == tok.encode_batch(pairs)

@@ -25,6 +25,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,9 @@ class Encoding:
 
     def _materialize(self) -> None:
         """Build tokens and offsets from the parts: ("words", base, starts, entries, column, first offset)
-        for a stretch of cached words, or ("list", tokens, offsets) for tokens already spelled out."""
+        for a stretch of cached words, ("list", tokens, offsets) for tokens already spelled out, or
+        ("ids", id_to_token, ids, flat offsets) or ("encode", tokenizer, text, add_special_tokens) for an
+        encoding that came from a worker process."""
         if self._parts is None:
             return
         tokens: list[str] = []
@@ -131,7 +134,22 @@ class Encoding:
                 tokens += part[1]
                 offsets += part[2]
                 continue
-            _, base, starts, entries, column, first_offset = part
+            if part[0] == "encode":  # from another process (parallel.py): encode the text here
+                _, tok, item, add_special_tokens = part
+                again = tok._encode_one(item, add_special_tokens)
+                tokens += again.tokens
+                offsets += again.offsets
+                continue
+            if part[0] == "ids":  # from another process (parallel.py): tokens from ids, flat offsets
+                _, lookup, ids, flat = part
+                tokens += map(lookup, ids)
+                offsets += zip(flat[0::2], flat[1::2], strict=True)
+                continue
+            _, base, starts, entries, column, first_offset, words = part
+            if starts is None:  # the words cover the text end to end: each starts where the last ended
+                starts = [0]
+                starts.extend(accumulate(map(len, words)))
+                starts.pop()
             here = len(offsets)
             for entry in entries:
                 tokens += entry[1]
@@ -551,7 +569,10 @@ class Tokenizer:
     def _may_hold_added(self, text: str) -> bool:
         if len(self._added_contents) > 16:
             return True
-        return any(content in text for content in self._added_contents)  # beats a regex scan per text
+        for content in self._added_contents:  # a few substring tests beat a regex scan of every text
+            if content in text:
+                return True
+        return False
 
     def _split_added(self, text: str) -> list[tuple[int, int, AddedToken | None]]:
         """[(start, end, added token or None for plain text)], or [] when no added token occurs."""
@@ -589,8 +610,12 @@ class Tokenizer:
             else:
                 shift = [(i, i + 1) for i in range(len(text))]
             alignment = compose(alignment, shift)
+        starts: list[int] | None
         if self.pre_tokenizer is not None:
-            words, starts = self.pre_tokenizer.split(text)
+            if alignment is None and self.pre_tokenizer.covers_text:
+                words, starts = self.pre_tokenizer.words(text), None  # starts only if offsets are read
+            else:
+                words, starts = self.pre_tokenizer.split(text)
         else:
             words, starts = ([text], [0]) if text else ([], [])
         cache = self._cache
@@ -610,9 +635,10 @@ class Tokenizer:
             if trimming and is_first and self._trimmer.add_prefix_space and entries and entries[0][0]:
                 # HF trims no single leading space off the very first token in this case.
                 a, b = entries[0][2][0]
-                raw = (base + starts[0] + a, base + starts[0] + b)
+                first_start = base + (starts[0] if starts is not None else 0)
+                raw = (first_start + a, first_start + b)
                 first_offset = self._trimmer.trim(entries[0][1][0], raw, True)
-            parts.append(("words", base, starts, entries, 3 if trimming else 2, first_offset))
+            parts.append(("words", base, starts, entries, 3 if trimming else 2, first_offset, words))
             return
         # Slow path: offsets go through the normalizer's alignment, then ByteLevel trimming (as in HF).
         tokens: list[str] = []

@@ -207,6 +207,8 @@ class NormalizerSequence(Normalizer):
 class PreTokenizer:
     """Splits normalized text into words: two parallel lists, the words and where each starts."""
 
+    covers_text = False  # True when the words, end to end, are the whole text (then starts can be derived)
+
     def split(self, text: str) -> tuple[list[str], list[int]]:
         raise NotImplementedError
 
