@@ -41,6 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--lowercase", action="store_true", help="lower-case text first (word, wordpiece)")
     _corpus_options(train)
+    _debug_option(train)
     train.set_defaults(_action=train_run)
 
     encode = actions.add_parser("encode", help="show the tokens, ids and offsets of a text")
@@ -49,6 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     encode.add_argument("--pair", default=None, help="a second text, encoded as a pair (BERT: [SEP] between)")
     encode.add_argument("--no-special-tokens", action="store_true", help="do not add [CLS]/[SEP] etc.")
     encode.add_argument("text", help="the text to encode")
+    _debug_option(encode)
     encode.set_defaults(_action=encode_run)
 
     compare = actions.add_parser(
@@ -65,7 +67,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     compare.add_argument("--min-frequency", type=int, default=2, help="drop words/pairs seen fewer times")
     _corpus_options(compare)
+    _debug_option(compare)
     compare.set_defaults(_action=compare_run)
+
+
+def _debug_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
 
 
 def _corpus_options(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ their own stages and a `train` classmethod:
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -145,11 +146,9 @@ class Encoding:
                 tokens += map(lookup, ids)
                 offsets += zip(flat[0::2], flat[1::2], strict=True)
                 continue
-            _, base, starts, entries, column, first_offset, words = part
-            if starts is None:  # the words cover the text end to end: each starts where the last ended
-                starts = [0]
-                starts.extend(accumulate(map(len, words)))
-                starts.pop()
+            _, base, starts, entries, column, first_offset, words, text = part
+            if starts is None:
+                starts = _word_starts(text, words)
             here = len(offsets)
             for entry in entries:
                 tokens += entry[1]
@@ -534,7 +533,15 @@ class Tokenizer:
 
             encodings = encode_in_processes(self, list(texts), add_special_tokens, num_workers)
         else:
-            encodings = [self._encode_one(item, add_special_tokens) for item in texts]
+            # Encoding makes no reference cycles, so the cyclic garbage collector has nothing to find; left
+            # on, it would walk the (large) word cache over and over as encodings are allocated.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                encodings = [self._encode_one(item, add_special_tokens) for item in texts]
+            finally:
+                if collecting:
+                    gc.enable()
         if self.padding is not None:
             self._pad(encodings)
         return encodings
@@ -612,7 +619,7 @@ class Tokenizer:
             alignment = compose(alignment, shift)
         starts: list[int] | None
         if self.pre_tokenizer is not None:
-            if alignment is None and self.pre_tokenizer.covers_text:
+            if alignment is None and (self.pre_tokenizer.covers_text or not self._prefix_space):
                 words, starts = self.pre_tokenizer.words(text), None  # starts only if offsets are read
             else:
                 words, starts = self.pre_tokenizer.split(text)
@@ -635,12 +642,14 @@ class Tokenizer:
             if trimming and is_first and self._trimmer.add_prefix_space and entries and entries[0][0]:
                 # HF trims no single leading space off the very first token in this case.
                 a, b = entries[0][2][0]
-                first_start = base + (starts[0] if starts is not None else 0)
+                first_start = base + (starts if starts is not None else _word_starts(text, words[:1]))[0]
                 raw = (first_start + a, first_start + b)
                 first_offset = self._trimmer.trim(entries[0][1][0], raw, True)
-            parts.append(("words", base, starts, entries, 3 if trimming else 2, first_offset, words))
+            parts.append(("words", base, starts, entries, 3 if trimming else 2, first_offset, words, text))
             return
         # Slow path: offsets go through the normalizer's alignment, then ByteLevel trimming (as in HF).
+        if starts is None:
+            starts = _word_starts(text, words)
         tokens: list[str] = []
         offsets: list[tuple[int, int]] = []
         last = alignment[-1][1] if alignment else 0
@@ -784,6 +793,27 @@ class Tokenizer:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
+
+
+def _word_starts(text: str, words: list[str]) -> list[int]:
+    """Where each word starts in `text`, given the words in order and only dropped whitespace between.
+
+    >>> _word_starts("a  bc d", ["a", "bc", "d"])
+    [0, 3, 6]
+    """
+    starts = []
+    position = 0
+    find = text.find
+    if "".join(words) == text:  # the words cover the text: each starts where the last ended
+        starts = [0]
+        starts.extend(accumulate(map(len, words)))
+        starts.pop()
+        return starts
+    for word in words:
+        position = find(word, position)
+        starts.append(position)
+        position += len(word)
+    return starts
 
 
 def readable_vocab_path(path: Path) -> Path:
