@@ -362,3 +362,13 @@ def test_encode_batch_on_two_processes_with_truncation_and_pairs(trained, shakes
     tok.enable_truncation(12, stride=2)
     tok.enable_padding()
     assert tok.encode_batch(pairs, num_workers=2) == tok.encode_batch(pairs)
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe", "wordpiece"])
+def test_tokenizers_pickle_for_worker_processes(trained, kind):
+    import pickle
+
+    tok = trained[kind]
+    again = pickle.loads(pickle.dumps(tok))
+    text = "Héllo, frog on a log! 戦場"
+    assert again.encode(text) == tok.encode(text)
