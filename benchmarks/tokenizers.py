@@ -278,10 +278,11 @@ def run(quick: bool) -> str:
         f"- `encode_batch(lines, num_workers=2)`, lmforge on both cores ({mb(big):.1f} MB, warm cache, medians "
         f"of 3, wall clock): {mb(big) / two[0]:.2f} MB/s against {mb(big) / one[0]:.2f} MB/s with one process: "
         f"**{one[0] / two[0]:.2f}×**. CPU seconds: one process {one[1]:.2f}; two workers {two[2]:.2f} together "
-        f"plus {two[1]:.2f} in the parent (sending, unpacking). The work does split over the two workers, but "
-        "on this overloaded machine no core was free to run the second one, so the wall clock gains little; "
-        "on an idle 2-core machine the same CPU accounting allows about "
-        f"{one[1] / (two[2] / 2 + two[1]):.1f}× (an estimate from these CPU seconds, not a measurement)."
+        f"plus {two[1]:.2f} in the parent (sending, unpacking). It does not pay here: the forked workers "
+        "spend more CPU than one process (reading the parent's word cache writes reference counts, so "
+        "shared pages get copied), the parent must unpack, and this loaded machine rarely had a free core. "
+        "From these CPU seconds, an idle 2-core machine would reach about "
+        f"{one[1] / (two[2] / 2 + two[1]):.1f}× (an estimate, not a measurement)."
     )
     report.append(
         "- lmforge reads `.ids` eagerly and builds `.tokens`/`.offsets` from its per-word cache on first access "
