@@ -46,7 +46,10 @@ def trained(shakespeare) -> dict[str, object]:
 def test_train_streams_any_iterator_and_fills_the_vocabulary(trained):
     assert trained["bpe"].vocab_size == 800 and trained["wordpiece"].vocab_size == 800
     assert trained["char"].vocab_size == 60 and trained["word"].vocab_size == 2000
-    assert trained["bpe"].special_tokens == ["<|endoftext|>"] and trained["bpe"].token_to_id("<|endoftext|>") == 0
+    assert (
+        trained["bpe"].special_tokens == ["<|endoftext|>"]
+        and trained["bpe"].token_to_id("<|endoftext|>") == 0
+    )
     assert trained["wordpiece"].special_tokens == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     for tok in trained.values():
         for token_id in range(tok.vocab_size):
@@ -158,7 +161,17 @@ def test_byte_level_bpe_round_trips_every_string(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["", " ", "😀👍🏽‍", "戦場のヴァルキュリア", "e\u0301\u0308", "\x00\x01\x7f\u200b", " " * 50, "a\n\n\r\n\tb", "한국어"],
+    [
+        "",
+        " ",
+        "😀👍🏽‍",
+        "戦場のヴァルキュリア",
+        "e\u0301\u0308",
+        "\x00\x01\x7f\u200b",
+        " " * 50,
+        "a\n\n\r\n\tb",
+        "한국어",
+    ],
 )
 def test_byte_level_bpe_round_trips_edge_cases(text):
     tok = _small_bpe()
@@ -207,7 +220,7 @@ def test_missing_and_malformed_tokenizer_files(tmp_path):
     cases = {
         "not json": "not valid JSON",
         '{"model": {"type": "Unigram", "vocab": []}}': "Unigram.*not supported",
-        '{"version": "1.0"}': "no \"model\" section",
+        '{"version": "1.0"}': 'no "model" section',
         '{"model": {"type": "WordPiece"}}': "malformed WordPiece",
         '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}': "not in the vocabulary",
         '{"model": {"type": "WordLevel", "vocab": {}}, "normalizer": {"type": "Precompiled"}}': "normalizer",
@@ -257,7 +270,7 @@ def test_cli_train_encode_json(cli, tmp_path, shared_data):
     assert record["ids"] == tok.encode("Frog on a log.").ids
     assert [tuple(o) for o in record["offsets"]] == tok.encode("Frog on a log.").offsets
     code, stdout, _ = cli("tokenizer", "encode", "--tokenizer", out, "Frog on a log.")
-    assert code == 0 and "bpe tokenizer, 600 ids" in stdout and "13:14   '.'" in stdout
+    assert code == 0 and "bpe tokenizer, 600 ids" in stdout and "13:14 '.'" in stdout
 
 
 @pytest.mark.parametrize("kind", ["char", "word", "wordpiece"])
@@ -278,10 +291,21 @@ def test_cli_compare_prints_the_table(cli, tmp_path, shared_data):
     assert code == 0
     table = stdout.splitlines()
     header = next(line for line in table if line.startswith("kind"))
-    for column in ("vocab", "tokens/word", "bytes/token", "held-out tokens", "[UNK] rate", "train s", "encode MB/s"):
+    for column in (
+        "vocab",
+        "tokens/word",
+        "bytes/token",
+        "held-out tokens",
+        "[UNK] rate",
+        "train s",
+        "encode MB/s",
+    ):
         assert column in header
-    rows = {line.split()[0]: line.split() for line in table if line.split() and line.split()[0] in
-            ("char", "word", "bpe", "wordpiece")}
+    rows = {
+        line.split()[0]: line.split()
+        for line in table
+        if line.split() and line.split()[0] in ("char", "word", "bpe", "wordpiece")
+    }
     assert set(rows) == {"char", "word", "bpe", "wordpiece"}
     held_out = {kind: int(row[4].replace(",", "")) for kind, row in rows.items()}
     assert held_out["char"] > held_out["bpe"] > held_out["word"]
@@ -296,11 +320,17 @@ def test_cli_bad_inputs_are_one_line_errors_and_write_nothing(cli_process, tmp_p
     bad_json = tmp_path / "bad.json"
     bad_json.write_text("{oops", encoding="utf-8")
     cases = [
-        (["train", "--kind", "bpe", "--vocab-size", "300", "--out", out, latin], "byte 13 (line 2) is not valid UTF-8"),
+        (
+            ["train", "--kind", "bpe", "--vocab-size", "300", "--out", out, latin],
+            "byte 13 (line 2) is not valid UTF-8",
+        ),
         (["train", "--kind", "wordpiece", "--vocab-size", "300", "--out", out, empty], "empty corpus"),
         (["train", "--kind", "bpe", "--vocab-size", "100", "--out", out, tmp_path / "missing.txt"], "257"),
         (["train", "--kind", "sentencepiece", "--vocab-size", "300", "--out", out, latin], "invalid choice"),
-        (["train", "--kind", "bpe", "--vocab-size", "300", "--out", out, tmp_path / "missing.txt"], "missing.txt"),
+        (
+            ["train", "--kind", "bpe", "--vocab-size", "300", "--out", out, tmp_path / "missing.txt"],
+            "missing.txt",
+        ),
         (["encode", "--tokenizer", tmp_path / "none.json", "hi"], "no such tokenizer file"),
         (["encode", "--tokenizer", bad_json, "hi"], "not valid JSON"),
     ]
@@ -317,3 +347,28 @@ def test_quickstart_tokenizer_stage_on_a_small_sample():
 
     table = tokenizer_stage(vocab_size=600, max_bytes=150_000)
     assert table.splitlines()[0].startswith("kind") and len(table.splitlines()) == 5
+
+
+def test_replacing_a_stage_after_construction_takes_effect(trained):
+    tok = Tokenizer.from_str(trained["bpe"].to_str())
+    assert tok.encode(" frog").offsets == [(1, 5)] or tok.encode(" frog").offsets[0][0] == 1
+    tok.post_processor = None  # no ByteLevel trimming: offsets now include the leading space
+    assert tok.encode(" frog").offsets[0][0] == 0
+
+
+def test_encode_batch_on_two_processes_with_truncation_and_pairs(trained, shakespeare):
+    tok = Tokenizer.from_str(trained["wordpiece"].to_str())
+    pairs = [(a[:30], b[:30]) for a, b in zip(shakespeare[:2000], shakespeare[2000:4000], strict=True)]
+    tok.enable_truncation(12, stride=2)
+    tok.enable_padding()
+    assert tok.encode_batch(pairs, num_workers=2) == tok.encode_batch(pairs)
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe", "wordpiece"])
+def test_tokenizers_pickle_for_worker_processes(trained, kind):
+    import pickle
+
+    tok = trained[kind]
+    again = pickle.loads(pickle.dumps(tok))
+    text = "Héllo, frog on a log! 戦場"
+    assert again.encode(text) == tok.encode(text)

@@ -18,9 +18,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 hf = pytest.importorskip("tokenizers")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers  # noqa: E402
 
 from lmforge.tokenizers import BPETokenizer, Tokenizer, WordPieceTokenizer  # noqa: E402
+from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers  # noqa: E402
 
 FIELDS = ("ids", "tokens", "offsets", "type_ids", "attention_mask", "special_tokens_mask")
 
@@ -122,7 +122,9 @@ def hf_files(tmp_path_factory, wikitext_lines) -> dict[str, Path]:
 def assert_same(ours, theirs, context) -> None:
     for field in FIELDS:
         mine, reference = getattr(ours, field), getattr(theirs, field)
-        assert mine == reference, f"{field} differs for {context!r}:\n  lmforge {mine[:40]}\n  HF      {reference[:40]}"
+        assert mine == reference, (
+            f"{field} differs for {context!r}:\n  lmforge {mine[:40]}\n  HF      {reference[:40]}"
+        )
 
 
 @pytest.mark.parametrize("name", [*VARIANTS, "minilm"])
@@ -168,7 +170,11 @@ def test_truncation_and_padding_options_match_hf(hf_files, sample_texts, name):
         (dict(max_length=20, stride=4), dict(length=None, pad_to_multiple_of=8)),
     ]
     texts = [t[:400] for t in sample_texts[:8]] + ["Frog on a log.", ""]
-    pairs = [(a[:300], b[:300]) for a, b in zip(sample_texts[10:30], sample_texts[30:50], strict=True) if len(a) > 60]
+    pairs = [
+        (a[:300], b[:300])
+        for a, b in zip(sample_texts[10:30], sample_texts[30:50], strict=True)
+        if len(a) > 60
+    ]
     for truncation, padding in cases:
         ours.enable_truncation(**truncation)
         theirs.enable_truncation(**truncation)
@@ -192,7 +198,9 @@ def test_truncation_and_padding_options_match_hf(hf_files, sample_texts, name):
             assert_same(ours.encode(a[:40], b), theirs.encode(a[:40], b), ("only_second", direction))
 
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def _stable_characters() -> list[str]:
@@ -214,7 +222,9 @@ def _stable_characters() -> list[str]:
 
 STABLE = _stable_characters()
 MIXED_TEXT = st.text(
-    alphabet=st.one_of(st.sampled_from(" \t\n aeiou,.'-sTH0"), st.sampled_from(STABLE), st.sampled_from("😀👍🏽戦場é")),
+    alphabet=st.one_of(
+        st.sampled_from(" \t\n aeiou,.'-sTH0"), st.sampled_from(STABLE), st.sampled_from("😀👍🏽戦場é")
+    ),
     max_size=40,
 )
 

@@ -41,6 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--lowercase", action="store_true", help="lower-case text first (word, wordpiece)")
     _corpus_options(train)
+    _debug_option(train)
     train.set_defaults(_action=train_run)
 
     encode = actions.add_parser("encode", help="show the tokens, ids and offsets of a text")
@@ -49,6 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     encode.add_argument("--pair", default=None, help="a second text, encoded as a pair (BERT: [SEP] between)")
     encode.add_argument("--no-special-tokens", action="store_true", help="do not add [CLS]/[SEP] etc.")
     encode.add_argument("text", help="the text to encode")
+    _debug_option(encode)
     encode.set_defaults(_action=encode_run)
 
     compare = actions.add_parser(
@@ -65,7 +67,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     compare.add_argument("--min-frequency", type=int, default=2, help="drop words/pairs seen fewer times")
     _corpus_options(compare)
+    _debug_option(compare)
     compare.set_defaults(_action=compare_run)
+
+
+def _debug_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
 
 
 def _corpus_options(parser: argparse.ArgumentParser) -> None:
@@ -154,15 +163,24 @@ def encode_run(args: argparse.Namespace) -> int:
         }
         print(json.dumps(record, ensure_ascii=False))
         return 0
-    print(f"{tok.kind} tokenizer, {tok.vocab_size:,} ids: {len(encoding)} tokens")
-    width = max((len(repr(t)) for t in encoding.tokens), default=5)
+    padding = len(encoding) - sum(encoding.attention_mask)
+    print(
+        f"{tok.kind} tokenizer, {tok.vocab_size:,} ids: {len(encoding)} tokens"
+        + (f" ({padding} of them padding)" if padding else "")
+    )
+    shown = [i for i, mask in enumerate(encoding.attention_mask) if mask]
+    width = max((len(repr(encoding.tokens[i])) for i in shown), default=5)
     texts = {0: args.text, 1: args.pair or ""}
-    for token, token_id, (start, end), sequence in zip(
-        encoding.tokens, encoding.ids, encoding.offsets, encoding.sequence_ids, strict=True
-    ):
-        source = texts.get(sequence, "") if sequence is not None else ""
-        span = f"{start:>4}:{end:<4} {source[start:end]!r}" if sequence is not None else "   (special)"
-        print(f"  {token!r:<{width}}  {token_id:>7}  {span}")
+    print(f"  {'token':<{width}}  {'id':>7}  {'type':>4}  span")
+    for i in shown:
+        token, token_id, (start, end) = encoding.tokens[i], encoding.ids[i], encoding.offsets[i]
+        sequence = encoding.sequence_ids[i]
+        span = f"{start}:{end} {texts[sequence][start:end]!r}" if sequence is not None else "(special)"
+        print(f"  {token!r:<{width}}  {token_id:>7}  {encoding.type_ids[i]:>4}  {span}")
+    if padding:
+        print(
+            f"  ... and {padding} x {tok.padding.pad_token!r} (attention mask 0; the file pads to {len(encoding)})"
+        )
     return 0
 
 

@@ -21,10 +21,12 @@ their own stages and a `train` classmethod:
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +123,9 @@ class Encoding:
 
     def _materialize(self) -> None:
         """Build tokens and offsets from the parts: ("words", base, starts, entries, column, first offset)
-        for a stretch of cached words, or ("list", tokens, offsets) for tokens already spelled out."""
+        for a stretch of cached words, ("list", tokens, offsets) for tokens already spelled out, or
+        ("ids", id_to_token, ids, flat offsets) or ("encode", tokenizer, text, add_special_tokens) for an
+        encoding that came from a worker process."""
         if self._parts is None:
             return
         tokens: list[str] = []
@@ -131,7 +135,20 @@ class Encoding:
                 tokens += part[1]
                 offsets += part[2]
                 continue
-            _, base, starts, entries, column, first_offset = part
+            if part[0] == "encode":  # from another process (parallel.py): encode the text here
+                _, tok, item, add_special_tokens = part
+                again = tok._encode_one(item, add_special_tokens)
+                tokens += again.tokens
+                offsets += again.offsets
+                continue
+            if part[0] == "ids":  # from another process (parallel.py): tokens from ids, flat offsets
+                _, lookup, ids, flat = part
+                tokens += map(lookup, ids)
+                offsets += zip(flat[0::2], flat[1::2], strict=True)
+                continue
+            _, base, starts, entries, column, first_offset, words, text = part
+            if starts is None:
+                starts = _word_starts(text, words)
             here = len(offsets)
             for entry in entries:
                 tokens += entry[1]
@@ -375,6 +392,13 @@ class Tokenizer:
 
     # --- set-up ------------------------------------------------------------------------------------------
 
+    _STAGES = frozenset({"model", "normalizer", "pre_tokenizer", "post_processor", "decoder", "added_tokens"})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in Tokenizer._STAGES and "_vocab_size" in self.__dict__:
+            self._compile()  # a stage was replaced after construction: rebuild caches and derived state
+
     def _compile(self) -> None:
         """Derive the fast-path state from the stages (called again whenever a stage changes)."""
         self._cache: dict[str, WordEntry] = {}
@@ -509,7 +533,15 @@ class Tokenizer:
 
             encodings = encode_in_processes(self, list(texts), add_special_tokens, num_workers)
         else:
-            encodings = [self._encode_one(item, add_special_tokens) for item in texts]
+            # Encoding makes no reference cycles, so the cyclic garbage collector has nothing to find; left
+            # on, it would walk the (large) word cache over and over as encodings are allocated.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                encodings = [self._encode_one(item, add_special_tokens) for item in texts]
+            finally:
+                if collecting:
+                    gc.enable()
         if self.padding is not None:
             self._pad(encodings)
         return encodings
@@ -544,7 +576,10 @@ class Tokenizer:
     def _may_hold_added(self, text: str) -> bool:
         if len(self._added_contents) > 16:
             return True
-        return any(content in text for content in self._added_contents)  # beats a regex scan per text
+        for content in self._added_contents:  # a few substring tests beat a regex scan of every text
+            if content in text:
+                return True
+        return False
 
     def _split_added(self, text: str) -> list[tuple[int, int, AddedToken | None]]:
         """[(start, end, added token or None for plain text)], or [] when no added token occurs."""
@@ -582,8 +617,12 @@ class Tokenizer:
             else:
                 shift = [(i, i + 1) for i in range(len(text))]
             alignment = compose(alignment, shift)
+        starts: list[int] | None
         if self.pre_tokenizer is not None:
-            words, starts = self.pre_tokenizer.split(text)
+            if alignment is None and (self.pre_tokenizer.covers_text or not self._prefix_space):
+                words, starts = self.pre_tokenizer.words(text), None  # starts only if offsets are read
+            else:
+                words, starts = self.pre_tokenizer.split(text)
         else:
             words, starts = ([text], [0]) if text else ([], [])
         cache = self._cache
@@ -603,11 +642,14 @@ class Tokenizer:
             if trimming and is_first and self._trimmer.add_prefix_space and entries and entries[0][0]:
                 # HF trims no single leading space off the very first token in this case.
                 a, b = entries[0][2][0]
-                raw = (base + starts[0] + a, base + starts[0] + b)
+                first_start = base + (starts if starts is not None else _word_starts(text, words[:1]))[0]
+                raw = (first_start + a, first_start + b)
                 first_offset = self._trimmer.trim(entries[0][1][0], raw, True)
-            parts.append(("words", base, starts, entries, 3 if trimming else 2, first_offset))
+            parts.append(("words", base, starts, entries, 3 if trimming else 2, first_offset, words, text))
             return
         # Slow path: offsets go through the normalizer's alignment, then ByteLevel trimming (as in HF).
+        if starts is None:
+            starts = _word_starts(text, words)
         tokens: list[str] = []
         offsets: list[tuple[int, int]] = []
         last = alignment[-1][1] if alignment else 0
@@ -633,7 +675,7 @@ class Tokenizer:
         tokens = tuple(p[1] for p in pieces)
         spans = tuple((p[2], p[3]) for p in pieces)
         if self._trimmer is not None and self._trimmer.trim_offsets:
-            trimmed = tuple(self._trimmer.trim(t, s) for t, s in zip(tokens, spans))
+            trimmed = tuple(self._trimmer.trim(t, s) for t, s in zip(tokens, spans, strict=True))
         else:
             trimmed = spans
         entry = (ids, tokens, spans, trimmed)
@@ -751,6 +793,27 @@ class Tokenizer:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
+
+
+def _word_starts(text: str, words: list[str]) -> list[int]:
+    """Where each word starts in `text`, given the words in order and only dropped whitespace between.
+
+    >>> _word_starts("a  bc d", ["a", "bc", "d"])
+    [0, 3, 6]
+    """
+    starts = []
+    position = 0
+    find = text.find
+    if "".join(words) == text:  # the words cover the text: each starts where the last ended
+        starts = [0]
+        starts.extend(accumulate(map(len, words)))
+        starts.pop()
+        return starts
+    for word in words:
+        position = find(word, position)
+        starts.append(position)
+        position += len(word)
+    return starts
 
 
 def readable_vocab_path(path: Path) -> Path:

@@ -91,8 +91,12 @@ class ByteLevel(PreTokenizer):
             return ([text], [0]) if text else ([], [])
         return covering_split(self._findall(text))
 
+    covers_text = True  # GPT-2's regex leaves no character out
+
     def words(self, text: str) -> list[str]:
-        return self._findall(text) if self.use_regex else [text]
+        if self.use_regex:
+            return self._findall(text)
+        return [text] if text else []
 
     def to_json(self) -> dict:
         return {
@@ -212,9 +216,11 @@ class BPEModel(Model):
         """
         rank_of = self._rank_of
         no_rank = len(rank_of) + 1
+        if spans is None:
+            return self._merge_fast(symbols, rank_of, no_rank)
         while len(symbols) > 1:
             # One C-level pass for the ranks of all adjacent pairs; the lowest is merged everywhere.
-            pair_ranks = list(map(rank_of.get, zip(symbols, symbols[1:]), repeat(no_rank)))
+            pair_ranks = list(map(rank_of.get, zip(symbols, symbols[1:], strict=False), repeat(no_rank)))
             best_rank = min(pair_ranks)
             if best_rank == no_rank:
                 break
@@ -239,6 +245,25 @@ class BPEModel(Model):
             if spans is not None:
                 spans = out_spans
         return symbols if spans is None else (symbols, spans)
+
+    def _merge_fast(self, symbols: list[str], rank_of: dict, no_rank: int) -> list[str]:
+        """The same merges, one at a time (the leftmost lowest-ranked pair first, as HF does), keeping the
+        ranks of adjacent pairs up to date around each merge instead of recomputing them all."""
+        get = rank_of.get
+        ranks = list(map(get, zip(symbols, symbols[1:], strict=False), repeat(no_rank)))
+        merged_of = self._merged_of
+        while ranks:
+            best = min(ranks)
+            if best == no_rank:
+                break
+            i = ranks.index(best)
+            symbols[i : i + 2] = [merged_of[best]]
+            del ranks[i]
+            if i > 0:
+                ranks[i - 1] = get((symbols[i - 1], symbols[i]), no_rank)
+            if i < len(ranks):
+                ranks[i] = get((symbols[i], symbols[i + 1]), no_rank)
+        return symbols
 
     def tokenize(self, word: str) -> list[tuple[int, str, int, int]]:
         if not word:
@@ -297,7 +322,7 @@ class BPEModel(Model):
             symbols.append(symbol)
             spans.append((i, i + 1))
         tokens, spans = self.merge(symbols, spans)
-        return [(vocab[t], t, start, end) for t, (start, end) in zip(tokens, spans)]
+        return [(vocab[t], t, start, end) for t, (start, end) in zip(tokens, spans, strict=True)]
 
     def to_json(self) -> dict:
         plain = all(" " not in a and " " not in b for a, b in self.merges)
@@ -371,7 +396,7 @@ def learn_merges(
     where: dict[int, set[int]] = defaultdict(set)
     for index, word in enumerate(words):
         count = counts[index]
-        for a, b in zip(word, word[1:]):
+        for a, b in zip(word, word[1:], strict=False):
             key = a << shift | b
             pair_counts[key] += count
             where[key].add(index)

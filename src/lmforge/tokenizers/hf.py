@@ -276,6 +276,13 @@ class _Reader:
         return PreTokenizerSequence(stages)
 
     def model(self, data: dict, byte_level: bool):
+        if "type" not in data:  # files from old HF versions leave the model's type to be inferred
+            if "merges" in data:
+                data = {**data, "type": "BPE"}
+            elif "max_input_chars_per_word" in data or "continuing_subword_prefix" in data:
+                data = {**data, "type": "WordPiece"}
+            elif isinstance(data.get("vocab"), dict):
+                data = {**data, "type": "WordLevel"}
         known = {
             "BPE": lambda d: self._bpe(d, byte_level),
             "WordPiece": lambda d: WordPieceModel(

@@ -207,6 +207,8 @@ class NormalizerSequence(Normalizer):
 class PreTokenizer:
     """Splits normalized text into words: two parallel lists, the words and where each starts."""
 
+    covers_text = False  # True when the words, end to end, are the whole text (then starts can be derived)
+
     def split(self, text: str) -> tuple[list[str], list[int]]:
         raise NotImplementedError
 
@@ -383,7 +385,7 @@ class PreTokenizerSequence(PreTokenizer):
         for pre_tokenizer in self.pre_tokenizers:
             new_words: list[str] = []
             new_starts: list[int] = []
-            for word, start in zip(words, starts):
+            for word, start in zip(words, starts, strict=True):
                 parts, offsets = pre_tokenizer.split(word)
                 new_words.extend(parts)
                 new_starts.extend(start + o for o in offsets)

@@ -88,6 +88,13 @@ class BertNormalizer(Normalizer):
         strip = self.lowercase if self.strip_accents is None else self.strip_accents
         self._char = lru_cache(maxsize=65536)(self._make_char_transform(strip))
 
+    def __getstate__(self) -> dict:  # the cached per-character function is rebuilt, not pickled
+        return {k: v for k, v in self.__dict__.items() if k != "_char"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
     def _make_char_transform(self, strip: bool):
         def transform(char: str) -> str:
             if self.clean_text:
@@ -134,7 +141,11 @@ class BertNormalizer(Normalizer):
         for run in runs:
             if run[0] in "\t\n\r" or " " <= run[0] <= "~":
                 alignment.extend(
-                    zip(range(position, position + len(run)), range(position + 1, position + len(run) + 1))
+                    zip(
+                        range(position, position + len(run)),
+                        range(position + 1, position + len(run) + 1),
+                        strict=True,
+                    )
                 )
                 position += len(run)
                 piece_index += 1
