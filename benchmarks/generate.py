@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
+# benchmarks/tokenizers.py would shadow HF's `tokenizers` (which transformers imports): drop this folder
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 SECTION = "## Generation (`benchmarks/generate.py`)"
 
 

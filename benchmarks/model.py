@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
+# benchmarks/tokenizers.py would shadow HF's `tokenizers` (which transformers imports): drop this folder
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import transformers  # noqa: E402
