@@ -384,3 +384,15 @@ def test_eval_without_gensim_names_the_files(monkeypatch, cli, tmp_path):
     code, _, stderr = cli("embed", "eval", vecs)
     assert code == 2
     assert "questions-words.txt" in stderr and "wordsim353.tsv" in stderr and "simlex999.txt" in stderr
+
+
+def test_alias_table_draws_counts_to_the_power():
+    from lmforge.embeddings.word2vec import alias_table
+
+    counts = np.array([50, 20, 9, 5, 1, 1])
+    probability, alias = alias_table(counts, power=0.75)
+    implied = probability.astype(np.float64).copy()  # mass each word gets: own share + aliased shares
+    for column, target in enumerate(alias):
+        implied[target] += 1.0 - probability[column]
+    wanted = counts**0.75 / np.sum(counts**0.75)
+    np.testing.assert_allclose(implied / len(counts), wanted, rtol=1e-6)

@@ -1,8 +1,10 @@
 """Word2Vec (Mikolov et al. 2013): CBOW and skip-gram with negative sampling, trained by numba kernels.
 
 - skip-gram: each word predicts the words of its window; CBOW: the mean of the window predicts the word;
-- negative sampling: the true word against `negative` words drawn from counts^0.75 (a precomputed
-  10-million-entry unigram table, as word2vec.c), logistic loss read from a precomputed sigmoid table;
+- negative sampling: the true word against `negative` words drawn from counts^0.75 with Walker's alias
+  method (two V-entry tables that stay in cache: O(1) per draw, where word2vec.c's 100M-entry table and
+  gensim's binary search miss the cache or take log V steps), logistic loss read from a precomputed
+  sigmoid table;
 - subsampling: a word of corpus frequency f is kept with probability (sqrt(f / s) + 1) · s / f (s = sample);
 - random window shrinking: each centre word uses a window drawn uniformly from 1..window;
 - learning rate decays linearly from `alpha` to `min_alpha` over all epochs, by corpus position;
@@ -36,7 +38,6 @@ from lmforge.errors import ConfigError
 
 EXP_TABLE_SIZE = 1000  # sigmoid sampled at 1000 points on [-MAX_EXP, MAX_EXP], as word2vec.c
 MAX_EXP = 6.0  # beyond ±6 the sigmoid is 0 or 1 to 3 digits: the gradient is taken as saturated
-UNIGRAM_TABLE_SIZE = 10_000_000  # negative-sampling table; 10M entries resolve words down to p = 1e-7
 CHUNK_WORDS = 10_000  # words per Hogwild work item (gensim's batch_words)
 BLOCKS_PER_EPOCH = 20  # kernel calls per epoch: how often the progress bar moves
 
@@ -97,15 +98,29 @@ def sigmoid_table() -> np.ndarray:
     return (1 / (1 + np.exp(-x))).astype(np.float32)
 
 
-def unigram_table(counts: np.ndarray, power: float = 0.75, size: int = UNIGRAM_TABLE_SIZE) -> np.ndarray:
-    """(size,) int32: word ids, each filling a share of the table ∝ count^power.
+def alias_table(counts: np.ndarray, power: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias tables for drawing word ids ∝ count^power: (probability float32, alias int32).
 
-    >>> unigram_table(np.array([3, 1]), power=1.0, size=8).tolist()
-    [0, 0, 0, 0, 0, 0, 1, 1]
+    Draw: pick a column c uniformly; keep c with probability[c], else take alias[c]. Every column holds
+    exactly 1/V of the mass, split between c and its alias (Vose's construction).
+
+    >>> probability, alias = alias_table(np.array([3, 1]), power=1.0)
+    >>> probability.tolist(), alias.tolist()
+    ([1.0, 0.5], [0, 0])
     """
     weights = np.asarray(counts, dtype=np.float64) ** power
-    cumulative = np.cumsum(weights / weights.sum())
-    return np.searchsorted(cumulative, (np.arange(size) + 0.5) / size).astype(np.int32)
+    scaled = weights * len(weights) / weights.sum()  # mean 1
+    probability = np.ones(len(weights), dtype=np.float64)
+    alias = np.arange(len(weights), dtype=np.int32)
+    small = [i for i, x in enumerate(scaled) if x < 1.0]
+    large = [i for i, x in enumerate(scaled) if x >= 1.0]
+    while small and large:
+        low, high = small.pop(), large.pop()
+        probability[low] = scaled[low]
+        alias[low] = high
+        scaled[high] -= 1.0 - scaled[low]
+        (small if scaled[high] < 1.0 else large).append(high)
+    return probability.astype(np.float32), alias
 
 
 def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
@@ -156,11 +171,13 @@ def _chunk_seed(seed, epoch, chunk):
 
 
 @numba.njit(fastmath=True, inline="always")
-def _negative_sampling(neu1, work, output, positive, table, sigmoid, negative, alpha, state):
+def _negative_sampling(
+    neu1, work, output, positive, noise_probability, noise_alias, sigmoid, negative, alpha, state
+):
     """One logistic step for the true word and `negative` noise words; input gradient added to `work`."""
     dim = neu1.shape[0]
-    table_size = np.uint64(table.shape[0])
-    low32 = np.uint64(0xFFFFFFFF)
+    vocab_size = np.uint64(noise_probability.shape[0])
+    low24 = np.uint64(0xFFFFFF)
     scale = EXP_TABLE_SIZE / MAX_EXP / 2
     for d in range(negative + 1):
         if d == 0:
@@ -168,7 +185,12 @@ def _negative_sampling(neu1, work, output, positive, table, sigmoid, negative, a
             label = np.float32(1.0)
         else:
             state = _next_random(state)
-            target = table[(((state >> _SHIFT) & low32) * table_size) >> np.uint64(32)]  # no division
+            bits = state >> _SHIFT  # 48 random bits: 24 pick the column (no division), 24 the coin
+            column = ((bits >> np.uint64(24)) * vocab_size) >> np.uint64(24)
+            if (bits & low24) < noise_probability[column] * 16777216.0:
+                target = np.int32(column)
+            else:
+                target = noise_alias[column]
             if target == positive:
                 continue
             label = np.float32(0.0)
@@ -185,10 +207,10 @@ def _negative_sampling(neu1, work, output, positive, table, sigmoid, negative, a
             g = np.float32(alpha)
         else:
             g = np.float32((label - sigmoid[int((dot + MAX_EXP) * scale)]) * alpha)
-        for k in range(dim):
-            work[k] += g * output[target, k]
-        for k in range(dim):
-            output[target, k] += g * neu1[k]
+        for k in range(dim):  # one pass: the input gradient from the old output row, then the row's step
+            old = output[target, k]
+            work[k] += g * old
+            output[target, k] = old + g * neu1[k]
     return state
 
 
@@ -204,7 +226,8 @@ def train_block(
     first_chunk,
     last_chunk,
     keep,  # (V,) float32: subsampling keep probabilities
-    table,  # unigram table for negatives
+    noise_probability,  # (V,) float32 alias-method tables for drawing negatives
+    noise_alias,  # (V,) int32
     sigmoid,  # sigmoid table
     window,
     negative,
@@ -264,7 +287,16 @@ def train_block(
                             neu1[k] *= inverse
                         work[:] = 0.0
                         state = _negative_sampling(
-                            neu1, work, output, centre, table, sigmoid, negative, alpha, state
+                            neu1,
+                            work,
+                            output,
+                            centre,
+                            noise_probability,
+                            noise_alias,
+                            sigmoid,
+                            negative,
+                            alpha,
+                            state,
                         )
                         for j in range(lo, hi):
                             if j != i:
@@ -279,7 +311,16 @@ def train_block(
                                 continue
                             work[:] = 0.0
                             state = _negative_sampling(
-                                inputs[row], work, output, sentence[j], table, sigmoid, negative, alpha, state
+                                inputs[row],
+                                work,
+                                output,
+                                sentence[j],
+                                noise_probability,
+                                noise_alias,
+                                sigmoid,
+                                negative,
+                                alpha,
+                                state,
                             )
                             for k in range(dim):
                                 inputs[row, k] += work[k]
@@ -299,7 +340,16 @@ def train_block(
                         for j in range(lo, hi):
                             if j != i:
                                 state = _negative_sampling(
-                                    neu1, work, output, sentence[j], table, sigmoid, negative, alpha, state
+                                    neu1,
+                                    work,
+                                    output,
+                                    sentence[j],
+                                    noise_probability,
+                                    noise_alias,
+                                    sigmoid,
+                                    negative,
+                                    alpha,
+                                    state,
                                 )
                         for r in range(first_row, end_row):
                             for k in range(dim):
@@ -340,9 +390,7 @@ def train_negative_sampling(
     threads = resolve_workers(workers)
     numba.set_num_threads(threads)
     keep = keep_probability(corpus.vocab.counts, sample)
-    table = unigram_table(
-        corpus.vocab.counts, size=min(UNIGRAM_TABLE_SIZE, max(1_000_000, 100 * len(corpus.vocab)))
-    )
+    noise_probability, noise_alias = alias_table(corpus.vocab.counts)
     sigmoid = sigmoid_table()
     chunks = chunk_sentences(corpus.starts)
     n_chunks = len(chunks) - 1
@@ -357,7 +405,7 @@ def train_negative_sampling(
             last = min(first + block, n_chunks)
             trained = train_block(
                 inputs, output, rows, row_starts, corpus.ids, corpus.starts, chunks, first, last, keep,
-                table, sigmoid, window, negative, cbow, alpha, min_alpha, epoch, epochs, seed, threads,
+                noise_probability, noise_alias, sigmoid, window, negative, cbow, alpha, min_alpha, epoch, epochs, seed, threads,
             )  # fmt: skip
             effective += int(trained.sum())
             if bar is not None:
@@ -393,7 +441,7 @@ def train_word2vec(
     config.check()
     corpus = sentences if isinstance(sentences, EncodedCorpus) else encode_corpus(sentences, config.min_count)
     vocab_size = len(corpus.vocab)
-    inputs = init_input_vectors(vocab_size, config.dim, config.seed, 0.5 / config.dim)
+    inputs = init_input_vectors(vocab_size, config.dim, config.seed, 1.0 / config.dim)  # gensim 4's range
     output = np.zeros((vocab_size, config.dim), dtype=np.float32)
     rows = np.arange(vocab_size, dtype=np.int32)  # one input row per word
     row_starts = np.arange(vocab_size + 1, dtype=np.int64)
