@@ -244,6 +244,7 @@ def train_block(
     dim = inputs.shape[1]
     corpus_words = ids.shape[0]
     trained = np.zeros(threads, dtype=np.int64)
+    one_row = row_starts[row_starts.shape[0] - 1] == row_starts.shape[0] - 1  # word2vec, not FastText
     for t in prange(threads):
         neu1 = np.empty(dim, dtype=np.float32)
         work = np.empty(dim, dtype=np.float32)
@@ -273,13 +274,22 @@ def train_block(
                     if cbow:  # mean of the window's input rows predicts the centre word
                         neu1[:] = 0.0
                         count = 0
-                        for j in range(lo, hi):
-                            if j != i:
-                                w = sentence[j]
-                                for r in range(row_starts[w], row_starts[w + 1]):
+                        if one_row:  # plain word2vec: row = word id, no indirection
+                            for j in range(lo, hi):
+                                if j != i:
+                                    row = sentence[j]
                                     for k in range(dim):
-                                        neu1[k] += inputs[rows[r], k]
-                                    count += 1
+                                        neu1[k] += inputs[row, k]
+                            count = hi - lo - 1
+                        else:
+                            for j in range(lo, hi):
+                                if j != i:
+                                    w = sentence[j]
+                                    for r in range(row_starts[w], row_starts[w + 1]):
+                                        row = rows[r]  # hoisted: a store to inputs could alias rows
+                                        for k in range(dim):
+                                            neu1[k] += inputs[row, k]
+                                        count += 1
                         if count == 0:
                             continue
                         inverse = np.float32(1.0 / count)
@@ -299,11 +309,18 @@ def train_block(
                             state,
                         )
                         for j in range(lo, hi):
-                            if j != i:
+                            if j == i:
+                                continue
+                            if one_row:
+                                row = sentence[j]
+                                for k in range(dim):
+                                    inputs[row, k] += work[k]
+                            else:
                                 w = sentence[j]
                                 for r in range(row_starts[w], row_starts[w + 1]):
+                                    row = rows[r]  # hoisted: a store to inputs could alias rows
                                     for k in range(dim):
-                                        inputs[rows[r], k] += work[k]
+                                        inputs[row, k] += work[k]
                     elif row_starts[centre + 1] - row_starts[centre] == 1:  # skip-gram, one row per word
                         row = rows[row_starts[centre]]
                         for j in range(lo, hi):
@@ -332,8 +349,9 @@ def train_block(
                         inverse = np.float32(1.0 / (end_row - first_row))
                         neu1[:] = 0.0
                         for r in range(first_row, end_row):
+                            row = rows[r]  # hoisted: a store to inputs could alias rows
                             for k in range(dim):
-                                neu1[k] += inputs[rows[r], k]
+                                neu1[k] += inputs[row, k]
                         for k in range(dim):
                             neu1[k] *= inverse
                         work[:] = 0.0
@@ -352,8 +370,9 @@ def train_block(
                                     state,
                                 )
                         for r in range(first_row, end_row):
+                            row = rows[r]  # hoisted: a store to inputs could alias rows
                             for k in range(dim):
-                                inputs[rows[r], k] += work[k]
+                                inputs[row, k] += work[k]
             chunk += threads
     return trained
 
