@@ -321,17 +321,17 @@ def train_block(
                                     row = rows[r]  # hoisted: a store to inputs could alias rows
                                     for k in range(dim):
                                         inputs[row, k] += work[k]
-                    elif row_starts[centre + 1] - row_starts[centre] == 1:  # skip-gram, one row per word
-                        row = rows[row_starts[centre]]
+                    elif one_row:  # skip-gram as word2vec.c and gensim: each context row predicts the centre
                         for j in range(lo, hi):
                             if j == i:
                                 continue
+                            row = sentence[j]
                             work[:] = 0.0
                             state = _negative_sampling(
                                 inputs[row],
                                 work,
                                 output,
-                                sentence[j],
+                                centre,
                                 noise_probability,
                                 noise_alias,
                                 sigmoid,
