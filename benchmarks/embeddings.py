@@ -135,7 +135,7 @@ def main() -> int:
                     flush=True,
                 )
     glove = train_glove(
-        corpus, GloVeConfig(dim=100, window=5, min_count=5, epochs=25, workers=2, progress=False)
+        corpus, GloVeConfig(dim=100, window=5, min_count=5, epochs=25, x_max=10, workers=2, progress=False)
     )
     glove.vectors.save(out / "glove.bin")
     glove_row = {
