@@ -13,7 +13,8 @@
   all threads move through the corpus together and the learning rate stays monotone.
 
 The same kernel trains FastText: a word's input vector is the mean of several rows (the word's own row
-and its hashed n-gram rows), listed in `rows`/`row_starts`; plain word2vec lists one row per word.
+and its hashed n-gram rows), listed in `rows`/`row_starts`; plain word2vec lists one row per word and
+takes a direct path (row = word id).
 gensim's defaults are the defaults here: dim 100, window 5, min count 5, 5 negatives, sample 1e-3,
 alpha 0.025 → 0.0001, 5 epochs, all cores.
 
@@ -341,38 +342,38 @@ def train_block(
                             )
                             for k in range(dim):
                                 inputs[row, k] += work[k]
-                    else:  # skip-gram, several rows per word (FastText): the centre's mean predicts each
-                        # context word; its gradient is summed over the window and applied once, so the
-                        # n-gram rows are read and written once per window instead of once per pair
+                    else:  # skip-gram, several rows per word (FastText): for each context word, the
+                        # mean of the centre's rows (word + n-grams) predicts it and every row takes the step
                         first_row = row_starts[centre]
                         end_row = row_starts[centre + 1]
                         inverse = np.float32(1.0 / (end_row - first_row))
-                        neu1[:] = 0.0
-                        for r in range(first_row, end_row):
-                            row = rows[r]  # hoisted: a store to inputs could alias rows
-                            for k in range(dim):
-                                neu1[k] += inputs[row, k]
-                        for k in range(dim):
-                            neu1[k] *= inverse
-                        work[:] = 0.0
                         for j in range(lo, hi):
-                            if j != i:
-                                state = _negative_sampling(
-                                    neu1,
-                                    work,
-                                    output,
-                                    sentence[j],
-                                    noise_probability,
-                                    noise_alias,
-                                    sigmoid,
-                                    negative,
-                                    alpha,
-                                    state,
-                                )
-                        for r in range(first_row, end_row):
-                            row = rows[r]  # hoisted: a store to inputs could alias rows
+                            if j == i:
+                                continue
+                            neu1[:] = 0.0
+                            for r in range(first_row, end_row):
+                                row = rows[r]  # hoisted: a store to inputs could alias rows
+                                for k in range(dim):
+                                    neu1[k] += inputs[row, k]
                             for k in range(dim):
-                                inputs[row, k] += work[k]
+                                neu1[k] *= inverse
+                            work[:] = 0.0
+                            state = _negative_sampling(
+                                neu1,
+                                work,
+                                output,
+                                sentence[j],
+                                noise_probability,
+                                noise_alias,
+                                sigmoid,
+                                negative,
+                                alpha,
+                                state,
+                            )
+                            for r in range(first_row, end_row):
+                                row = rows[r]
+                                for k in range(dim):
+                                    inputs[row, k] += work[k]
             chunk += threads
     return trained
 
