@@ -99,7 +99,8 @@ def test_word2vec_learns_planted_relation(planted, method):
 
 
 def test_glove_learns_planted_relation(planted):
-    trained = train_glove(planted, GloVeConfig(epochs=60, **SMALL))
+    # the counts here stay far below 100: the paper's x_max weights them smoothly (10 would flatten them)
+    trained = train_glove(planted, GloVeConfig(epochs=60, x_max=100, **{**SMALL, "workers": 1}))
     assert trained.costs[-1] < trained.costs[0]
     assert planted_accuracy(trained.vectors) >= 0.5
 
