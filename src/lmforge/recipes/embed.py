@@ -60,6 +60,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     compare.add_argument("--out-dir", help="also save each method's vectors here (METHOD.txt)")
     _evaluation_options(compare)
     compare.add_argument("files", nargs="+", metavar="FILE", help="text files or directories")
+    for action_parser in (train, query, evaluate, plot, compare):  # `lmforge embed ACTION ... --debug`
+        action_parser.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
