@@ -1,0 +1,213 @@
+"""FastText (Bojanowski et al. 2017): skip-gram over words and their character n-grams.
+
+- a word is "<word>" cut into character n-grams of 3..6 characters, each hashed (FNV-1a, 32 bits, over the
+  UTF-8 bytes) into one of `bucket` rows; its input vector is the mean of its own row and its n-gram rows;
+- training is word2vec's negative-sampling kernel (`word2vec.train_block`) with several input rows per
+  word, so skip-gram and CBOW both work and share Hogwild threads, tables and learning-rate decay;
+- the vector of a known word is the mean of its rows after training (as gensim's FastText); an unknown
+  word's vector is the mean of its n-gram rows, so misspellings and inflections get sensible vectors;
+- only the buckets some vocabulary word uses are stored (a bucket nothing trained holds only its random
+  initial value, so it is left out of unknown words' means rather than adding noise).
+
+`FastTextModel.save(path)` writes the word vectors in the word2vec format (readable by gensim) and the
+n-gram rows beside them in `PATH.ngrams.npz`; `load_fasttext` / `WordVectors.load` read both back, so the
+loaded vectors still answer for unknown words.
+
+    >>> model = train_fasttext(sentences, FastTextConfig())
+    >>> model.vectors["kingly"]        # not in the vocabulary: built from <ki, kin, ing, ngl, gly, ly>, ...
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lmforge.embeddings.vectors import WordVectors
+from lmforge.embeddings.vocab import EncodedCorpus, encode_corpus
+from lmforge.embeddings.word2vec import TrainStats, init_input_vectors, train_negative_sampling
+from lmforge.errors import ConfigError, LmforgeError
+
+NGRAMS_SUFFIX = ".ngrams.npz"
+
+
+@dataclass
+class FastTextConfig:
+    method: str = "skipgram"  # FastText's subword model as the paper trains it; "cbow" also works
+    dim: int = 100  # gensim's default
+    window: int = 5
+    min_count: int = 5
+    negative: int = 5
+    sample: float = 1e-3
+    alpha: float = 0.025
+    min_alpha: float = 0.0001
+    epochs: int = 5
+    min_n: int = 3  # shortest character n-gram (fastText's default)
+    max_n: int = 6  # longest; 3..6 covers most English affixes
+    bucket: int = 2_000_000  # hash buckets for n-grams (fastText's and gensim's default)
+    workers: int = 0  # 0 = all cores
+    seed: int = 1
+    progress: bool = True
+
+    def check(self) -> None:
+        if self.method not in ("skipgram", "cbow"):
+            raise ConfigError(f"method must be 'skipgram' or 'cbow', got {self.method!r}")
+        if not 1 <= self.min_n <= self.max_n:
+            raise ConfigError(f"need 1 ≤ min_n ≤ max_n, got min_n={self.min_n}, max_n={self.max_n}")
+        if self.bucket < 1:
+            raise ConfigError(f"bucket must be at least 1, got {self.bucket}")
+        for name in ("dim", "window", "min_count", "epochs", "negative"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+def fnv1a_32(data: bytes) -> int:
+    """FNV-1a, 32 bits: fastText's n-gram hash.
+
+    >>> fnv1a_32(b"")
+    2166136261
+    >>> fnv1a_32(b"a")
+    3826002220
+    """
+    h = 2166136261
+    for byte in data:
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def char_ngrams(word: str, min_n: int = 3, max_n: int = 6) -> list[str]:
+    """The character n-grams of "<word>", shortest first.
+
+    >>> char_ngrams("cat", 3, 4)
+    ['<ca', 'cat', 'at>', '<cat', 'cat>']
+    """
+    marked = f"<{word}>"
+    return [marked[i : i + n] for n in range(min_n, max_n + 1) for i in range(len(marked) - n + 1)]
+
+
+def ngram_buckets(word: str, min_n: int, max_n: int, bucket: int) -> list[int]:
+    """Distinct hash buckets of a word's n-grams, in first-seen order."""
+    seen: dict[int, None] = {}
+    for gram in char_ngrams(word, min_n, max_n):
+        seen.setdefault(fnv1a_32(gram.encode("utf-8")) % bucket, None)
+    return list(seen)
+
+
+class FastTextModel:
+    """Trained FastText vectors: word rows, the n-gram rows in use, and how to hash new words."""
+
+    def __init__(
+        self,
+        words: Sequence[str],
+        word_rows: np.ndarray,  # (V, D): each word's own input row
+        bucket_ids: np.ndarray,  # (U,) int64, sorted: the buckets that have a row
+        bucket_rows: np.ndarray,  # (U, D): their vectors
+        min_n: int,
+        max_n: int,
+        bucket: int,
+    ):
+        self.words = list(words)
+        self.word_rows = word_rows
+        self.bucket_ids = np.asarray(bucket_ids, dtype=np.int64)
+        self.bucket_rows = bucket_rows
+        self.min_n, self.max_n, self.bucket = min_n, max_n, bucket
+        full = np.empty_like(word_rows)
+        for i, word in enumerate(self.words):  # a known word: the mean of its own row and its n-gram rows
+            rows = self._rows(word)
+            full[i] = (word_rows[i] + bucket_rows[rows].sum(axis=0)) / (1 + len(rows))
+        self.vectors = WordVectors(self.words, full, oov=self.oov_vector)
+
+    def _rows(self, word: str) -> np.ndarray:
+        wanted = np.array(ngram_buckets(word, self.min_n, self.max_n, self.bucket), dtype=np.int64)
+        at = np.searchsorted(self.bucket_ids, wanted)
+        at = np.minimum(at, len(self.bucket_ids) - 1)
+        return at[self.bucket_ids[at] == wanted] if len(self.bucket_ids) else at[:0]
+
+    def oov_vector(self, word: str) -> np.ndarray | None:
+        """Mean of the trained n-gram rows of an unknown word; None when none of its n-grams was trained."""
+        rows = self._rows(word)
+        if len(rows) == 0:
+            return None
+        return self.bucket_rows[rows].mean(axis=0)
+
+    def save(self, path: str | os.PathLike, binary: bool | None = None) -> Path:
+        """Word vectors in the word2vec format at `path`, n-gram rows in `path` + '.ngrams.npz'."""
+        path = Path(path)
+        ngrams = path.with_name(path.name + NGRAMS_SUFFIX)
+        tmp = ngrams.with_name(f".{ngrams.name}.tmp{os.getpid()}.npz")
+        try:
+            np.savez(
+                tmp,
+                words=np.array(self.words, dtype=object).astype(str),
+                word_rows=self.word_rows,
+                bucket_ids=self.bucket_ids,
+                bucket_rows=self.bucket_rows,
+                settings=np.array([self.min_n, self.max_n, self.bucket], dtype=np.int64),
+            )
+            os.replace(tmp, ngrams)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return self.vectors.save(path, binary)
+
+
+def load_fasttext(path: str | os.PathLike) -> FastTextModel:
+    """Read what `FastTextModel.save` wrote (needs the `.ngrams.npz` beside the vectors)."""
+    ngrams = Path(str(path) + NGRAMS_SUFFIX)
+    if not ngrams.is_file():
+        raise LmforgeError(f"{ngrams}: no n-gram file beside {path}; it was not saved by a FastText model")
+    with np.load(ngrams, allow_pickle=False) as data:
+        min_n, max_n, bucket = (int(x) for x in data["settings"])
+        return FastTextModel(
+            [str(w) for w in data["words"]], data["word_rows"], data["bucket_ids"], data["bucket_rows"],
+            min_n, max_n, bucket,
+        )  # fmt: skip
+
+
+@dataclass
+class TrainedFastText:
+    model: FastTextModel
+    stats: TrainStats
+
+    @property
+    def vectors(self) -> WordVectors:
+        return self.model.vectors
+
+
+def train_fasttext(
+    sentences: Iterable[Sequence[str]] | EncodedCorpus, config: FastTextConfig | None = None
+) -> TrainedFastText:
+    """Train FastText vectors (words + hashed character n-grams) on tokenized sentences."""
+    config = config or FastTextConfig()
+    config.check()
+    corpus = sentences if isinstance(sentences, EncodedCorpus) else encode_corpus(sentences, config.min_count)
+    words = corpus.vocab.words
+    vocab_size = len(words)
+    per_word = [ngram_buckets(w, config.min_n, config.max_n, config.bucket) for w in words]
+    used = np.unique(
+        np.concatenate([np.array(b, dtype=np.int64) for b in per_word if b] or [np.zeros(0, np.int64)])
+    )
+    # Input rows: 0..V-1 the words, V.. the buckets in use, compacted (sorted bucket id -> row).
+    row_lists = [
+        np.concatenate([[w], vocab_size + np.searchsorted(used, np.array(b, dtype=np.int64))]).astype(
+            np.int32
+        )
+        for w, b in enumerate(per_word)
+    ]
+    row_starts = np.zeros(vocab_size + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in row_lists], out=row_starts[1:])
+    rows = np.concatenate(row_lists).astype(np.int32)
+    inputs = init_input_vectors(vocab_size + len(used), config.dim, config.seed, 1.0 / config.dim)
+    output = np.zeros((vocab_size, config.dim), dtype=np.float32)
+    stats = train_negative_sampling(
+        corpus, inputs, output, rows, row_starts,
+        cbow=config.method == "cbow", window=config.window, negative=config.negative, sample=config.sample,
+        alpha=config.alpha, min_alpha=config.min_alpha, epochs=config.epochs, workers=config.workers,
+        seed=config.seed, progress=config.progress, label=f"fasttext-{config.method}",
+    )  # fmt: skip
+    model = FastTextModel(
+        words, inputs[:vocab_size], used, inputs[vocab_size:], config.min_n, config.max_n, config.bucket
+    )
+    return TrainedFastText(model, stats)

@@ -1,0 +1,523 @@
+"""Word vectors: query them, save and load them, evaluate them, draw them.
+
+- `WordVectors`: a vocabulary (most frequent first) and a (V, D) float32 matrix, with
+  `most_similar(word_or_vector, topn)`, `analogy(a, b, c)` (b − a + c, the inputs excluded), `similarity`,
+  `doesnt_match`, and `plot_pca(words, png)` (a 2-D PCA projection of chosen words);
+- the word2vec formats of Mikolov's word2vec.c, which gensim's `KeyedVectors` reads and writes:
+  text (`V D` header, then `word x1 ... xD` per line) and binary (`V D` header, then `word ` + D float32
+  little-endian per word); `WordVectors.save`/`load` pick the format from the suffix (`.bin` = binary);
+- evaluation as gensim's `evaluate_word_analogies` / `evaluate_word_pairs` compute it, so the numbers agree:
+  analogies by 3CosAdd over the first `restrict_vocab` words, case-insensitive (the most frequent case
+  variant wins), questions with an unknown word skipped and counted in the OOV rate; word pairs scored by
+  cosine, Spearman (average ranks for ties) and Pearson against the human scores;
+- `gensim_test_file(name)`: the Google analogy set, WordSim-353 and SimLex-999 as the installed `gensim`
+  package ships them (found with `importlib.util.find_spec`, gensim itself is never imported).
+
+    >>> vectors = WordVectors(["king", "queen", "man", "woman"], np.eye(4, dtype=np.float32))
+    >>> vectors.similarity("king", "king")
+    1.0
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lmforge.errors import LmforgeError, MissingFileError
+
+# The evaluation sets the `gensim` package ships in gensim/test/test_data (used in place, never copied).
+ANALOGY_FILE = "questions-words.txt"  # Mikolov et al. 2013: 19,544 questions in 14 sections
+WORDSIM_FILE = "wordsim353.tsv"  # Finkelstein et al. 2002: 353 pairs, relatedness
+SIMLEX_FILE = "simlex999.txt"  # Hill et al. 2015: 999 pairs, similarity (not relatedness)
+
+
+class WordVectors:
+    """Words and their vectors. Rows are in vocabulary order, most frequent first when trained here.
+
+    `oov` (optional) makes vectors for words outside the vocabulary (FastText does it from n-grams).
+    """
+
+    def __init__(
+        self,
+        words: Sequence[str],
+        vectors: np.ndarray,
+        oov: Callable[[str], np.ndarray | None] | None = None,
+    ):
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(words):
+            raise LmforgeError(
+                f"need one vector per word: {len(words)} words, vectors of shape {vectors.shape}"
+            )
+        self.words = list(words)
+        self.vectors = vectors  # (V, D)
+        self.index = {word: i for i, word in enumerate(self.words)}
+        if len(self.index) != len(self.words):
+            raise LmforgeError("the vocabulary has duplicate words")
+        self.oov = oov
+        self._unit: np.ndarray | None = None
+
+    # --- access -------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.index
+
+    def __getitem__(self, word: str) -> np.ndarray:
+        return self.vector(word)
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    def vector(self, word: str) -> np.ndarray:
+        """The vector of `word` (from its n-grams when it is unknown and the vectors can do that)."""
+        if word in self.index:
+            return self.vectors[self.index[word]]
+        made = self.oov(word) if self.oov is not None else None
+        if made is None:
+            raise LmforgeError(f"{word!r} is not in the vocabulary ({len(self):,} words)")
+        return made
+
+    @property
+    def norms(self) -> np.ndarray:
+        return np.linalg.norm(self.vectors, axis=1)
+
+    @property
+    def unit_vectors(self) -> np.ndarray:
+        """(V, D) rows scaled to length 1 (zero rows stay zero); cached."""
+        if self._unit is None:
+            norms = self.norms[:, None]
+            self._unit = self.vectors / np.where(norms > 0, norms, 1).astype(np.float32)
+        return self._unit
+
+    # --- queries ------------------------------------------------------------------------------------
+
+    def similarity(self, word1: str, word2: str) -> float:
+        """Cosine similarity of two words."""
+        return float(_unit(self.vector(word1)) @ _unit(self.vector(word2)))
+
+    def most_similar(
+        self,
+        word_or_vector: str | np.ndarray,
+        topn: int = 10,
+        exclude: Iterable[str] = (),
+        restrict_vocab: int | None = None,
+    ) -> list[tuple[str, float]]:
+        """The `topn` words closest (cosine) to a word or a vector; a word is never its own neighbour.
+
+        >>> vectors = WordVectors(["a", "b", "c"], np.array([[1, 0], [0.9, 0.1], [0, 1]], dtype=np.float32))
+        >>> [word for word, _ in vectors.most_similar("a", topn=2)]
+        ['b', 'c']
+        """
+        excluded = set(exclude)
+        if isinstance(word_or_vector, str):
+            excluded.add(word_or_vector)
+            query = self.vector(word_or_vector)
+        else:
+            query = np.asarray(word_or_vector, dtype=np.float32)
+            if query.shape != (self.dim,):
+                raise LmforgeError(
+                    f"query vector has shape {query.shape}; these vectors have {self.dim} dims"
+                )
+        limit = len(self) if restrict_vocab is None else min(restrict_vocab, len(self))
+        scores = self.unit_vectors[:limit] @ _unit(query)
+        return self._top(scores, topn, [self.index[w] for w in excluded if w in self.index])
+
+    def analogy(self, a: str, b: str, c: str, topn: int = 10) -> list[tuple[str, float]]:
+        """a is to b as c is to ...? The words nearest to b − a + c (unit vectors, 3CosAdd), inputs excluded.
+
+        `analogy("man", "king", "woman")` asks for king − man + woman; with good vectors "queen" comes first.
+        """
+        query = _unit(self.vector(b)) - _unit(self.vector(a)) + _unit(self.vector(c))
+        return self.most_similar(query, topn=topn, exclude=(a, b, c))
+
+    def doesnt_match(self, words: Sequence[str]) -> str:
+        """The word farthest (cosine) from the mean of the others' unit vectors, as gensim computes it."""
+        known = [w for w in words if w in self.index or self.oov is not None]
+        if len(known) < 2:
+            raise LmforgeError(f"doesnt_match needs at least two known words, got {list(words)}")
+        units = np.stack([_unit(self.vector(w)) for w in known])
+        scores = units @ _unit(units.mean(axis=0))
+        return known[int(np.argmin(scores))]
+
+    def _top(self, scores: np.ndarray, topn: int, excluded: Sequence[int]) -> list[tuple[str, float]]:
+        scores = scores.copy()
+        if len(excluded):
+            scores[np.asarray(excluded)[np.asarray(excluded) < len(scores)]] = -np.inf
+        topn = min(topn, len(scores) - len(excluded))
+        if topn <= 0:
+            return []
+        best = np.argpartition(-scores, topn - 1)[:topn]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [(self.words[i], float(scores[i])) for i in best]
+
+    # --- save and load ------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike, binary: bool | None = None) -> Path:
+        """Write the word2vec text format (or binary: `binary=True` or a `.bin` suffix), atomically."""
+        path = Path(path)
+        binary = path.suffix.lower() == ".bin" if binary is None else binary
+        for word in self.words:
+            if not word or any(ch.isspace() for ch in word):
+                raise LmforgeError(
+                    f"word {word!r} is empty or has whitespace: the word2vec format cannot hold it"
+                )
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as out:
+                out.write(f"{len(self)} {self.dim}\n".encode())
+                if binary:
+                    little = self.vectors.astype("<f4")
+                    for word, row in zip(self.words, little, strict=True):
+                        out.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
+                else:
+                    row_format = " ".join(["%.9g"] * self.dim)  # 9 significant digits round-trip a float32
+                    lines = [
+                        f"{word} {row_format % tuple(row)}\n"
+                        for word, row in zip(self.words, self.vectors.tolist(), strict=True)
+                    ]
+                    out.write("".join(lines).encode("utf-8"))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, binary: bool | None = None) -> WordVectors:
+        """Read the word2vec text or binary format (as written by word2vec.c, gensim or `save`)."""
+        path = Path(path)
+        if not path.is_file():
+            raise MissingFileError(f"{path}: no such vectors file (word2vec text or binary format)")
+        binary = path.suffix.lower() == ".bin" if binary is None else binary
+        with open(path, "rb") as handle:
+            header = handle.readline()
+            try:
+                count, dim = (int(x) for x in header.split())
+            except ValueError:
+                raise LmforgeError(
+                    f"{path}:1: expected the word2vec header 'WORDS DIMS', got {header[:60]!r}"
+                ) from None
+            data = handle.read()
+        words, vectors = (_parse_binary if binary else _parse_text)(path, data, count, dim)
+        oov = None
+        if Path(str(path) + ".ngrams.npz").is_file():  # saved by FastText: unknown words from n-grams
+            from lmforge.embeddings.fasttext import load_fasttext
+
+            oov = load_fasttext(path).oov_vector
+        return cls(words, vectors, oov=oov)
+
+    # --- evaluation ---------------------------------------------------------------------------------
+
+    def evaluate_analogies(
+        self,
+        path: str | os.PathLike | None = None,
+        restrict_vocab: int = 300_000,
+        case_insensitive: bool = True,
+    ) -> AnalogyResult:
+        """Accuracy on an analogy file (`: section` lines, then `a b c expected`), as gensim computes it."""
+        return evaluate_analogies(self, path, restrict_vocab, case_insensitive)
+
+    def evaluate_pairs(
+        self,
+        path: str | os.PathLike | None = None,
+        restrict_vocab: int = 300_000,
+        case_insensitive: bool = True,
+    ) -> PairResult:
+        """Spearman/Pearson against human similarity scores (`w1<TAB>w2<TAB>score`, `#` comments)."""
+        return evaluate_pairs(
+            self,
+            path if path is not None else gensim_test_file(WORDSIM_FILE),
+            restrict_vocab,
+            case_insensitive,
+        )
+
+    # --- pictures -----------------------------------------------------------------------------------
+
+    def plot_pca(self, words: Sequence[str], path: str | os.PathLike, title: str | None = None) -> Path:
+        """Project the vectors of `words` onto their first two principal components; save a PNG."""
+        if len(words) < 2:
+            raise LmforgeError("plot_pca needs at least two words")
+        points = np.stack([self.vector(w) for w in words]).astype(np.float64)
+        centred = points - points.mean(axis=0)
+        _, _, components = np.linalg.svd(centred, full_matrices=False)  # rows: principal directions
+        xy = centred @ components[:2].T  # (n, 2)
+        if xy.shape[1] < 2:
+            xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(figsize=(7, 6))
+        axes.scatter(xy[:, 0], xy[:, 1], s=14)
+        for word, (x, y) in zip(words, xy, strict=True):
+            axes.annotate(word, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=10)
+        axes.set_xlabel("principal component 1")
+        axes.set_ylabel("principal component 2")
+        axes.set_title(title or f"PCA of {len(words)} word vectors ({self.dim} dims)")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        return path
+
+
+# --- the word2vec formats ----------------------------------------------------------------------------
+
+
+def _parse_text(path: Path, data: bytes, count: int, dim: int) -> tuple[list[str], np.ndarray]:
+    lines = data.decode("utf-8", errors="strict").splitlines()
+    lines = [line for line in lines if line.strip()]
+    if len(lines) != count:
+        raise LmforgeError(
+            f"{path}: the header announces {count} words but the file has {len(lines)} vector lines"
+        )
+    words: list[str] = []
+    vectors = np.empty((count, dim), dtype=np.float32)
+    for number, line in enumerate(lines):
+        parts = line.rstrip().split(" ")
+        if len(parts) != dim + 1:
+            raise LmforgeError(
+                f"{path}:{number + 2}: expected a word and {dim} numbers, got {len(parts) - 1} numbers"
+            )
+        words.append(parts[0])
+        try:
+            vectors[number] = np.array(parts[1:], dtype=np.float32)
+        except ValueError:
+            raise LmforgeError(f"{path}:{number + 2}: a vector value is not a number") from None
+    return words, vectors
+
+
+def _parse_binary(path: Path, data: bytes, count: int, dim: int) -> tuple[list[str], np.ndarray]:
+    words: list[str] = []
+    vectors = np.empty((count, dim), dtype=np.float32)
+    row_bytes = 4 * dim
+    position = 0
+    for i in range(count):
+        while position < len(data) and data[position : position + 1] == b"\n":  # word2vec.c ends rows with \n
+            position += 1
+        space = data.find(b" ", position)
+        if space < 0 or space + 1 + row_bytes > len(data):
+            raise LmforgeError(f"{path}: binary file ends inside word {i + 1} of {count}; it is truncated")
+        words.append(data[position:space].decode("utf-8", errors="replace"))
+        vectors[i] = np.frombuffer(data, dtype="<f4", count=dim, offset=space + 1)
+        position = space + 1 + row_bytes
+    return words, vectors
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float32)
+    norm = np.linalg.norm(vector)
+    return vector / norm if norm > 0 else vector
+
+
+# --- evaluation --------------------------------------------------------------------------------------
+
+
+def gensim_test_file(name: str) -> Path:
+    """The path of an evaluation file shipped in the installed `gensim` package (without importing it)."""
+    spec = importlib.util.find_spec("gensim")
+    if spec is not None and spec.submodule_search_locations:
+        for root in spec.submodule_search_locations:
+            path = Path(root) / "test" / "test_data" / name
+            if path.is_file():
+                return path
+    raise MissingFileError(
+        f"evaluation file {name} not found: install gensim (it ships {ANALOGY_FILE}, {WORDSIM_FILE} and "
+        f"{SIMLEX_FILE} in gensim/test/test_data) or pass the file with --analogies / --similarity"
+    )
+
+
+@dataclass
+class AnalogySection:
+    name: str
+    correct: int
+    total: int  # questions answered (all four words known)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+
+@dataclass
+class AnalogyResult:
+    accuracy: float  # over every answered question
+    correct: int
+    total: int  # answered questions
+    questions: int  # all questions in the file
+    oov_ratio: float  # % of questions skipped because a word is not in the first restrict_vocab words
+    sections: list[AnalogySection] = field(default_factory=list)
+
+
+@dataclass
+class PairResult:
+    spearman: float
+    pearson: float
+    pairs: int  # pairs scored
+    oov_ratio: float  # % of pairs skipped because a word is unknown
+
+
+def _ok_vocab(vectors: WordVectors, restrict_vocab: int, case_insensitive: bool) -> dict[str, int]:
+    """Word (upper-cased if case-insensitive) -> row, over the first `restrict_vocab` rows; the most
+    frequent case variant wins (gensim: later rows are written first, then overwritten)."""
+    words = vectors.words[:restrict_vocab]
+    fold = str.upper if case_insensitive else (lambda w: w)
+    return {fold(word): i for i, word in reversed(list(enumerate(words)))}
+
+
+def evaluate_analogies(
+    vectors: WordVectors,
+    path: str | os.PathLike | None = None,
+    restrict_vocab: int = 300_000,
+    case_insensitive: bool = True,
+) -> AnalogyResult:
+    """3CosAdd accuracy, overall and per section, with the same rules as gensim's evaluate_word_analogies."""
+    path = Path(path) if path is not None else gensim_test_file(ANALOGY_FILE)
+    if not path.is_file():
+        raise MissingFileError(f"{path}: no such analogy file")
+    ok = _ok_vocab(vectors, restrict_vocab, case_insensitive)
+    fold = str.upper if case_insensitive else (lambda w: w)
+    sections: list[tuple[str, list[tuple[int, int, int, int]]]] = []
+    questions = 0
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.startswith(": "):
+                sections.append((line.lstrip(": ").strip(), []))
+                continue
+            if not sections:
+                raise LmforgeError(f"{path}:{number}: missing ': section' header before the first question")
+            parts = [fold(w) for w in line.split()]
+            if len(parts) != 4:
+                continue  # gensim skips malformed lines too
+            questions += 1
+            if all(p in ok for p in parts):
+                sections[-1][1].append(tuple(ok[p] for p in parts))
+    limit = min(restrict_vocab, len(vectors))
+    unit = vectors.unit_vectors[:limit]
+    raw = vectors.vectors[:limit]
+    norms = vectors.norms[:limit]
+    results = []
+    for name, quads in sections:
+        correct = 0
+        if quads:
+            ids = np.array(quads, dtype=np.int64)  # (Q, 4): a, b, c, expected
+            predicted = _answer(raw, unit, norms, ids, vectors.words, fold)
+            correct = int(np.sum(predicted == ids[:, 3]))
+        results.append(AnalogySection(name, correct, len(quads)))
+    correct = sum(s.correct for s in results)
+    total = sum(s.total for s in results)
+    return AnalogyResult(
+        accuracy=correct / total if total else 0.0,
+        correct=correct,
+        total=total,
+        questions=questions,
+        oov_ratio=100.0 * (questions - total) / questions if questions else 0.0,
+        sections=results,
+    )
+
+
+def _answer(
+    raw: np.ndarray,
+    unit: np.ndarray,
+    norms: np.ndarray,
+    ids: np.ndarray,
+    words: list[str],
+    fold: Callable[[str], str],
+) -> np.ndarray:
+    """Row of the best answer to each question (Q, 4) → (Q,), in batches of 256 questions."""
+    answers = np.empty(len(ids), dtype=np.int64)
+    safe_norms = np.where(norms > 0, norms, 1).astype(np.float32)
+    for begin in range(0, len(ids), 256):
+        batch = ids[begin : begin + 256]
+        query = unit[batch[:, 1]] + unit[batch[:, 2]] - unit[batch[:, 0]]  # (B, D): b + c − a
+        query /= np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-30)
+        scores = (query @ raw.T) / safe_norms  # (B, V), as gensim: v·q / |v|
+        rows = np.arange(len(batch))[:, None]
+        scores[rows, batch[:, :3]] = -np.inf
+        k = min(5, scores.shape[1])
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # gensim's topn=5, then in order
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1), axis=1)
+        for q, candidates in enumerate(top):
+            # gensim takes the first of the top 5 whose folded form is not an input's folded form
+            inputs = {fold(words[i]) for i in batch[q, :3]}
+            chosen = candidates[-1]
+            for candidate in candidates:
+                if fold(words[candidate]) not in inputs:
+                    chosen = candidate
+                    break
+            answers[begin + q] = chosen
+    return answers
+
+
+def evaluate_pairs(
+    vectors: WordVectors,
+    path: str | os.PathLike,
+    restrict_vocab: int = 300_000,
+    case_insensitive: bool = True,
+    delimiter: str = "\t",
+) -> PairResult:
+    """Spearman and Pearson correlation of cosine similarity with human scores, as gensim computes them."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{path}: no such word-pair file")
+    ok = _ok_vocab(vectors, restrict_vocab, case_insensitive)
+    fold = str.upper if case_insensitive else (lambda w: w)
+    gold, model = [], []
+    oov = 0
+    unit = vectors.unit_vectors
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split(delimiter)
+            if len(parts) != 3:
+                continue
+            try:
+                a, b, score = fold(parts[0]), fold(parts[1]), float(parts[2])
+            except ValueError:
+                continue
+            if a not in ok or b not in ok:
+                oov += 1
+                continue
+            gold.append(score)
+            model.append(float(unit[ok[a]] @ unit[ok[b]]))
+    if not gold:
+        raise LmforgeError(
+            f"{path}: no pair has both words in the vocabulary (or the file is not w1<TAB>w2<TAB>score)"
+        )
+    return PairResult(
+        spearman=spearman(gold, model),
+        pearson=float(np.corrcoef(gold, model)[0, 1]) if len(gold) > 1 else float("nan"),
+        pairs=len(gold),
+        oov_ratio=100.0 * oov / (len(gold) + oov),
+    )
+
+
+def rank_average(values: Sequence[float]) -> np.ndarray:
+    """Ranks from 1, ties sharing their average rank: [10, 20, 20, 5] -> [2, 3.5, 3.5, 1]."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), dtype=np.float64)
+    sorted_values = values[order]
+    boundaries = np.flatnonzero(np.diff(sorted_values)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(values)]])
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + end + 1) / 2.0
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation: Pearson's r of the average ranks (as scipy.stats.spearmanr)."""
+    if len(x) < 2:
+        return float("nan")
+    return float(np.corrcoef(rank_average(x), rank_average(y))[0, 1])
