@@ -21,6 +21,11 @@ def test_every_shipped_preset_loads_and_starts_with_its_command(path):
     if "pretrain" in first:
         config = load_config(PretrainConfig, path)
         assert config.out.startswith("runs/")
+    if "finetune" in first:
+        from lmforge.recipes.finetune import FinetuneConfig
+
+        config = load_config(FinetuneConfig, path)
+        assert config.out.startswith("runs/") and config.model
 
 
 def small_corpus(shared_data: Path, tmp_path: Path, chars: int = 60_000) -> Path:
