@@ -63,6 +63,8 @@ def tiny_config(base: Path, data: tuple[Path, Path], out: Path, **changes) -> Fi
         f"out={out}",
         f"data.train={data[0]}",
         f"data.dev={data[1]}",
+        "fit_steps_to_minutes=false",  # the preset fits its schedule to 20 minutes
+        "train.max_minutes=null",
         "train.max_steps=12",
         "train.batch_size=16",
         "train.lr=1e-3",
@@ -252,13 +254,13 @@ def test_finetune_from_scratch_changes_only_the_start(tiny_base, sst2_slice, tmp
     code, _, _ = cli(
         "finetune", "--config", REPO / "configs" / "sst2-minilm.yaml", "--from-scratch", "--out", tmp_path / "s",
         f"--model={tiny_base}", f"--data.train={sst2_slice[0]}", f"--data.dev={sst2_slice[1]}",
-        "--train.max_steps=3", "--train.progress=false", "--train.tensorboard=false",
+        "--train.max_steps=3", "--train.progress=false", "--train.tensorboard=false", "--set", "max_length=48", "--set", "fit_steps_to_minutes=false",
     )  # fmt: skip
     assert code == 0
     code, _, _ = cli(
         "finetune", "--config", REPO / "configs" / "sst2-minilm.yaml", "--out", tmp_path / "p",
         f"--model={tiny_base}", f"--data.train={sst2_slice[0]}", f"--data.dev={sst2_slice[1]}",
-        "--train.max_steps=3", "--train.progress=false", "--train.tensorboard=false",
+        "--train.max_steps=3", "--train.progress=false", "--train.tensorboard=false", "--set", "max_length=48", "--set", "fit_steps_to_minutes=false",
     )  # fmt: skip
     assert code == 0
     saved = [json.loads((tmp_path / run / "model" / "config.json").read_text()) for run in ("s", "p")]
@@ -268,6 +270,7 @@ def test_finetune_from_scratch_changes_only_the_start(tiny_base, sst2_slice, tmp
         "from_scratch: true",
         f"out: {tmp_path / 's'}",
     ]
+    assert "max_length: 48" in configs[0]
     assert "random initialisation" in (tmp_path / "s" / "model" / "README.md").read_text()
 
 
@@ -315,6 +318,7 @@ def test_sst2_minilm_preset_runs_a_few_steps_on_the_real_weights(shared_data, ss
             f"data.train={sst2_slice[0]}",
             f"data.dev={sst2_slice[1]}",
             "data.max_dev_examples=32",
+            "fit_steps_to_minutes=false",
             "train.max_steps=2",
             "train.batch_size=4",
             "train.progress=false",

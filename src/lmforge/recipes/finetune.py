@@ -191,7 +191,15 @@ def build_classifier(
 
 
 def classify_card(config: FinetuneConfig, base_dir: Path, result, labels: list[str], trainable: int) -> str:
-    start = "random initialisation (--from-scratch)" if config.from_scratch else f"`{base_dir}`"
+    source = f"`{config.model}`" + (
+        f" (converted into `{base_dir}`)" if str(base_dir) != config.model else ""
+    )
+    start = (
+        f"random initialisation of {source}'s architecture (--from-scratch)"
+        if config.from_scratch
+        else source
+    )
+    saved = "adapters" if config.lora.rank and config.lora.save == "adapters" else "model"
     lines = [
         "## Fine-tuned for classification with lmforge",
         "",
@@ -204,7 +212,7 @@ def classify_card(config: FinetuneConfig, base_dir: Path, result, labels: list[s
         + (f" (LoRA rank {config.lora.rank}, alpha {config.lora.alpha:g})" if config.lora.rank else ""),
         "- dev metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()),
         "",
-        f'Predict: `lmforge classify --model {config.out}/model "a text"`.',
+        f'Predict: `lmforge classify --model {config.out}/{saved} "a text"`.',
     ]
     return "\n".join(lines) + "\n"
 
@@ -321,15 +329,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="same architecture, random initialisation (the baseline that shows what pre-training buys)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a top-level setting, e.g. --set max_length=64 --set fit_steps_to_minutes=false",
+    )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.epilog = (
         "Any setting can be overridden as --section.key=value, e.g. --train.max_steps=300 --lora.rank=8 "
-        "--data.max_train_examples=1000. Sections: data, lora, train."
+        "--data.max_train_examples=1000. Sections: data, lora, train. Top-level keys: --set KEY=VALUE."
     )
 
 
 def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
+    for item in args.set:
+        if "=" not in item or "." in item.split("=", 1)[0]:
+            raise ConfigError(
+                f"--set {item}: write --set KEY=VALUE for a top-level key (sections: --train.lr=...)"
+            )
+        overrides.append(item)
     if args.out:
         overrides.append(f"out={args.out}")
     if args.model:
