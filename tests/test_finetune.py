@@ -124,6 +124,20 @@ def test_objective_batches_are_dynamic_padded_and_reproducible(tiny_base):
         ClassificationObjective(tokenizer, [Example("x", None, "2")], None, labels=["0", "1"])
 
 
+def test_evaluate_sums_every_confusion_cell(tiny_base):
+    from lmforge.tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.load(tiny_base / "tokenizer.json")
+    dev = [Example("a film", None, "0"), Example("a bad film", None, "2")]
+    objective = ClassificationObjective(tokenizer, dev, dev, labels=["0", "1", "2"])
+    model = build_classifier(tiny_base, ["0", "1", "2"]).eval()
+    with torch.no_grad():
+        sums = objective.evaluate(model, next(iter(objective.eval_batches(None, 8))))
+    cells = {k: v for k, v in sums.items() if k.startswith("confusion/")}
+    assert len(cells) == 9 and sum(cells.values()) == 2  # same keys on every rank, whatever it predicts
+    assert sum(v for k, v in cells.items() if k.endswith("/2")) == 1
+
+
 def test_objective_metrics_match_lmforge_metrics():
     from lmforge.data.classification import classification_metrics
     from lmforge.metrics import accuracy, precision_recall_f1

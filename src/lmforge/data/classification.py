@@ -260,9 +260,12 @@ class ClassificationObjective:
             "nll": float(F.cross_entropy(logits, labels, reduction="sum")),
             "examples": float(len(labels)),
         }
-        for predicted, true in zip(logits.argmax(-1).tolist(), labels.tolist(), strict=True):
-            key = f"confusion/{predicted}/{true}"
-            sums[key] = sums.get(key, 0.0) + 1.0
+        # every cell, zeros too: ranks must sum the same keys (all_reduce_sums adds them as one vector)
+        n = len(self.labels)
+        cells = (logits.argmax(-1) * n + labels).bincount(minlength=n * n).tolist()  # (n*n,) counts
+        for predicted in range(n):
+            for true in range(n):
+                sums[f"confusion/{predicted}/{true}"] = float(cells[predicted * n + true])
         return sums
 
     def metrics(self, sums: dict[str, float]) -> dict[str, float]:
