@@ -18,9 +18,15 @@ PRESETS = sorted((REPO / "configs").glob("*.yaml"))
 def test_every_shipped_preset_loads_and_starts_with_its_command(path):
     first = path.read_text().splitlines()[0]
     assert first.startswith("# lmforge ") and path.name in first
-    if "pretrain" in first:
+    verb = first.split()[2]
+    if verb == "pretrain":
         config = load_config(PretrainConfig, path)
         assert config.out.startswith("runs/")
+    if verb == "finetune":
+        from lmforge.recipes.finetune import FinetuneConfig
+
+        config = load_config(FinetuneConfig, path)
+        assert config.out.startswith("runs/") and config.model
 
 
 def small_corpus(shared_data: Path, tmp_path: Path, chars: int = 60_000) -> Path:
