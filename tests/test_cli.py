@@ -80,10 +80,24 @@ def test_bad_option_value_is_one_line(monkeypatch, cli_process):
     assert len(result.stderr.strip().splitlines()) == 1 and "--minutes" in result.stderr
 
 
-def test_quickstart_reports_environment_and_corpus(cli):
-    code, out, _ = cli("quickstart")
-    assert code == 0
+def test_quickstart_runs_every_stage_and_writes_its_report(cli, tmp_path):
+    """The whole quickstart with a 12-second training budget (the tokenizer stage has its own test)."""
+    run = tmp_path / "run"
+    code, out, err = cli("quickstart", "--minutes", "0.2", "--skip-tokenizers", "--out", run)
+    assert code == 0, err
     assert "torch" in out and "standard library" in out and ".py files" in out
+    assert "validation: loss" in out and "bits per byte" in out and "code completions" in out
+    for name in (
+        "README.md",
+        "samples.txt",
+        "metrics.jsonl",
+        "loss.png",
+        "model/model.safetensors",
+        "model/tokenizer.json",
+    ):
+        assert (run / name).is_file(), name
+    report = (run / "README.md").read_text()
+    assert "## Pre-training" in report and "def " in (run / "samples.txt").read_text()
 
 
 def test_verbs_have_distinct_names_and_help():
