@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 COMMANDS = [
     Command(
         name="perplexity",
-        help="score text with a model: sliding-window perplexity (GPT) or pseudo-perplexity (BERT), bits per byte",
+        help="score text: sliding-window perplexity (GPT), pseudo-perplexity (BERT), bits per byte",
         configure=configure,
         run=run,
         description=__doc__,
