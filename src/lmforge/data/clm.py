@@ -72,6 +72,14 @@ class PackedBlocks:
         mixed = splitmix64(index ^ splitmix64(np.array([self.seed], dtype=np.uint64)))
         return (mixed % np.uint64(self.num_starts)).astype(np.int64)
 
+    def eval_spans(self, num_batches: int | None, batch_size: int, rank: int, world_size: int):
+        """(first block, block count) of this rank's share of the first `num_batches` batches, in order."""
+        available = math.ceil(self.num_blocks / batch_size)
+        total = available if not num_batches else min(num_batches, available)
+        for batch in range(rank, total, world_size):
+            first = batch * batch_size
+            yield first, min(batch_size, self.num_blocks - first)
+
     def windows(self, first: int, count: int) -> np.ndarray:
         """(count, block_size + 1) int64 token windows of samples first .. first + count - 1."""
         span = self.block_size + 1
@@ -128,11 +136,7 @@ class CLMObjective:
 
         if self.val is None:
             return
-        available = math.ceil(self.val.num_blocks / batch_size)
-        total = available if not num_batches else min(num_batches, available)
-        for batch in range(rank, total, world_size):
-            first = batch * batch_size
-            count = min(batch_size, self.val.num_blocks - first)
+        for first, count in self.val.eval_spans(num_batches, batch_size, rank, world_size):
             tokens = torch.from_numpy(self.val.windows(first, count))
             yield {"input_ids": tokens[:, :-1], "labels": tokens[:, 1:]}
 

@@ -143,11 +143,7 @@ class MLMObjective:
     ) -> Iterator[dict]:
         if self.val is None:
             return
-        available = math.ceil(self.val.num_blocks / batch_size)
-        total = available if not num_batches else min(num_batches, available)
-        for batch in range(rank, total, world_size):
-            first = batch * batch_size
-            count = min(batch_size, self.val.num_blocks - first)
+        for first, count in self.val.eval_spans(num_batches, batch_size, rank, world_size):
             yield self._batch(self.val, first, count, seed=EVAL_SEED)
 
     def loss(self, model, batch: dict):
