@@ -34,6 +34,8 @@ from typing import Literal
 from lmforge.config import dump_yaml, load_config
 from lmforge.errors import ConfigError, LmforgeError, MissingFileError
 from lmforge.recipes import Command
+from lmforge.tasks.qa import QAData
+from lmforge.tasks.translate import TranslateData
 from lmforge.train.config import TrainConfig
 
 
@@ -70,7 +72,9 @@ class FinetuneConfig:
     dropout: float | None = 0.1  # dropout while fine-tuning (BERT used 0.1); None = the base model's
     fit_steps_to_minutes: bool = False  # set train.max_steps from a measured step time so the schedule
     # decays fully within train.max_minutes (as `lmforge pretrain` does)
-    data: ClassifyData = field(default_factory=ClassifyData)
+    data: ClassifyData = field(default_factory=ClassifyData)  # task classify
+    translate: TranslateData = field(default_factory=TranslateData)  # task translate
+    qa: QAData = field(default_factory=QAData)  # task qa
     lora: LoRASpec = field(default_factory=LoRASpec)
     train: TrainConfig = field(default_factory=TrainConfig)  # presets set fine-tuning's own rate (5e-5 to
     # 1e-4 for pre-trained encoders; 1e-3 for LoRA or from scratch), warmup and weight decay 0.01
@@ -128,6 +132,32 @@ def prepare_base(spec: str, out: Path, log=print) -> Path:
         marker.write_text(str(source.resolve()))
         log(f"converted {source} → {target} in {time.perf_counter() - started:.1f}s")
     return target
+
+
+def apply_lora_spec(model, spec: LoRASpec, log=print) -> None:
+    """Wrap the model's projections in LoRA adapters when `spec.rank` > 0 (the rest frozen)."""
+    if not spec.rank:
+        return
+    from lmforge.model import lora as lora_
+
+    wrapped = lora_.apply_lora(
+        model, rank=spec.rank, alpha=spec.alpha, dropout=spec.dropout, targets=spec.targets
+    )
+    log(f"LoRA: rank {spec.rank} on {len(wrapped)} projections")
+
+
+def fitted_train_config(config: FinetuneConfig, model, objective, log=print) -> TrainConfig:
+    """`config.train`, with max_steps fitted to train.max_minutes when `fit_steps_to_minutes` is on."""
+    train_config = config.train
+    if not (config.fit_steps_to_minutes and train_config.max_minutes):
+        return train_config
+    from lmforge.recipes.pretrain import measure_step_seconds
+
+    step_seconds = measure_step_seconds(model, objective, train_config)
+    steps = max(10, int(train_config.max_minutes * 60 * 0.85 / step_seconds))  # 15% for evaluations
+    warmup = min(train_config.warmup_steps, steps // 10)
+    log(f"schedule: {steps:,} steps of {step_seconds * 1e3:.0f} ms fit {train_config.max_minutes:g} min")
+    return dataclasses.replace(train_config, max_steps=steps, warmup_steps=warmup)
 
 
 def read_splits(data: ClassifyData):
@@ -219,10 +249,14 @@ def classify_card(config: FinetuneConfig, base_dir: Path, result, labels: list[s
 
 def finetune(config: FinetuneConfig, log=print) -> FinetuneResult:
     """The whole pipeline; a notebook can call this with a `FinetuneConfig`."""
-    if config.task != "classify":
-        raise ConfigError(
-            f"task {config.task!r} is not implemented yet; this version fine-tunes task classify"
-        )
+    if config.task == "translate":
+        from lmforge.tasks.translate import finetune_translate
+
+        return finetune_translate(config, log)
+    if config.task == "qa":
+        from lmforge.tasks.qa import finetune_qa
+
+        return finetune_qa(config, log)
     from lmforge.data.classification import ClassificationObjective
     from lmforge.model import lora as lora_
     from lmforge.tokenizers import Tokenizer
@@ -259,29 +293,13 @@ def finetune(config: FinetuneConfig, log=print) -> FinetuneResult:
         f"data: {len(train_examples):,} train / {len(dev_examples or []):,} dev examples, labels {names}, "
         f"tokenized in {time.perf_counter() - started:.1f}s"
     )
-    if config.lora.rank:
-        wrapped = lora_.apply_lora(
-            model,
-            rank=config.lora.rank,
-            alpha=config.lora.alpha,
-            dropout=config.lora.dropout,
-            targets=config.lora.targets,
-        )
-        log(f"LoRA: rank {config.lora.rank} on {len(wrapped)} projections")
+    apply_lora_spec(model, config.lora, log)
     num_parameters = sum(p.numel() for p in model.parameters())
     trainable = lora_.trainable_parameters(model)
     start = "random initialisation" if config.from_scratch else str(base_dir)
     log(f"model: {num_parameters / 1e6:.2f}M parameters ({trainable:,} trained), from {start}")
 
-    train_config = config.train
-    if config.fit_steps_to_minutes and train_config.max_minutes:
-        from lmforge.recipes.pretrain import measure_step_seconds
-
-        step_seconds = measure_step_seconds(model, objective, train_config)
-        steps = max(10, int(train_config.max_minutes * 60 * 0.85 / step_seconds))  # 15% for evaluations
-        warmup = min(train_config.warmup_steps, steps // 10)
-        train_config = dataclasses.replace(train_config, max_steps=steps, warmup_steps=warmup)
-        log(f"schedule: {steps:,} steps of {step_seconds * 1e3:.0f} ms fit {train_config.max_minutes:g} min")
+    train_config = fitted_train_config(config, model, objective, log)
     result = train(model, objective, train_config, out)
     model = result.model
     model.eval()
