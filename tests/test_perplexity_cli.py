@@ -92,3 +92,85 @@ def test_bad_arguments(tmp_path, cli, char_tokenizer_file):
     assert code == 2 and "--context" in err
     code, _, err = cli("perplexity", "--model", tmp_path / "nope", text_file)
     assert code == 2 and "no such model directory" in err
+
+
+def _hf_dir(model, tokenizer_file, directory):
+    model.save_pretrained(directory, safe_serialization=True)
+    (directory / "tokenizer.json").write_bytes(tokenizer_file.read_bytes())
+    return directory
+
+
+@pytest.mark.parametrize(("context", "stride"), [(32, 32), (32, 8)])
+def test_causal_perplexity_equals_transformers_on_converted_weights(
+    tmp_path, cli, char_tokenizer_file, context, stride
+):
+    """`lmforge convert --from-hf` a GPT2LMHeadModel, then `lmforge perplexity` = the HF guide's loop on it."""
+    transformers = pytest.importorskip("transformers")
+    from test_metrics_perplexity import _guide_loop
+
+    tokenizer_file, tokenizer = char_tokenizer_file
+    torch.manual_seed(0)
+    hf_config = transformers.GPT2Config(
+        vocab_size=tokenizer.vocab_size, n_positions=64, n_embd=32, n_layer=2, n_head=2
+    )
+    hf_model = transformers.GPT2LMHeadModel(hf_config).eval()
+    hf = _hf_dir(hf_model, tokenizer_file, tmp_path / "hf")
+    code, _, err = cli("convert", "--from-hf", hf, "--out", tmp_path / "lm")
+    assert code == 0, err
+    text_file = tmp_path / "t.txt"
+    text_file.write_text(TEXT)
+    code, out, err = cli(
+        "perplexity",
+        "--model",
+        tmp_path / "lm",
+        text_file,
+        "--context",
+        context,
+        "--stride",
+        stride,
+        "--json",
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    ids = torch.tensor([tokenizer.encode(TEXT, add_special_tokens=False).ids])
+    nll_sum, tokens = _guide_loop(hf_model, ids, context, stride)
+    assert result["tokens"] == tokens
+    assert result["perplexity"] == pytest.approx(math.exp(nll_sum / tokens), rel=1e-5)
+
+
+def test_pseudo_perplexity_equals_transformers_on_converted_weights(tmp_path, cli, char_tokenizer_file):
+    """A converted BertForMaskedLM: pseudo-perplexity = one masked copy per token scored by transformers."""
+    transformers = pytest.importorskip("transformers")
+    tokenizer_file, tokenizer = char_tokenizer_file
+    torch.manual_seed(0)
+    hf_config = transformers.BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.token_to_id("[PAD]"),
+    )
+    hf_model = transformers.BertForMaskedLM(hf_config).eval()
+    hf = _hf_dir(hf_model, tokenizer_file, tmp_path / "hf")
+    code, _, err = cli("convert", "--from-hf", hf, "--out", tmp_path / "lm")
+    assert code == 0, err
+    text_file = tmp_path / "t.txt"
+    text_file.write_text(TEXT)
+    code, out, err = cli("perplexity", "--model", tmp_path / "lm", text_file, "--json", "--max-tokens", "16")
+    assert code == 0, err
+    result = json.loads(out)
+    ids = tokenizer.encode(TEXT, add_special_tokens=False).ids[:16]
+    cls, sep, mask = (tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[MASK]"))
+    rows = []
+    for i in range(len(ids)):
+        row = [cls] + ids + [sep]
+        row[i + 1] = mask
+        rows.append(row)
+    with torch.no_grad():
+        logits = hf_model(torch.tensor(rows)).logits  # (16, 18, vocab)
+    log_probs = torch.log_softmax(logits.double(), -1)
+    nll = -sum(log_probs[i, i + 1, ids[i]].item() for i in range(len(ids)))
+    assert result["tokens"] == 16
+    assert result["pseudo_perplexity"] == pytest.approx(math.exp(nll / 16), rel=1e-4)
