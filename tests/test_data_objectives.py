@@ -115,3 +115,18 @@ def test_mlm_objective_is_deterministic_per_sample_and_prefixes_cls():
     labels = whole["labels"][whole["labels"] != IGNORE_INDEX]
     assert metrics["val_masked_accuracy"] == pytest.approx((labels == 7).float().mean().item())
     assert sums["masked"] == len(labels)
+
+
+def test_mlm_loss_scores_only_masked_positions_and_equals_the_full_head():
+    from lmforge.model import build_model, preset
+
+    torch.manual_seed(0)
+    model = build_model(preset("bert-tiny", vocab_size=1000, d_model=32, n_layers=1, n_heads=2, d_ff=64))
+    tokens = np.random.default_rng(1).integers(4, 1000, 20_000)
+    objective = MLMObjective(
+        tokens, tokens, block_size=32, mask_id=MASK, vocab_size=1000, special_ids=SPECIAL, prefix_id=1, seed=3
+    )
+    batch = objective.train_batch(0, batch_size=4)
+    full = model(batch["input_ids"]).logits  # (B, T, V): the head at every position
+    expected = torch.nn.functional.cross_entropy(full.flatten(0, 1), batch["labels"].flatten())
+    assert objective.loss(model, batch).item() == pytest.approx(expected.item(), rel=1e-6)
