@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from lmforge.recipes.experiment import (
     fraction_subset,
     load_starts,
     run_config,
+    summarize,
+    verdict_lines,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,6 +199,34 @@ def test_presets_with_different_data_are_refused(tmp_path):
     config = DataEfficiencyConfig(pretrained=PRESETS["pretrained"], scratch=str(other))
     with pytest.raises(ConfigError, match="read different data"):
         load_starts(config, log=lambda *_: None)
+
+
+def test_summary_compares_the_margin_with_the_spread_across_seeds():
+    def run(start, seed, accuracy):
+        evaluations = [{"step": 10, "elapsed_s": 1.0, "val_accuracy": accuracy - 0.1}]
+        evaluations.append({"step": 20, "elapsed_s": 2.0, "val_accuracy": accuracy})
+        return {"start": start, "fraction": 0.1, "seed": seed, "dev_accuracy": accuracy, "seconds": 3.0,
+                "evaluations": evaluations}  # fmt: skip
+
+    plans = {0.1: {"train_examples": 100, "steps": 20, "batch_size": 10}}
+    config = DataEfficiencyConfig(fractions=[0.1], seeds=[0, 1], target=0.75)
+    runs = [
+        run("pretrained", 0, 0.80),
+        run("pretrained", 1, 0.86),
+        run("scratch", 0, 0.70),
+        run("scratch", 1, 0.72),
+    ]
+    (row,) = summarize(runs, {}, plans, config)
+    assert row["pretrained"]["mean"] == pytest.approx(0.83) and row["spread"] == pytest.approx(0.06)
+    assert row["margin"] == pytest.approx(0.12) and row["pretrained_wins_beyond_spread"] is True
+    assert row["pretrained_to_target"]["reached"] == 2 and row["pretrained_to_target"]["steps_mean"] == 15
+    assert row["scratch_to_target"]["reached"] == 0 and row["scratch_to_target"]["steps_mean"] is None
+    assert "beats scratch by more than the spread" in verdict_lines([row])[0]
+    runs[1]["dev_accuracy"] = 0.60  # one bad pre-trained seed widens the spread beyond the margin
+    (row,) = summarize(runs, {}, plans, config)
+    assert row["pretrained_wins_beyond_spread"] is False and "does NOT beat" in verdict_lines([row])[0]
+    (row,) = summarize(runs[::2], {}, plans, dataclasses.replace(config, seeds=[0]))
+    assert row["pretrained_wins_beyond_spread"] is None and "one seed" in verdict_lines([row])[0]
 
 
 def test_first_reaching_the_target():

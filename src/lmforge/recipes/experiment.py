@@ -1,7 +1,7 @@
 """`lmforge experiment data-efficiency`: the course's claims about pre-training, measured.
 
-    lmforge experiment data-efficiency                                  # the full experiment (~40 min)
-    lmforge experiment data-efficiency --resume                         # after an interruption
+    lmforge experiment data-efficiency                          # the full experiment (~40 min, 2 quiet cores)
+    lmforge experiment data-efficiency --resume                 # after an interruption
     lmforge experiment data-efficiency --fractions 0.01,0.1 --seeds 0 --steps 100,200 --out runs/de-quick
 
 Experiment `data-efficiency` (more experiments can join it as sub-commands):
@@ -272,7 +272,8 @@ def summarize(runs: list[dict], baselines: dict, plans: dict, config: DataEffici
             spread = max(s["max"] - s["min"] for s in (row["pretrained"], row["scratch"]))
             row["margin"] = margin
             row["spread"] = spread  # the wider of the two min–max ranges over seeds
-            row["pretrained_wins_beyond_spread"] = margin > spread
+            one_seed = min(row["pretrained"]["seeds"], row["scratch"]["seeds"]) < 2
+            row["pretrained_wins_beyond_spread"] = None if one_seed else margin > spread  # None: no spread
         row["tfidf_logreg"] = baselines.get(fraction)
         rows.append(row)
     return rows
@@ -281,13 +282,15 @@ def summarize(runs: list[dict], baselines: dict, plans: dict, config: DataEffici
 def render_table(document: dict) -> str:
     """table.md: accuracy per fraction, then steps and wall time to the target accuracy."""
     settings = document["settings"]
-    seeds = ", ".join(str(s) for s in settings["seeds"])
+    seeds = ("seeds " if len(settings["seeds"]) > 1 else "seed ") + ", ".join(
+        str(s) for s in settings["seeds"]
+    )
     lines = [
         "# Data efficiency: pre-trained vs from-scratch start",
         "",
         f"Presets `{settings['pretrained']}` and `{settings['scratch']}` (model `{document['model']}`). "
         f"Dev accuracy on {document['dev_examples']:,} dev examples at the end of each run (majority class: "
-        f"{document['majority_accuracy']:.3f}); mean [min–max] over seeds {seeds}. Subsets: a fixed random "
+        f"{document['majority_accuracy']:.3f}); mean [min–max] over {seeds}. Subsets: a fixed random "
         f"sample (subset seed {settings['subset_seed']}) of the {document['train_examples_total']:,} training "
         "examples, nested, the same for both starts and every seed.",
         "",
@@ -307,7 +310,7 @@ def render_table(document: dict) -> str:
         baseline = row["tfidf_logreg"]
         margin = f"{row['margin']:+.3f}" if "margin" in row else "—"
         spread = f"{row['spread']:.3f}" if "spread" in row else "—"
-        beyond = ("yes" if row["pretrained_wins_beyond_spread"] else "no") if "margin" in row else "—"
+        beyond = {True: "yes", False: "no"}.get(row.get("pretrained_wins_beyond_spread"), "—")
         baseline_cell = f"{baseline['accuracy']:.3f}" if baseline else "—"
         lines.append(
             f"| {_percent(row['fraction'])} | {row['train_examples']:,} | {row['steps']:,} ({row['epochs']:.1f}) "
@@ -349,14 +352,18 @@ def verdict_lines(summary: list[dict]) -> list[str]:
     for row in summary:
         if row["fraction"] >= 1 or "margin" not in row:
             continue
-        seeds = row["pretrained"]["seeds"]
+        where = f"At {_percent(row['fraction'])} of the data"
+        points = f"{100 * row['margin']:+.1f} points"
+        if row["pretrained_wins_beyond_spread"] is None:
+            lines.append(
+                f"{where}, pre-trained minus scratch is {points} with one seed: no spread to compare it with "
+                "(run more seeds)."
+            )
+            continue
         verdict = "beats" if row["pretrained_wins_beyond_spread"] else "does NOT beat"
         lines.append(
-            f"At {_percent(row['fraction'])} of the data, pre-trained {verdict} scratch by more than the "
-            f"spread across seeds: {100 * row['margin']:+.1f} points vs a spread of "
-            f"{100 * row['spread']:.1f} points ({seeds} seed{'s' if seeds > 1 else ''}"
-            + ("; one seed has no spread" if seeds == 1 else "")
-            + ")."
+            f"{where}, pre-trained {verdict} scratch by more than the spread across seeds: {points} vs a "
+            f"spread of {100 * row['spread']:.1f} points ({row['pretrained']['seeds']} seeds)."
         )
     return lines
 
@@ -606,16 +613,17 @@ def _ints(text: str) -> list[int]:
 
 
 DATA_EFFICIENCY_HELP = """\
-Fine-tune the pre-trained and the from-scratch preset on 1%%, 10%% and 100%% of the training set (a fixed,
-nested random sample, the same for both starts), 3 seeds each, and a TF-IDF + logistic-regression baseline;
-write OUT/results.json, OUT/table.md and OUT/data-efficiency.png.
+Fine-tune the pre-trained and the from-scratch preset on 1%, 10% and 100% of the training set (a fixed,
+nested random sample, the same for both starts), 3 seeds each, beside a TF-IDF + logistic-regression
+baseline; write OUT/results.json, OUT/table.md and OUT/data-efficiency.png.
 
-Cost: one bert-tiny step (batch 32, SST-2 phrases of at most 64 tokens) measured %s on 2 cores, and one
-evaluation of the 872 dev sentences %s. The default budget (200 / 400 / 800 steps, 8 evaluations per run)
-is 2 starts × 3 seeds × 1,400 steps = 8,400 steps and 144 evaluations: %s.
+Cost, measured 2026-11-27 on the shared 2-core machine while 3-4 other jobs ran: one bert-tiny step (batch
+32 SST-2 phrases, at most 64 tokens) 0.47-0.92 s on one thread (4.6 s on two: their threads spin-wait on a
+busy machine; set OMP_NUM_THREADS=1 there), one evaluation of the 872 dev sentences 5-11 s. The default
+budget, 2 starts x 3 seeds x (200 + 400 + 800) = 8,400 steps and 144 evaluations, thus takes about 2 hours on
+that busy machine; on 2 quiet cores (about 15 GFLOP a step: ~0.2 s) about 40 minutes.
 Interrupted? Run the same command with --resume: finished runs are kept.
 """
-MEASURED = ("~0.21 s", "~2.5 s", "about 40 minutes")  # idle machine, 2026-11-27 (see docs/finetuning.md)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -632,7 +640,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = experiments.add_parser(
         "data-efficiency",
         help="pre-trained vs from-scratch fine-tuning at 1%%, 10%%, 100%% of the data, with a TF-IDF baseline",
-        description=DATA_EFFICIENCY_HELP % MEASURED,
+        description=DATA_EFFICIENCY_HELP,
         formatter_class=_Formatter,
     )
     sub.add_argument(
