@@ -707,7 +707,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--resume",
         action="store_true",
-        help="keep the runs that finished before (same settings); redo the rest",
+        help="keep the runs that finished before with the same steps, evaluations and subset; redo the rest",
     )
     sub.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
