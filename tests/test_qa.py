@@ -534,10 +534,14 @@ def test_finetune_qa_with_lora_adapters_equal_merged(tiny_base, squad_slice, tmp
 
 
 def test_bad_qa_settings_fail_before_any_work(tiny_base, squad_slice, tmp_path):
+    quiet = {"log": lambda *_: None}
     with pytest.raises(ConfigError, match="doc_stride 80 must be smaller"):
-        finetune(
-            tiny_config(tiny_base, squad_slice, tmp_path / "x", **{"qa.doc_stride": 80}), log=lambda *_: None
-        )
+        finetune(tiny_config(tiny_base, squad_slice, tmp_path / "x", **{"qa.doc_stride": 80}), **quiet)
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ConfigError, match="doc_stride 70 must be smaller"):  # 96 - 24 - 3 special tokens = 69
+        finetune(tiny_config(tiny_base, squad_slice, tmp_path / "w", **{"qa.doc_stride": 70}), **quiet)
+    with pytest.raises(ConfigError, match="qa.max_answer_length must be at least 1"):
+        finetune(tiny_config(tiny_base, squad_slice, tmp_path / "v", **{"qa.max_answer_length": 0}), **quiet)
     with pytest.raises(ConfigError, match="leaves"):
         finetune(tiny_config(tiny_base, squad_slice, tmp_path / "y", **{"qa.test_every": 7, "qa.test_offset": 6}),
                  log=lambda *_: None)  # fmt: skip

@@ -38,8 +38,25 @@ class QAData:
     max_test_examples: int | None = None  # the same for the held-out questions (the reported scores)
 
 
+def check_settings(data: QAData) -> None:
+    """Window settings that cannot work, reported before any work (the exact room for the context,
+    which depends on the tokenizer's special tokens, is checked again when the tokenizer is known)."""
+    from lmforge.errors import ConfigError
+
+    for name in ("max_length", "max_question_length", "max_answer_length"):
+        if getattr(data, name) < 1:
+            raise ConfigError(f"qa.{name} must be at least 1, got {getattr(data, name)}")
+    if not 0 <= data.doc_stride < data.max_length - data.max_question_length:
+        raise ConfigError(
+            f"qa.doc_stride {data.doc_stride} must be smaller than the context room of a window "
+            f"(qa.max_length {data.max_length} - qa.max_question_length {data.max_question_length} - special "
+            "tokens): lower it or raise qa.max_length"
+        )
+
+
 def read_qa_splits(data: QAData, log=print):
-    """(train, test) questions of `data.file`, split by article and limited as the config says."""
+    """(train, test) questions of `data.file`, split by article and limited as the config says, the test
+    articles' titles and how many test questions they hold in all."""
     from lmforge.data.qa import read_squad, split_by_article, spread
 
     articles = read_squad(data.file)
@@ -49,7 +66,7 @@ def read_qa_splits(data: QAData, log=print):
         f"data: {len(articles) - len(held_out)} train articles ({len(train):,} questions), "
         f"{len(held_out)} test articles ({len(test):,} questions): {', '.join(held_out)}"
     )
-    return spread(train, data.max_train_examples), spread(test, data.max_test_examples), held_out
+    return spread(train, data.max_train_examples), spread(test, data.max_test_examples), held_out, len(test)
 
 
 def build_span_model(
@@ -100,6 +117,9 @@ def qa_card(config, base_dir: Path, result, metrics: dict, split: dict, trainabl
         else source
     )
     saved = "adapters" if config.lora.rank and config.lora.save == "adapters" else "model"
+    questions = f"{split['test_questions']:,} questions"
+    if split["test_questions"] < split["test_available"]:
+        questions += f", a spread sample of {split['test_available']:,}"
     lines = [
         "## Fine-tuned for extractive question answering with lmforge",
         "",
@@ -107,7 +127,7 @@ def qa_card(config, base_dir: Path, result, metrics: dict, split: dict, trainabl
         f"- data: `{data.file}`, split by article: article i is held out when i % {data.test_every} == "
         f"{data.test_offset} — train {split['train_articles']} articles ({split['train_questions']:,} "
         f"questions, {split['train_windows']:,} windows), test {len(split['test_titles'])} articles "
-        f"({split['test_questions']:,} questions): {', '.join(split['test_titles'])}",
+        f"({questions}): {', '.join(split['test_titles'])}",
         f"- windows: {data.max_length} tokens, overlap {data.doc_stride}; answers of at most "
         f"{data.max_answer_length} tokens",
         f"- steps: {result.steps:,} (batch {config.train.batch_size} × {config.train.grad_accum}), "
@@ -138,8 +158,9 @@ def finetune_qa(config, log=print):
     from lmforge.train.loop import train
 
     data = config.qa
+    check_settings(data)
     resolve_model_source(config.model)  # fails before any work if the model path is wrong
-    train_examples, test_examples, held_out = read_qa_splits(data, log)
+    train_examples, test_examples, held_out, test_available = read_qa_splits(data, log)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump_yaml(config))
@@ -207,6 +228,7 @@ def finetune_qa(config, log=print):
         "train_windows": len(objective.train),
         "test_titles": held_out,
         "test_questions": len(test_examples),
+        "test_available": test_available,
     }
     card = qa_card(config, base_dir, result, metrics, split, trainable)
     if config.lora.rank and config.lora.save == "adapters":
