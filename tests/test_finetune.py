@@ -313,8 +313,6 @@ def test_finetune_with_lora_saves_adapters_or_merged(tiny_base, sst2_slice, tmp_
 def test_bad_settings_fail_before_any_work(tiny_base, sst2_slice, tmp_path):
     with pytest.raises(ConfigError, match="model is empty"):
         finetune(tiny_config(tiny_base, sst2_slice, tmp_path / "x", model=""), log=lambda *_: None)
-    with pytest.raises(ConfigError, match="not implemented"):
-        finetune(tiny_config(tiny_base, sst2_slice, tmp_path / "x", task="qa"), log=lambda *_: None)
     with pytest.raises(ConfigError, match="label_names has 3 names"):
         finetune(
             tiny_config(tiny_base, sst2_slice, tmp_path / "x", **{"data.label_names": "[a,b,c]"}), log=print

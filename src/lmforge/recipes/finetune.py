@@ -186,7 +186,6 @@ def build_classifier(
     Both starts build the same module under the same seed, so they differ only in the copied weights.
     """
     import torch
-    from safetensors.torch import load_file
 
     from lmforge.model import build_model
     from lmforge.model.checkpoint import read_config
@@ -205,19 +204,26 @@ def build_classifier(
     )
     torch.manual_seed(seed)
     model = build_model(config)
-    if from_scratch:
-        return model
+    if not from_scratch:
+        copy_base_weights(model, base_dir, "classifier")
+    return model
+
+
+def copy_base_weights(model, base_dir: Path, what: str, skip: tuple[str, ...] = ("head.",)) -> None:
+    """Load the weights of `base_dir` into `model`, all but the (fresh) modules whose names start with
+    `skip`; every other weight of the model must come from the directory, with its shape."""
+    from safetensors.torch import load_file
+
     state = load_file(str(base_dir / "model.safetensors"))
     own = model.state_dict()
-    body = {k: v for k, v in state.items() if not k.startswith("head.")}
+    body = {k: v for k, v in state.items() if not k.startswith(skip)}
     wrong = [k for k, v in body.items() if k not in own or own[k].shape != v.shape]
     if wrong:
-        raise ConfigError(f"{base_dir}: weights that do not fit the classifier: {wrong[:10]}")
-    missing = [k for k in own if not k.startswith("head.") and k not in body]
+        raise ConfigError(f"{base_dir}: weights that do not fit the {what}: {wrong[:10]}")
+    missing = [k for k in own if not k.startswith(skip) and k not in body]
     if missing:
         raise ConfigError(f"{base_dir}: the model directory lacks {missing[:10]}")
     model.load_state_dict(body, strict=False)
-    return model
 
 
 def classify_card(config: FinetuneConfig, base_dir: Path, result, labels: list[str], trainable: int) -> str:
