@@ -417,6 +417,8 @@ def test_translate_command_errors(cli, scratch_run, tmp_path):
     code, _, err = cli("translate", "--model", bare, "Hi.")
     assert code == 2 and "tokenizer.json not found" in err
 
+    code, _, err = cli("translate", "--model", scratch_run.out, "Hi.")  # the run directory, not its model/
+    assert code == 2 and "holds its model in" in err
     code, _, err = cli("translate", "--model", tmp_path / "nowhere", "Hi.")
     assert code == 2 and "directory not found" in err
     code, _, err = cli("translate", "--model", scratch_run.model_dir)

@@ -226,7 +226,7 @@ def flops_per_token(model, block_size: int) -> float | None:
 def measure_step_seconds(model, objective, config: TrainConfig, repeats: int = 3) -> float:
     """Median seconds of one training step (forward + backward of every micro-batch), weights untouched.
 
-    With precision bf16 it runs under bf16 autocast as the loop does (~1.3x faster than fp32 on CPUs with
+    With precision bf16 it runs under bf16 autocast as the loop does (~1.5x faster than fp32 on CPUs with
     AVX512-BF16), so the fitted schedule is not cut short.
     """
     import contextlib

@@ -167,6 +167,10 @@ def load_translator(directory: str | Path):
     if not directory.is_dir():
         raise MissingFileError(f"--model: directory not found: {directory}")
     adapters = (directory / ADAPTER_CONFIG).is_file()
+    if not adapters and not (directory / "config.json").is_file() and (directory / "model").is_dir():
+        raise MissingFileError(
+            f"--model {directory}: no config.json; a run directory holds its model in {directory / 'model'}"
+        )
     if adapters:
         architecture = json.loads((directory / ADAPTER_CONFIG).read_text())["model"]["architecture"]
     else:
