@@ -109,6 +109,8 @@ def test_split_groups_spellings_of_one_sentence_and_checks_its_sizes():
         assert sorted(p.line for p in split.train if p.source.lower().startswith("go")) == [1, 2, 3]
     with pytest.raises(ConfigError, match="distinct source sentences"):
         split_by_source(pairs, test_sentences=2, validation_sentences=1, salt="x")
+    with pytest.raises(ConfigError, match="test_sentences must be >= 1"):
+        split_by_source(pairs, test_sentences=0, validation_sentences=1, salt="x")
 
 
 def test_read_pairs_names_the_bad_line(tmp_path):

@@ -112,8 +112,11 @@ def split_by_source(pairs: Sequence, *, test_sentences: int, validation_sentence
     >>> len(split.test.sources), split.test.references[0]      # 2000 sentences, each with all translations
     (2000, ['¿Cómo estás?', '¿Cómo está usted?', ...])
     """
-    if test_sentences < 0 or validation_sentences < 0:
-        raise ConfigError("translate.test_sentences and translate.validation_sentences must be >= 0")
+    if test_sentences < 1 or validation_sentences < 0:
+        raise ConfigError(
+            "translate.test_sentences must be >= 1 (the task reports test BLEU) and "
+            "translate.validation_sentences >= 0"
+        )
     groups: dict[str, list] = {}
     for pair in pairs:
         groups.setdefault(normalise_sentence(pair.source), []).append(pair)
