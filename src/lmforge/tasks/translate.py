@@ -51,7 +51,7 @@ class TranslateData:
     test_sentences: int = 2000  # distinct source sentences held out, with all their translations
     validation_sentences: int = 500  # held out the same way, for the validation loss during training
     split_salt: str = "lmforge-tatoeba-spa-eng-v1"  # the fixed rule: ordered by blake2b(salt, sentence)
-    max_train_pairs: int | None = None  # use the first N training pairs (quick runs); None = all
+    max_train_pairs: int | None = None  # the first N training pairs in file order (Tatoeba's: the shortest)
     vocab_size: int = 8000  # BPE vocabulary shared by both languages (from-scratch `preset:` starts only)
     architecture: dict = field(default_factory=dict)  # changes to the preset (e.g. {d_model: 256})
     batch_tokens: int = 4096  # padded tokens per batch (examples × longest): batches by work, not by
@@ -349,6 +349,7 @@ def score(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dic
 def translate_card(config, start: str, split: TranslationSplit, result, metrics, samples, seconds) -> str:
     data = config.translate
     beams = "greedy" if data.num_beams == 1 else f"beam search, {data.num_beams} beams"
+    saved = "adapters" if config.lora.rank and config.lora.save == "adapters" else "model"
     references = sum(len(r) for r in split.test.references)
     lines = [
         f"## Trained for translation ({data.source_language} → {data.target_language}) with lmforge",
@@ -371,7 +372,7 @@ def translate_card(config, start: str, split: TranslationSplit, result, metrics,
         "",
         *[f"- {s.source} → {s.text}" for s in samples],
         "",
-        f'Translate: `lmforge translate --model {config.out}/model "How are you?"`.',
+        f'Translate: `lmforge translate --model {config.out}/{saved} "How are you?"`.',
     ]
     return "\n".join(lines) + "\n"
 
