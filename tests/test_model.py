@@ -190,6 +190,27 @@ def test_sdpa_path_equals_explicit_path(name, extra):
         assert weights[0, :, 3, 4:].max() == 0  # no query sees the future
 
 
+def test_bf16_on_cpu_takes_the_explicit_path_with_the_fused_kernels_result():
+    from lmforge.model.layers import MultiHeadAttention, _explicit_is_faster
+
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(32, 4)
+    x = torch.randn(3, 9, 32)
+    bias = torch.zeros(3, 1, 1, 9)
+    bias[2, ..., 6:] = -torch.inf  # padding of the third row
+    q = torch.zeros(3, 4, 9, 8, dtype=torch.bfloat16)
+    assert _explicit_is_faster(q, q) and not _explicit_is_faster(q.float(), q.float())
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for causal in (False, True):
+            explicit, _ = attention(x, bias=bias, is_causal=causal)  # bf16: the explicit path
+            qkv = attention.qkv(x).view(3, 9, 3, 4, 8).permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
+            fused = torch.nn.functional.scaled_dot_product_attention(
+                *qkv, attn_mask=bias.to(torch.bfloat16), is_causal=causal
+            )
+            expected = attention.out(fused.transpose(1, 2).reshape(3, 9, 32))
+            torch.testing.assert_close(explicit.float(), expected.float(), rtol=0, atol=2e-2)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # KV cache
 

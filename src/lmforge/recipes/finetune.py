@@ -3,9 +3,12 @@
     lmforge finetune --config configs/sst2-minilm.yaml
     lmforge finetune --config configs/sst2-minilm.yaml --from-scratch --out runs/sst2-scratch
     lmforge finetune --config configs/sst2-minilm.yaml --lora.rank=8 --train.max_steps=300
+    lmforge finetune --config configs/translate-en-es-tatoeba.yaml
 
-Task `classify` (this file; `translate` and `qa` are planned): sequence classification of a text or a
-text pair read from CSV / TSV / JSONL columns.
+Task `classify` (this file): sequence classification of a text or a text pair read from CSV / TSV /
+JSONL columns. Task `translate` (`lmforge.tasks.translate`): an encoder-decoder on TSV sentence pairs,
+scored by multi-reference BLEU and chrF; `model: preset:transformer-tiny` trains one from scratch. Task
+`qa`: `lmforge.tasks.qa`.
 
 1. model: any lmforge model directory (pre-trained by `lmforge pretrain`, or converted by `lmforge
    convert`); a Hugging Face checkpoint directory is converted on the fly into `OUT/base`. `py:PACKAGE/DIR`
@@ -363,7 +366,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.epilog = (
         "Any setting can be overridden as --section.key=value, e.g. --train.max_steps=300 --lora.rank=8 "
-        "--data.max_train_examples=1000. Sections: data, lora, train. Top-level keys: --set KEY=VALUE."
+        "--data.max_train_examples=1000. Sections: data (classify), translate, qa, lora, train. "
+        "Top-level keys: --set KEY=VALUE."
     )
 
 
@@ -389,7 +393,8 @@ def run(args: argparse.Namespace) -> int:
         result = finetune(config)
     except FloatingPointError as exc:
         raise LmforgeError(str(exc)) from None
-    print("\ndev: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
+    split = "test" if config.task == "translate" else "dev"  # translate: BLEU on the held-out test set
+    print(f"\n{split}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
     print(f"{result.steps:,} steps in {result.seconds / 60:.1f} min; model directory: {result.model_dir}")
     return 0
 

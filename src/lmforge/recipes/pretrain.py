@@ -224,18 +224,31 @@ def flops_per_token(model, block_size: int) -> float | None:
 
 
 def measure_step_seconds(model, objective, config: TrainConfig, repeats: int = 3) -> float:
-    """Median seconds of one training step (forward + backward of every micro-batch), weights untouched."""
+    """Median seconds of one training step (forward + backward of every micro-batch), weights untouched.
+
+    With precision bf16 it runs under bf16 autocast as the loop does (~1.5x faster than fp32 on CPUs with
+    AVX512-BF16), so the fitted schedule is not cut short.
+    """
+    import contextlib
     import statistics
 
     import torch
 
+    device = next(model.parameters()).device
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        if config.precision == "bf16"
+        else contextlib.nullcontext()
+    )
     model.train()
     timings = []
     for index in range(repeats + 1):
         started = time.perf_counter()
         for micro in range(config.grad_accum):
             batch = objective.train_batch(index * config.grad_accum + micro, config.batch_size, 0, 1)
-            objective.loss(model, batch).backward()
+            with autocast:
+                loss = objective.loss(model, batch)
+            loss.backward()
         timings.append(time.perf_counter() - started)
     model.zero_grad(set_to_none=True)
     torch.manual_seed(config.seed)
