@@ -136,6 +136,21 @@ def test_time_budget_stops_evaluates_and_saves(shards, tmp_path):
     assert load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"))["step"] == result.steps
 
 
+def _last_lr(out) -> float:
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in records if r["split"] == "train"][-1]["lr"]
+
+
+def test_schedule_that_follows_time_decays_within_the_budget(shards, tmp_path):
+    """A schedule planned for far more steps than fit: following the pace, it still ends decayed."""
+    budget = dict(steps=1_000_000, max_minutes=0.04, eval_every=0, warmup_steps=2, lr=3e-3, min_lr_ratio=0.1)
+    followed = _run(shards, tmp_path / "follows", schedule_follows_time=True, **budget)
+    fixed = _run(shards, tmp_path / "fixed", **budget)
+    assert 30 < followed.steps < 1_000_000 and 30 < fixed.steps < 1_000_000
+    assert _last_lr(tmp_path / "follows") < 0.5 * 3e-3  # cosine near its floor of 0.1 x peak
+    assert _last_lr(tmp_path / "fixed") > 0.99 * 3e-3  # cut off at the start of its long decay
+
+
 @pytest.mark.slow
 def test_compiled_model_saves_unwrapped_names(shards, tmp_path):
     result = _run(shards, tmp_path, steps=3, compile=True)

@@ -17,6 +17,7 @@ What this file implements:
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterator, Sequence
 
@@ -150,9 +151,12 @@ class MLMObjective:
         import torch.nn.functional as F
 
         labels = batch["labels"]
+        if not _takes_logits_where(model):  # any other module: logits everywhere, padding ignored
+            logits = _logits(model(batch["input_ids"]))  # (B, T, V)
+            return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten())
         chosen = labels != IGNORE_INDEX  # (B, T): the ~15% of positions that are scored
-        # the MLM head only at the scored positions: the same loss, and the vocabulary projection (about
-        # 40% of a tiny BERT's step at vocab 8192) shrinks to 15% of the tokens
+        # lmforge encoders run the MLM head only at the scored positions: the same loss, and the vocabulary
+        # projection (about 40% of a tiny BERT's step at vocab 8192) shrinks to 15% of the tokens
         logits = _logits(model(batch["input_ids"], logits_where=chosen))  # (N, V)
         return F.cross_entropy(logits.float(), labels[chosen])
 
@@ -173,3 +177,10 @@ class MLMObjective:
             "val_masked_accuracy": sums["correct"] / masked,
             "val_masked_perplexity": math.exp(min(sums["nll"] / masked, 700.0)),
         }
+
+
+def _takes_logits_where(model) -> bool:
+    """Whether the module under DDP / torch.compile wrappers can compute logits at chosen positions only."""
+    inner = getattr(model, "_orig_mod", model)  # torch.compile
+    inner = getattr(inner, "module", inner)  # DistributedDataParallel
+    return "logits_where" in inspect.signature(inner.forward).parameters

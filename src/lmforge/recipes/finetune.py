@@ -160,7 +160,7 @@ def fitted_train_config(config: FinetuneConfig, model, objective, log=print) -> 
     steps = max(10, int(train_config.max_minutes * 60 * 0.85 / step_seconds))  # 15% for evaluations
     warmup = min(train_config.warmup_steps, steps // 10)
     log(f"schedule: {steps:,} steps of {step_seconds * 1e3:.0f} ms fit {train_config.max_minutes:g} min")
-    return dataclasses.replace(train_config, max_steps=steps, warmup_steps=warmup)
+    return dataclasses.replace(train_config, max_steps=steps, warmup_steps=warmup, schedule_follows_time=True)
 
 
 def read_splits(data: ClassifyData):

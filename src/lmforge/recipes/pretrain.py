@@ -62,7 +62,8 @@ class PretrainConfig:
     mlm_probability: float = 0.15  # BERT's masking rate
     whole_word_masking: bool = False  # mask every piece of a chosen word together
     fit_steps_to_minutes: bool = False  # set train.max_steps from a measured step time so that the cosine
-    # schedule ends when train.max_minutes does (a run that is cut off mid-schedule never decays its rate)
+    # schedule ends when train.max_minutes does (a run that is cut off mid-schedule never decays its rate);
+    # the loop then keeps the end on the budget as the pace changes (train.schedule_follows_time)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -325,7 +326,10 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
         steps = max(10, int(config.train.max_minutes * 60 * 0.85 / step_seconds))
         warmup = min(config.train.warmup_steps, steps // 10)
         config = dataclasses.replace(
-            config, train=dataclasses.replace(config.train, max_steps=steps, warmup_steps=warmup)
+            config,
+            train=dataclasses.replace(
+                config.train, max_steps=steps, warmup_steps=warmup, schedule_follows_time=True
+            ),
         )
         log(f"schedule: {steps:,} steps of {step_seconds * 1e3:.0f} ms fit {config.train.max_minutes:g} min")
     result = train(

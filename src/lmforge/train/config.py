@@ -14,6 +14,10 @@ from typing import Literal
 class TrainConfig:
     max_steps: int = 1000  # optimizer steps; the schedule's decay ends here
     max_minutes: float | None = None  # wall-clock budget: stop (evaluate, save) after this many minutes
+    schedule_follows_time: bool = False  # with max_minutes: at every log point, move the schedule's end (and
+    # max_steps) to the step the recent pace reaches when the budget runs out, so the decay ends with the
+    # budget even when the machine speeds up or slows down mid-run (the steps then depend on the machine's
+    # speed: a resumed run is not bit-exact)
     stop_after: int | None = (
         None  # end this session at this step (saved; resumable); the schedule keeps max_steps
     )

@@ -116,6 +116,15 @@ def broadcast_flag(flag: bool, ctx: Distributed) -> bool:
     return bool(value.item())
 
 
+def broadcast_int(value: int, ctx: Distributed) -> int:
+    """Rank 0's number (e.g. the time-fitted schedule's end), so every rank runs the same steps."""
+    if not ctx.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=ctx.device)
+    dist.broadcast(tensor, src=0)
+    return int(tensor.item())
+
+
 def barrier(ctx: Distributed) -> None:
     if ctx.enabled:
         dist.barrier()

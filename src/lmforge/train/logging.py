@@ -79,6 +79,12 @@ class RunLogger:
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
 
+    def set_total(self, total_steps: int) -> None:
+        """The run's planned steps changed (a schedule that follows the time budget)."""
+        if self.bar is not None and self.bar.total != total_steps:
+            self.bar.total = total_steps
+            self.bar.refresh()
+
     def train_step(self, step: int, *, loss: float, lr: float, tokens: int, seconds: float) -> None:
         """Record a log point: `loss` at step `step`, `tokens` processed in `seconds` since the last one."""
         rate = tokens / max(seconds, 1e-9)

@@ -22,7 +22,9 @@ bit for bit on CPU, as one that never stopped.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import math
 import random
 import time
@@ -143,7 +145,9 @@ def train(
     saved_at = evaluated_at = -1  # the last step that saved / evaluated
     model.train()
 
-    while step < config.max_steps:
+    horizon = config.max_steps  # the schedule's end; moves with the pace when schedule_follows_time
+    pace = _Pace(config) if (config.schedule_follows_time and config.max_minutes) else None
+    while step < horizon:
         lr = schedule.apply(optimizer, step, config.lr)
         step_loss = torch.zeros((), device=ctx.device)
         for micro in range(config.grad_accum):
@@ -172,7 +176,16 @@ def train(
         step += 1
         logger.advance(step)
 
-        if step % config.log_every == 0 or step == config.max_steps:
+        if pace is not None and step % config.log_every == 0:
+            fitted = distributed_.broadcast_int(
+                pace.horizon(step, time.perf_counter(), deadline, horizon), ctx
+            )
+            if fitted != horizon:
+                horizon = fitted
+                schedule = dataclasses.replace(schedule, total_steps=horizon)
+                logger.set_total(horizon)
+
+        if step % config.log_every == 0 or step == horizon:
             loss_value = (
                 float(distributed_.all_reduce_sums({"loss": float(step_loss)}, ctx)["loss"]) / ctx.world_size
             )
@@ -185,7 +198,7 @@ def train(
 
         out_of_time = distributed_.broadcast_flag(time.perf_counter() > deadline, ctx)
         paused = config.stop_after is not None and step >= config.stop_after
-        finished = step == config.max_steps or out_of_time or paused
+        finished = step >= horizon or out_of_time or paused
         if (config.eval_every and step % config.eval_every == 0) or finished:
             result.metrics = _evaluate(forward_model, objective, config, ctx, autocast, fsdp)
             evaluated_at = step
@@ -228,6 +241,30 @@ def train(
 
 
 # --- the loop's helpers ------------------------------------------------------------------------------
+
+
+class _Pace:
+    """Where the schedule should end so that it ends with the time budget (`schedule_follows_time`).
+
+    The pace is measured over the last `window` steps, long enough to include an evaluation (whose cost
+    recurs), short enough to follow a machine whose other jobs come and go.
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.window = max(
+            config.eval_every + config.log_every if config.eval_every else 0, 5 * config.log_every
+        )
+        self.points: collections.deque[tuple[int, float]] = collections.deque()
+
+    def horizon(self, step: int, now: float, deadline: float, current: int) -> int:
+        self.points.append((step, now))
+        while len(self.points) > 2 and self.points[1][0] <= step - self.window:
+            self.points.popleft()
+        first_step, first_time = self.points[0]
+        if step - first_step < min(self.window, 20):
+            return current  # too few steps measured yet
+        seconds_per_step = (now - first_time) / (step - first_step)
+        return step + max(1, int((deadline - now) / max(seconds_per_step, 1e-9)))
 
 
 def _resolve_precision(precision: str, device: torch.device) -> str:
