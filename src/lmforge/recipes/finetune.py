@@ -8,7 +8,8 @@
 Task `classify` (this file): sequence classification of a text or a text pair read from CSV / TSV /
 JSONL columns. Task `translate` (`lmforge.tasks.translate`): an encoder-decoder on TSV sentence pairs,
 scored by multi-reference BLEU and chrF; `model: preset:transformer-tiny` trains one from scratch. Task
-`qa`: `lmforge.tasks.qa`.
+`qa` (`lmforge.tasks.qa`): extractive question answering on SQuAD-format JSON with sliding windows over
+long contexts, scored by EM and F1 on held-out articles.
 
 1. model: any lmforge model directory (pre-trained by `lmforge pretrain`, or converted by `lmforge
    convert`); a Hugging Face checkpoint directory is converted on the fly into `OUT/base`. `py:PACKAGE/DIR`
@@ -393,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
         result = finetune(config)
     except FloatingPointError as exc:
         raise LmforgeError(str(exc)) from None
-    split = "test" if config.task == "translate" else "dev"  # translate: BLEU on the held-out test set
+    split = "dev" if config.task == "classify" else "test"  # translate, qa: scored on held-out test data
     print(f"\n{split}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
     print(f"{result.steps:,} steps in {result.seconds / 60:.1f} min; model directory: {result.model_dir}")
     return 0
