@@ -403,7 +403,7 @@ def run(args: argparse.Namespace) -> int:
 COMMANDS = [
     Command(
         name="finetune",
-        help="fine-tune a model directory on a task (classify) from a YAML preset; LoRA optional",
+        help="fine-tune a model directory on a task (classify, translate, qa) from a YAML preset; LoRA optional",
         configure=configure,
         run=run,
         description=__doc__,
