@@ -209,5 +209,7 @@ def test_cosine_helpers():
 def test_errors_name_the_argument(embedder):
     with pytest.raises(ConfigError, match="batch_size"):
         embedder.sentences(["x"], batch_size=0)
+    with pytest.raises(ConfigError, match="max_length"):
+        ContextualEmbedder(embedder.model, embedder.tokenizer, max_length=1)
     with pytest.raises(LmforgeError):
         load_embedder("py:no_such_package_here/model")

@@ -82,9 +82,9 @@ class ContextualEmbedder:
             )
         self.model = model.to(device).eval()
         self.device = device
-        self.max_length = min(max_length or config.max_positions, config.max_positions)
-        if self.max_length < 2:
+        if max_length is not None and max_length < 2:
             raise ConfigError(f"max_length must be at least 2 (room for [CLS] and [SEP]), got {max_length}")
+        self.max_length = min(max_length or config.max_positions, config.max_positions)
         tokenizer.no_padding()  # padding is done here, per batch (tokenizer.json files often pad to 128)
         tokenizer.enable_truncation(self.max_length)
         self.tokenizer = tokenizer
