@@ -7,7 +7,7 @@ lmforge's evaluation, which tests/test_embeddings.py proves equal to gensim's ev
 evaluate_word_pairs. Time is the training call only (vocabulary building excluded on both sides);
 words/s = corpus tokens × epochs / time, as gensim's "raw words".
 
-    python benchmarks/embeddings.py [--seeds 3] [--fasttext-seeds 1] [--corpus PATH]
+    python benchmarks/embeddings.py [--seeds 3] [--fasttext-seeds 3] [--corpus PATH]
 
 Writes the "Embeddings" section of benchmarks/RESULTS.md and saves lmforge's seed-1 skip-gram and
 FastText vectors under runs/embeddings/ (for docs/embeddings.md).
@@ -102,11 +102,12 @@ def main() -> int:
     )
     parser.add_argument("--corpus", default=str(REPO.parent / "shared" / "data" / "wikitext-2" / "train.txt"))
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--fasttext-seeds", type=int, default=1)
+    parser.add_argument("--fasttext-seeds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
 
     load_before = os.getloadavg()
+    begun = time.perf_counter()
     sentences = list(tokenize_lines([args.corpus]))
     corpus = encode_corpus(sentences, SETTINGS["min_count"])
     raw = corpus.vocab.raw_words * SETTINGS["epochs"]
@@ -148,6 +149,7 @@ def main() -> int:
         f"glove     lmforge: {glove_row['seconds']:.1f}s analogy {glove_row['analogy']:.2%} wordsim {glove_row['wordsim']:.3f}"
     )
     load_after = os.getloadavg()
+    args.minutes = (time.perf_counter() - begun) / 60
 
     table = format_results(results, args, corpus, load_before, load_after)
     print(table)
@@ -165,7 +167,8 @@ def format_results(results, args, corpus, load_before, load_after) -> str:
         "## Embeddings (`benchmarks/embeddings.py`)",
         "",
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {cpu}, {os.cpu_count()} cores, shared with four other "
-        f"engineers' jobs (load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end) · "
+        f"engineers' jobs (load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end; "
+        f"{args.minutes:.0f} minutes in all) · "
         f"Python {platform.python_version()}, numba {numba.__version__}, gensim {gensim.__version__}.",
         "",
         f"WikiText-2 train ({corpus.vocab.raw_words:,} words, vocabulary {len(corpus.vocab):,} at min count 5), "
@@ -207,7 +210,7 @@ def write_section(section: str) -> None:
     start = text.find("## Embeddings")
     if start >= 0:
         end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
+        text = text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")
     else:
         text = text.rstrip() + "\n\n" + section
     path.write_text(text)

@@ -27,6 +27,7 @@ from lmforge.embeddings import (
     train_glove,
     train_word2vec,
 )
+from lmforge.embeddings.fasttext import ngram_buckets
 from lmforge.embeddings.glove import cooccurrence
 from lmforge.embeddings.vectors import evaluate_analogies, evaluate_pairs, rank_average, spearman
 
@@ -118,6 +119,17 @@ def test_fasttext_planted_relation_and_unknown_words(planted, tmp_path):
     loaded = WordVectors.load(tmp_path / "ft.txt")
     np.testing.assert_allclose(loaded["mermaids"], unseen, rtol=1e-5, atol=1e-6)
     assert load_fasttext(tmp_path / "ft.txt").words == vectors.words
+
+
+@pytest.mark.parametrize("word", ["guitarist", "banana", "mississippi", "a", "café", "naïve", "日本語"])
+def test_fasttext_ngram_buckets_are_gensims(word):
+    """Same n-grams, same hash (signed bytes, so non-ASCII words too), repeats kept: the rows a word
+    averages are gensim's (and fastText's)."""
+    gensim_fasttext = pytest.importorskip("gensim.models.fasttext")
+    ours = ngram_buckets(word, 3, 6, 2_000_000)
+    assert sorted(ours) == sorted(gensim_fasttext.ft_ngram_hashes(word, 3, 6, 2_000_000))
+    if word == "banana":  # "<banana>": "ana" occurs twice and weighs twice
+        assert len(ours) == len(set(ours)) + 1
 
 
 def test_training_is_deterministic_with_one_worker(planted):

@@ -1,7 +1,10 @@
 """FastText (Bojanowski et al. 2017): skip-gram over words and their character n-grams.
 
-- a word is "<word>" cut into character n-grams of 3..6 characters, each hashed (FNV-1a, 32 bits, over the
-  UTF-8 bytes) into one of `bucket` rows; its input vector is the mean of its own row and its n-gram rows;
+- a word is "<word>" cut into character n-grams of 3..6 characters, each hashed into one of `bucket` rows
+  with fastText's hash (FNV-1a over the UTF-8 bytes read as signed chars, so the bucket ids are fastText's
+  and gensim's); its input vector is the mean of its own row and its n-gram rows, an n-gram that occurs
+  twice ("ana" in "<banana>") or two n-grams that share a bucket counted each time, as fastText and
+  gensim count them;
 - training is word2vec's negative-sampling kernel (`word2vec.train_block`) with several input rows per
   word, so skip-gram and CBOW both work and share Hogwild threads, tables and learning-rate decay;
 - the vector of a known word is the mean of its rows after training (as gensim's FastText); an unknown
@@ -64,17 +67,21 @@ class FastTextConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-def fnv1a_32(data: bytes) -> int:
-    """FNV-1a, 32 bits: fastText's n-gram hash.
+def fasttext_hash(data: bytes) -> int:
+    """fastText's n-gram hash: 32-bit FNV-1a, each byte read as a *signed* char (fastText's C++ casts it
+    to int8_t, then to uint32_t), so a byte ≥ 0x80 is sign-extended before the XOR. gensim's
+    `ft_hash_bytes` does the same, so the bucket ids agree with both.
 
-    >>> fnv1a_32(b"")
+    >>> fasttext_hash(b"")
     2166136261
-    >>> fnv1a_32(b"a")
+    >>> fasttext_hash(b"a")
     3826002220
+    >>> fasttext_hash("é".encode())  # plain FNV-1a over unsigned bytes would give 513665217
+    1023043777
     """
     h = 2166136261
     for byte in data:
-        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+        h = ((h ^ (byte | 0xFFFFFF00 if byte >= 0x80 else byte)) * 16777619) & 0xFFFFFFFF
     return h
 
 
@@ -89,11 +96,9 @@ def char_ngrams(word: str, min_n: int = 3, max_n: int = 6) -> list[str]:
 
 
 def ngram_buckets(word: str, min_n: int, max_n: int, bucket: int) -> list[int]:
-    """Distinct hash buckets of a word's n-grams, in first-seen order."""
-    seen: dict[int, None] = {}
-    for gram in char_ngrams(word, min_n, max_n):
-        seen.setdefault(fnv1a_32(gram.encode("utf-8")) % bucket, None)
-    return list(seen)
+    """The hash bucket of each of a word's n-grams, repeats kept: fastText and gensim average over every
+    n-gram occurrence, so "<banana>"'s "ana" weighs twice and two n-grams sharing a bucket both count."""
+    return [fasttext_hash(gram.encode("utf-8")) % bucket for gram in char_ngrams(word, min_n, max_n)]
 
 
 class FastTextModel:

