@@ -94,10 +94,11 @@ class LSTMLanguageModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def flops_per_token(self) -> float:
+    def flops_per_token(self, context: int | None = None) -> float:
         """Training FLOPs per token: 3 x forward (backward costs about twice the forward), 2 FLOPs a MAC.
 
-        Forward MACs per token: each LSTM layer 4 gates x H x (input + H); the head H x V.
+        Forward MACs per token: each LSTM layer 4 gates x H x (input + H); the head H x V. Unlike
+        attention's, the cost does not grow with the context (`context` is accepted for the common call).
         """
         c = self.config
         macs = c.hidden_size * c.vocab_size
