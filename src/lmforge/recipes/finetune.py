@@ -164,6 +164,37 @@ def fitted_train_config(config: FinetuneConfig, model, objective, log=print) -> 
     return dataclasses.replace(train_config, max_steps=steps, warmup_steps=warmup, schedule_follows_time=True)
 
 
+def save_finetuned(
+    model, config: FinetuneConfig, out: Path, base_dir: Path, tokenizer_file, card: str, *, train_modules
+) -> Path:
+    """Write the fine-tuned model; returns its directory. Every task saves through this.
+
+    With LoRA and `lora.save: adapters`: OUT/adapters holds the adapters and the fully trained modules
+    (`train_modules`, e.g. the new head) and points at the base; otherwise OUT/model is a plain model
+    directory, adapters merged. Both get the tokenizer and the card; OUT/README.md gets the card too.
+    """
+    from lmforge.model import lora as lora_
+
+    if config.lora.rank and config.lora.save == "adapters":
+        settings = {
+            "rank": config.lora.rank,
+            "alpha": config.lora.alpha,
+            "targets": list(config.lora.targets),
+            "train_modules": list(train_modules),
+        }
+        model_dir = lora_.save_adapters(
+            model, out / "adapters", base=str(base_dir.resolve()), settings=settings
+        )
+        (model_dir / "tokenizer.json").write_bytes(Path(tokenizer_file).read_bytes())
+        (model_dir / "README.md").write_text(card)
+    else:
+        if config.lora.rank:
+            lora_.merge_lora(model)  # a no-op when the task merged already
+        model_dir = model.save(out / "model", tokenizer=tokenizer_file, card=card)
+    (out / "README.md").write_text(card)
+    return Path(model_dir)
+
+
 def read_splits(data: ClassifyData):
     from lmforge.data.classification import read_examples
 
@@ -314,23 +345,9 @@ def finetune(config: FinetuneConfig, log=print) -> FinetuneResult:
     model = result.model
     model.eval()
     card = classify_card(config, base_dir, result, names, trainable)
-    if config.lora.rank and config.lora.save == "adapters":
-        settings = {
-            "rank": config.lora.rank,
-            "alpha": config.lora.alpha,
-            "targets": list(config.lora.targets),
-            "train_modules": ["head", "pooler"],
-        }
-        model_dir = lora_.save_adapters(
-            model, out / "adapters", base=str(base_dir.resolve()), settings=settings
-        )
-        (model_dir / "tokenizer.json").write_bytes(tokenizer_file.read_bytes())
-        (model_dir / "README.md").write_text(card)
-    else:
-        if config.lora.rank:
-            lora_.merge_lora(model)
-        model_dir = model.save(out / "model", tokenizer=tokenizer_file, card=card)
-    (out / "README.md").write_text(card)
+    model_dir = save_finetuned(
+        model, config, out, base_dir, tokenizer_file, card, train_modules=["head", "pooler"]
+    )
     return FinetuneResult(
         out=out,
         model_dir=Path(model_dir),

@@ -153,6 +153,7 @@ def finetune_qa(config, log=print):
         fitted_train_config,
         prepare_base,
         resolve_model_source,
+        save_finetuned,
     )
     from lmforge.tokenizers import Tokenizer
     from lmforge.train.loop import train
@@ -231,23 +232,7 @@ def finetune_qa(config, log=print):
         "test_available": test_available,
     }
     card = qa_card(config, base_dir, result, metrics, split, trainable)
-    if config.lora.rank and config.lora.save == "adapters":
-        lora_settings = {
-            "rank": config.lora.rank,
-            "alpha": config.lora.alpha,
-            "targets": list(config.lora.targets),
-            "train_modules": ["head"],
-        }
-        model_dir = lora_.save_adapters(
-            model, out / "adapters", base=str(base_dir.resolve()), settings=lora_settings
-        )
-        (model_dir / "tokenizer.json").write_bytes(tokenizer_file.read_bytes())
-        (model_dir / "README.md").write_text(card)
-    else:
-        if config.lora.rank:
-            lora_.merge_lora(model)
-        model_dir = model.save(out / "model", tokenizer=tokenizer_file, card=card)
-    (out / "README.md").write_text(card)
+    model_dir = save_finetuned(model, config, out, base_dir, tokenizer_file, card, train_modules=["head"])
     return FinetuneResult(
         out=out,
         model_dir=Path(model_dir),

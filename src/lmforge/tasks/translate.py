@@ -388,6 +388,7 @@ def finetune_translate(config, log=print):
         apply_lora_spec,
         fitted_train_config,
         resolve_model_source,
+        save_finetuned,
     )
     from lmforge.train.loop import train
 
@@ -484,22 +485,8 @@ def finetune_translate(config, log=print):
     _write_translations(out / "test-translations.jsonl", hypotheses, split.test.references)
 
     card = translate_card(config, start, split, result, metrics, samples, time.perf_counter() - started)
-    if saves_adapters:
-        settings = {
-            "rank": config.lora.rank,
-            "alpha": config.lora.alpha,
-            "targets": list(config.lora.targets),
-            "train_modules": [],
-        }
-        model_dir = lora_.save_adapters(
-            model, out / "adapters", base=str(base_dir.resolve()), settings=settings
-        )
-        (model_dir / "tokenizer.json").write_bytes(Path(tokenizer_file).read_bytes())
-        (model_dir / "README.md").write_text(card)
-    else:
-        model_dir = model.save(out / "model", tokenizer=tokenizer_file, card=card)
+    model_dir = save_finetuned(model, config, out, base_dir, tokenizer_file, card, train_modules=[])
     generation.save(model_dir)
-    (out / "README.md").write_text(card)
     return FinetuneResult(
         out=out,
         model_dir=Path(model_dir),
