@@ -119,6 +119,31 @@ def first_divergence_is_a_tie(model, ids, mask, ours, theirs, tolerance: float =
     return True
 
 
+def step_weights(model) -> list[torch.Tensor]:
+    """The matrices a decoding step multiplies by: every 2-D parameter but the position table (a tied
+    embedding / LM head appears once: named_parameters skips the repeat)."""
+    return [p for n, p in model.named_parameters() if p.dim() == 2 and "positions" not in n]
+
+
+def weight_floor(model, batch: int, reps: int = 30) -> float:
+    """Seconds for the matrix products alone of one decoding step: every distinct weight matrix of the model
+    (the tied embedding/LM head once) times a (batch, in) input, fp32, median of `reps`.
+
+    A step must at least read these weights (55 MB for this GPT) — and, at batch 1, do little else with them
+    — so this is the floor no fp32 decoding loop can go under on the machine, whatever its Python overhead.
+    """
+    weights = step_weights(model)
+    inputs = {w.shape[1]: torch.randn(batch, w.shape[1]) for w in weights}
+    times = []
+    with torch.no_grad():
+        for _ in range(reps + 3):
+            start = time.perf_counter()
+            for w in weights:
+                torch.nn.functional.linear(inputs[w.shape[1]], w)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times[3:])
+
+
 def run(reps: int, new_tokens: int) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,6 +165,10 @@ def run(reps: int, new_tokens: int) -> dict:
                     rows["lmforge"].append(ours[1:])
                     rows["hf"].append(theirs[1:])
             results[(batch, "ties")] = ties
+            results[(batch, "floor_ms")] = weight_floor(model, batch) * 1e3
+            results[(batch, "weight_mb")] = (
+                sum(p.numel() * p.element_size() for p in step_weights(model)) / 1e6
+            )
             for name, timings in rows.items():
                 ttft = statistics.median(t for t, _ in timings)
                 total = statistics.median(t for _, t in timings)
@@ -172,6 +201,22 @@ def table(results: dict, reps: int, new_tokens: int) -> str:
                 f"| {batch} | {'lmforge' if name == 'lmforge' else 'HF transformers'} | {row['tokens_per_s']:.0f} | "
                 f"{row['ttft_ms']:.1f} | {row['per_token_ms']:.2f} | {row['tokens_per_s'] / hf:.2f}× |"
             )
+    lines += [
+        "",
+        "The floor: the matrix products alone of one step (every distinct weight matrix of the model, the tied "
+        "embedding/LM head once, times a (batch, in) fp32 input; median of 30), i.e. reading "
+        f"{results[(1, 'weight_mb')]:.0f} MB of weights per step:",
+        "",
+        "| batch | floor per step (ms) | → at most new tokens/s | HF per-token (ms) | lmforge per-token (ms) | "
+        "lmforge ÷ floor |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for batch in (1, 16):
+        floor = results[(batch, "floor_ms")]
+        ours, hf = results[(batch, "lmforge")]["per_token_ms"], results[(batch, "hf")]["per_token_ms"]
+        lines.append(
+            f"| {batch} | {floor:.2f} | {batch * 1e3 / floor:.0f} | {hf:.2f} | {ours:.2f} | {ours / floor:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

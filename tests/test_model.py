@@ -233,6 +233,25 @@ def test_kv_cache_decoding_equals_the_full_forward(name, extra):
     assert torch.equal(uncached, sequence[:, 5:])
 
 
+def test_kv_cache_writes_in_place_and_grows_past_its_capacity():
+    """Decoding steps write into reserved room (no copy of the whole cache); running out of room regrows it."""
+    model = random_model(tiny("gpt-tiny"))
+    ids = torch.randint(0, VOCAB, (2, 12))
+    with torch.no_grad():
+        full = model(ids).logits
+        for capacity in (0, 8, 12, 40):
+            cache = model.new_cache(capacity=capacity)
+            outs = [model(ids[:, :5], cache=cache).logits]
+            buffer = cache.layers[0].key_buffer
+            outs += [model(ids[:, t : t + 1], cache=cache).logits for t in range(5, 12)]
+            torch.testing.assert_close(torch.cat(outs, 1), full, rtol=0, atol=1e-5)
+            assert cache.length == 12 and cache.layers[0].key.shape == (2, 4, 12, 16)
+            room = cache.layers[0].key_buffer.shape[2]
+            assert room >= 12 and (capacity < 12 or room == capacity)
+            if capacity >= 12:  # the reserved buffer was used all along
+                assert cache.layers[0].key_buffer is buffer
+
+
 def test_kv_cache_with_left_padding_matches_each_prompt_alone():
     """What batched generation needs: left-padded prompts + the growing mask give each row's own logits."""
     model = random_model(tiny("llama-small", **LLAMA_TINY))
@@ -431,3 +450,20 @@ def test_bf16_autocast_with_padding_stays_finite_and_close():
             low = model(ids, attention_mask=mask).hidden_states
     assert torch.isfinite(low).all()
     assert (low.float() - exact)[mask.bool()].abs().max() < 0.1
+
+
+def test_classifier_mean_pooling_reads_the_mean_of_the_real_tokens():
+    from lmforge.model import mean_pool
+
+    config = tiny("bert-tiny").replace(head="sequence-classification", classifier_pooling="mean")
+    model = random_model(config)
+    ids = torch.randint(1, VOCAB, (2, 7))
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask)
+        expected = model.head(mean_pool(out.hidden_states, mask))
+        short = model(ids[1:, :4]).logits  # padding never changes the pooled vector
+    torch.testing.assert_close(out.logits, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(out.logits[1:], short, rtol=0, atol=1e-5)
+    with pytest.raises(Exception, match="classifier_pooling"):
+        tiny("bert-tiny").replace(classifier_pooling="max").validate()

@@ -193,12 +193,21 @@ class _Stepper:
     Only the last position's logits are computed: the rest are never used.
     """
 
-    def __init__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, expand: int):
+    def __init__(
+        self,
+        model,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        expand: int,
+        max_new_tokens: int,
+    ):
         self.model = model
-        self.cache = model.new_cache()
         self.encoder_decoder = callable(getattr(model, "encode", None)) and callable(
             getattr(model, "decode", None)
         )
+        # room for every position up front: the decoding steps then write the cache in place
+        start_length = 1 if self.encoder_decoder else input_ids.shape[1]
+        self.cache = model.new_cache(capacity=start_length + max_new_tokens)
         self.expand = expand  # rows per input (beams)
         self.input_ids = input_ids.repeat_interleave(expand, 0) if expand > 1 else input_ids
         mask = attention_mask
@@ -423,10 +432,10 @@ def generate(
         eos, pad = resolve_special_ids(model, config)
         batch = input_ids.shape[0]
         if config.num_beams > 1:
-            stepper = _Stepper(model, input_ids, attention_mask, config.num_beams)
+            stepper = _Stepper(model, input_ids, attention_mask, config.num_beams, config.max_new_tokens)
             sequences, scores, prompt_length = _beam_search(stepper, config, batch, eos, pad)
             return GenerationOutput(sequences, prompt_length, scores)
-        stepper = _Stepper(model, input_ids, attention_mask, 1)
+        stepper = _Stepper(model, input_ids, attention_mask, 1, config.max_new_tokens)
         last = stepper.start_tokens()
         prompt_length = last.shape[1]
         for sequences, _ in _sample_steps(stepper, config, eos, pad, tokenizer):
@@ -454,7 +463,7 @@ def stream(model, tokenizer, input_ids: torch.Tensor, config: GenerationConfig |
     try:
         eos, pad = resolve_special_ids(model, config)
         decoder = IncrementalDecoder(tokenizer)
-        stepper = _Stepper(model, input_ids, None, 1)
+        stepper = _Stepper(model, input_ids, None, 1, config.max_new_tokens)
         for _, next_ids in _sample_steps(stepper, config, eos, pad, tokenizer):  # ends at EOS
             piece = decoder.push(next_ids.tolist())
             if piece:

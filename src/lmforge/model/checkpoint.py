@@ -65,9 +65,9 @@ class TransformerModel(nn.Module):
     def flops_per_token(self, seq_len: int | None = None) -> int:
         return self.config.flops_per_token(seq_len)
 
-    def new_cache(self) -> KVCache:
-        """An empty KV cache for incremental decoding (see `KVCache`)."""
-        return KVCache.empty(len(self.cache_layers()))
+    def new_cache(self, capacity: int = 0) -> KVCache:
+        """An empty KV cache for incremental decoding (see `KVCache`); `capacity`: positions to reserve."""
+        return KVCache.empty(len(self.cache_layers()), capacity)
 
     def cache_layers(self) -> nn.ModuleList:  # the layers that use the cache
         raise NotImplementedError

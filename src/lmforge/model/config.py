@@ -50,6 +50,8 @@ class ModelConfig:
     scale_embeddings: bool = False  # Vaswani/Marian multiply token embeddings by sqrt(d_model)
     type_vocab_size: int = 0  # BERT's segment (token type) embeddings: 2 for sentence pairs, 0 for none
     pooler: bool = False  # BERT's pooler: tanh(W · hidden[CLS]) for sentence-level heads
+    classifier_pooling: str = "cls"  # what a sequence-classification head reads without a pooler: the
+    # [CLS] vector ("cls", BERT) or the mean of the real tokens' vectors ("mean", sentence-transformers)
     head: str | None = "lm"  # None, "lm", "mlm", "sequence-classification", "token-classification",
     # "question-answering"
     num_labels: int = 2  # classes of the classification heads
@@ -99,6 +101,8 @@ class ModelConfig:
             raise bad("activation", self.activation, ACTIVATIONS)
         if self.head not in HEADS:
             raise bad("head", self.head, HEADS)
+        if self.classifier_pooling not in ("cls", "mean"):
+            raise bad("classifier_pooling", self.classifier_pooling, ("cls", "mean"))
         if self.d_model % self.n_heads:
             raise ConfigError(
                 f"model config: d_model={self.d_model} is not divisible by n_heads={self.n_heads}"

@@ -302,6 +302,11 @@ def hf_family_of(config: ModelConfig) -> str:
             "bert",
         )
         need(c.head != "mlm" or c.tie_embeddings, "a tied MLM head", "bert")
+        need(
+            c.head != "sequence-classification" or c.classifier_pooling == "cls",
+            "a classifier on [CLS] (classifier_pooling 'cls'; HF's BERT has no mean pooling)",
+            "bert",
+        )
         return "bert"
     need(c.positions == "sinusoidal" and c.norm == "layernorm" and not c.pre_norm and c.bias,
          "sinusoidal positions and post-norm LayerNorm", "marian")  # fmt: skip

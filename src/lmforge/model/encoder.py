@@ -80,7 +80,13 @@ class EncoderModel(TransformerModel):
         if head in ("mlm", "token-classification", "question-answering"):
             logits = self.head(hidden if logits_where is None else hidden[logits_where])
         elif head == "sequence-classification":
-            logits = self.head(pooled if pooled is not None else hidden[:, 0])
+            if pooled is None:
+                pooled = (
+                    mean_pool(hidden, attention_mask)
+                    if self.config.classifier_pooling == "mean"
+                    else hidden[:, 0]
+                )
+            logits = self.head(pooled)
         return ModelOutput(hidden_states=hidden, logits=logits, pooled=pooled, attentions=attentions)
 
 

@@ -139,14 +139,64 @@ class FeedForward(nn.Module):
 # The KV cache
 
 
-@dataclass
 class LayerCache:
-    """One layer's cached keys and values, (B, kv_heads, T, head_dim) each."""
+    """One layer's cached keys and values, (B, kv_heads, T, head_dim) each.
 
-    key: Tensor | None = None  # self-attention: grows by the new tokens at every step
-    value: Tensor | None = None
-    cross_key: Tensor | None = None  # cross-attention: computed once from the encoder output
-    cross_value: Tensor | None = None
+    Self-attention keys/values live in buffers with room for more positions than they hold (`capacity`
+    positions when the cache was made for a known length; otherwise the room doubles whenever it runs
+    out), so a decoding step writes one new position in place instead of copying the whole cache into a
+    new tensor (`torch.cat`), which at batch 16 cost as much as the model's matrix multiplies.
+    `key` / `value` are views of the filled part.
+    """
+
+    def __init__(self, capacity: int = 0) -> None:
+        self.capacity = capacity  # positions to reserve at the first `append` (0: what it brings)
+        self.length = 0  # positions filled
+        self.key_buffer: Tensor | None = None  # (B, kv_heads, room, head_dim)
+        self.value_buffer: Tensor | None = None
+        self.cross_key: Tensor | None = None  # cross-attention: computed once from the encoder output
+        self.cross_value: Tensor | None = None
+
+    @property
+    def key(self) -> Tensor | None:
+        return None if self.key_buffer is None else self.key_buffer[:, :, : self.length]
+
+    @property
+    def value(self) -> Tensor | None:
+        return None if self.value_buffer is None else self.value_buffer[:, :, : self.length]
+
+    def append(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Add the new positions' keys/values (B, kv_heads, T, head_dim); returns all of them so far."""
+        end = self.length + key.shape[2]
+        room = 0 if self.key_buffer is None else self.key_buffer.shape[2]
+        if end > room or self.key_buffer.dtype != key.dtype:
+            room = max(end, self.capacity, 2 * room)
+            self.key_buffer = self._moved(self.key_buffer, key, room)
+            self.value_buffer = self._moved(self.value_buffer, value, room)
+        self.key_buffer[:, :, self.length : end] = key
+        self.value_buffer[:, :, self.length : end] = value
+        self.length = end
+        return self.key, self.value
+
+    def _moved(self, old: Tensor | None, like: Tensor, room: int) -> Tensor:
+        B, heads, _, head_dim = like.shape
+        buffer = like.new_empty(B, heads, room, head_dim)
+        if old is not None and self.length:
+            buffer[:, :, : self.length] = old[:, :, : self.length]
+        return buffer
+
+    def reorder(self, rows: Tensor) -> None:
+        """Row i becomes the old row ``rows[i]`` (beam search keeps, drops or duplicates rows)."""
+        if self.key_buffer is not None:
+            if rows.shape[0] == self.key_buffer.shape[0]:  # the usual beam step: gather, write back in place
+                for buffer in (self.key_buffer, self.value_buffer):
+                    buffer[:, :, : self.length] = buffer[:, :, : self.length].index_select(0, rows)
+            else:
+                self.key_buffer = self.key_buffer.index_select(0, rows)
+                self.value_buffer = self.value_buffer.index_select(0, rows)
+        if self.cross_key is not None:
+            self.cross_key = self.cross_key.index_select(0, rows)
+            self.cross_value = self.cross_value.index_select(0, rows)
 
 
 @dataclass
@@ -155,7 +205,8 @@ class KVCache:
 
     The protocol (used by `lmforge.generate`):
 
-    1. ``cache = model.new_cache()`` (an empty cache; one per batch of sequences).
+    1. ``cache = model.new_cache(capacity=prompt_length + max_new_tokens)`` (an empty cache, one per batch
+       of sequences; the capacity is optional and only saves regrowing the buffers).
     2. Prefill: ``out = model(prompt_ids, attention_mask=mask, cache=cache)`` — the cache now holds the
        prompt's keys and values (`cache.length` = prompt length).
     3. Each step: ``out = model(next_ids[:, None], attention_mask=mask, cache=cache)`` where ``mask`` covers
@@ -174,24 +225,19 @@ class KVCache:
     layers: list[LayerCache] = field(default_factory=list)
 
     @classmethod
-    def empty(cls, n_layers: int) -> KVCache:
-        return cls([LayerCache() for _ in range(n_layers)])
+    def empty(cls, n_layers: int, capacity: int = 0) -> KVCache:
+        """A cache for `n_layers` layers; `capacity`: the positions it will hold, when known (prompt + new)."""
+        return cls([LayerCache(capacity) for _ in range(n_layers)])
 
     @property
     def length(self) -> int:
         """Tokens already in the cache (the same for every layer)."""
-        first = self.layers[0].key if self.layers else None
-        return 0 if first is None else first.shape[2]
+        return self.layers[0].length if self.layers else 0
 
     def reorder(self, batch_indices: Tensor) -> None:
         """Keep/duplicate rows of the batch: row i becomes the old row ``batch_indices[i]``."""
         for layer in self.layers:
-            if layer.key is not None:
-                layer.key = layer.key.index_select(0, batch_indices)
-                layer.value = layer.value.index_select(0, batch_indices)
-            if layer.cross_key is not None:
-                layer.cross_key = layer.cross_key.index_select(0, batch_indices)
-                layer.cross_value = layer.cross_value.index_select(0, batch_indices)
+            layer.reorder(batch_indices)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -324,10 +370,7 @@ class MultiHeadAttention(nn.Module):
             if rotary is not None:
                 q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
             if cache is not None:
-                if cache.key is not None:
-                    k = torch.cat([cache.key, k], dim=2)
-                    v = torch.cat([cache.value, v], dim=2)
-                cache.key, cache.value = k, v
+                k, v = cache.append(k, v)  # every position so far, written in place
         if KV != H:  # grouped-query: each key/value head serves H / KV query heads
             k = k.repeat_interleave(H // KV, dim=1)
             v = v.repeat_interleave(H // KV, dim=1)

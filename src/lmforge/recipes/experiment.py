@@ -697,6 +697,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=defaults.subset_seed,
         help="seed of the permutation the subsets are cut from (default: %(default)s)",
     )
+    sub.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a top-level setting of both presets, e.g. --set pooling=mean --set max_length=48",
+    )
     sub.add_argument("--no-baseline", action="store_true", help="skip TF-IDF + logistic regression")
     sub.add_argument(
         "--keep-models",
@@ -718,6 +725,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def top_level_overrides(items: list[str]) -> list[str]:
+    for item in items:
+        if "=" not in item or "." in item.split("=", 1)[0]:
+            raise ConfigError(
+                f"--set {item}: write --set KEY=VALUE for a top-level key (sections: --train.lr=...)"
+            )
+    return list(items)
+
+
 def run(args: argparse.Namespace) -> int:
     config = DataEfficiencyConfig(
         pretrained=args.pretrained,
@@ -733,7 +749,7 @@ def run(args: argparse.Namespace) -> int:
         keep_models=args.keep_models,
         out=args.out,
         resume=args.resume,
-        overrides=list(args.overrides),
+        overrides=list(args.overrides) + top_level_overrides(args.set),
     )
     document = data_efficiency(config)
     print()

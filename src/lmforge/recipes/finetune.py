@@ -74,6 +74,8 @@ class FinetuneConfig:
     out: str = "runs/finetune"  # run directory (checkpoints, metrics.jsonl, model/)
     max_length: int = 128  # tokens per example after truncation (SST-2 sentences: 99% under 64)
     dropout: float | None = 0.1  # dropout while fine-tuning (BERT used 0.1); None = the base model's
+    pooling: Literal["cls", "mean"] | None = None  # task classify: the sentence vector the head reads —
+    # [CLS] (BERT) or the mean of the tokens (an MLM-only encoder never trains [CLS]); None = the base's
     fit_steps_to_minutes: bool = False  # set train.max_steps from a measured step time so the schedule
     # decays fully within train.max_minutes (as `lmforge pretrain` does)
     data: ClassifyData = field(default_factory=ClassifyData)  # task classify
@@ -215,6 +217,7 @@ def build_classifier(
     from_scratch: bool = False,
     dropout: float | None = None,
     seed: int = 0,
+    pooling: str | None = None,
 ):
     """The base architecture with a fresh classification head; encoder weights copied unless from_scratch.
 
@@ -235,6 +238,7 @@ def build_classifier(
         head="sequence-classification",
         num_labels=len(label_names),
         dropout=base.dropout if dropout is None else dropout,
+        classifier_pooling=base.classifier_pooling if pooling is None else pooling,
         extra={**extra, "labels": list(label_names), "task": "classify"},
     )
     torch.manual_seed(seed)
@@ -315,7 +319,12 @@ def finetune(config: FinetuneConfig, log=print) -> FinetuneResult:
     tokenizer = Tokenizer.load(tokenizer_file)
 
     model = build_classifier(
-        base_dir, names, from_scratch=config.from_scratch, dropout=config.dropout, seed=config.train.seed
+        base_dir,
+        names,
+        from_scratch=config.from_scratch,
+        dropout=config.dropout,
+        seed=config.train.seed,
+        pooling=config.pooling,
     )
     pad_id = model.config.pad_token_id
     if pad_id is None:
