@@ -185,6 +185,9 @@ class GenerationOutput:
         return self.sequences[:, self.prompt_length :]
 
 
+_MAX_RESERVED = 8192  # positions a cache reserves at most before decoding (it grows past them if needed)
+
+
 class _Stepper:
     """Runs the model one step at a time with its KV cache, for decoder-only and encoder-decoder models.
 
@@ -205,9 +208,12 @@ class _Stepper:
         self.encoder_decoder = callable(getattr(model, "encode", None)) and callable(
             getattr(model, "decode", None)
         )
-        # room for every position up front: the decoding steps then write the cache in place
+        # room for every position up front: the decoding steps then write the cache in place (past the
+        # model's context, or for a huge max_new_tokens, the cache doubles its room when it runs out)
         start_length = 1 if self.encoder_decoder else input_ids.shape[1]
-        self.cache = model.new_cache(capacity=start_length + max_new_tokens)
+        limit = getattr(getattr(model, "config", None), "max_positions", None) or _MAX_RESERVED
+        capacity = min(start_length + max_new_tokens, max(start_length, min(limit, _MAX_RESERVED)))
+        self.cache = model.new_cache(capacity=capacity)
         self.expand = expand  # rows per input (beams)
         self.input_ids = input_ids.repeat_interleave(expand, 0) if expand > 1 else input_ids
         mask = attention_mask
