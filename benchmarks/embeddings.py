@@ -42,7 +42,7 @@ from lmforge.embeddings import (  # noqa: E402
 )
 from lmforge.embeddings.vectors import evaluate_analogies, evaluate_pairs  # noqa: E402
 
-SETTINGS = dict(dim=100, window=5, negative=5, min_count=5, sample=1e-3, epochs=5, workers=2)
+SETTINGS = dict(dim=100, window=5, negative=5, min_count=5, sample=1e-3, epochs=5, workers=2, device="cpu")
 
 
 def scores(vectors: WordVectors) -> dict[str, float]:
@@ -136,7 +136,10 @@ def main() -> int:
                     flush=True,
                 )
     glove = train_glove(
-        corpus, GloVeConfig(dim=100, window=5, min_count=5, epochs=25, x_max=10, workers=2, progress=False)
+        corpus,
+        GloVeConfig(
+            dim=100, window=5, min_count=5, epochs=25, x_max=10, workers=2, progress=False, device="cpu"
+        ),
     )
     glove.vectors.save(out / "glove.bin")
     glove_row = {

@@ -85,7 +85,7 @@ def planted():
     return encode_corpus(planted_corpus(), min_count=1)
 
 
-SMALL = dict(dim=24, window=3, min_count=1, workers=2, progress=False, seed=3)
+SMALL = dict(dim=24, window=3, min_count=1, workers=2, progress=False, seed=3, device="cpu")  # numba
 
 
 @pytest.mark.parametrize("method", ["skipgram", "cbow"])

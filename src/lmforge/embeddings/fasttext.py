@@ -31,7 +31,7 @@ import numpy as np
 
 from lmforge.embeddings.vectors import WordVectors
 from lmforge.embeddings.vocab import EncodedCorpus, encode_corpus
-from lmforge.embeddings.word2vec import TrainStats, init_input_vectors, train_negative_sampling
+from lmforge.embeddings.word2vec import TrainStats, init_input_vectors, train_on_device
 from lmforge.errors import ConfigError, LmforgeError
 
 NGRAMS_SUFFIX = ".ngrams.npz"
@@ -54,8 +54,13 @@ class FastTextConfig:
     workers: int = 0  # 0 = all cores
     seed: int = 1
     progress: bool = True
+    device: str = "auto"  # as Word2VecConfig: auto, cpu, cuda, cuda:N, mps
+    backend: str = "auto"  # auto = numba on CPU, torch on a GPU; torch forces the torch path
 
     def check(self) -> None:
+        from lmforge.embeddings.torch_train import check_device
+
+        check_device(self.device, self.backend)
         if self.method not in ("skipgram", "cbow"):
             raise ConfigError(f"method must be 'skipgram' or 'cbow', got {self.method!r}")
         if not 1 <= self.min_n <= self.max_n:
@@ -206,8 +211,8 @@ def train_fasttext(
     rows = np.concatenate(row_lists).astype(np.int32)
     inputs = init_input_vectors(vocab_size + len(used), config.dim, config.seed, 1.0 / config.dim)
     output = np.zeros((vocab_size, config.dim), dtype=np.float32)
-    stats = train_negative_sampling(
-        corpus, inputs, output, rows, row_starts,
+    stats = train_on_device(
+        config.device, config.backend, corpus, inputs, output, rows, row_starts,
         cbow=config.method == "cbow", window=config.window, negative=config.negative, sample=config.sample,
         alpha=config.alpha, min_alpha=config.min_alpha, epochs=config.epochs, workers=config.workers,
         seed=config.seed, progress=config.progress, label=f"fasttext-{config.method}",

@@ -41,8 +41,13 @@ class GloVeConfig:
     workers: int = 0  # 0 = all cores
     seed: int = 1
     progress: bool = True
+    device: str = "auto"  # as Word2VecConfig: auto, cpu, cuda, cuda:N, mps
+    backend: str = "auto"  # auto = numba on CPU, torch on a GPU; torch forces the torch path
 
     def check(self) -> None:
+        from lmforge.embeddings.torch_train import check_device
+
+        check_device(self.device, self.backend)
         for name in ("dim", "window", "min_count", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -155,13 +160,16 @@ def train_glove(
     sentences: Iterable[Sequence[str]] | EncodedCorpus, config: GloVeConfig | None = None
 ) -> TrainedGloVe:
     """Count co-occurrences, fit GloVe by AdaGrad, return W + C as `WordVectors`."""
+    from lmforge.embeddings.torch_train import device_name, fit_glove_torch, select_device
+
     config = config or GloVeConfig()
     config.check()
     corpus = sentences if isinstance(sentences, EncodedCorpus) else encode_corpus(sentences, config.min_count)
+    torch_device = select_device(config.device, config.backend)
     threads = resolve_workers(config.workers)
     numba.set_num_threads(threads)
     started = time.perf_counter()
-    rows, cols, counts = cooccurrence(corpus, config.window)
+    rows, cols, counts = cooccurrence(corpus, config.window)  # numba, on CPU, for both paths
     log_counts = np.log(counts).astype(np.float32)
     weights = np.minimum(1.0, (counts / config.x_max) ** config.power).astype(np.float32)
     vocab_size, dim = len(corpus.vocab), config.dim
@@ -170,19 +178,27 @@ def train_glove(
     contexts = ((rng.random((vocab_size, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
     word_bias = ((rng.random(vocab_size, dtype=np.float32) - 0.5) / dim).astype(np.float32)
     context_bias = ((rng.random(vocab_size, dtype=np.float32) - 0.5) / dim).astype(np.float32)
-    grads = [np.ones_like(a) for a in (words, contexts, word_bias, context_bias)]  # AdaGrad sums start at 1
-    bar = _progress_bar(corpus.vocab.raw_words * config.epochs, "glove", config.progress)
-    costs = []
-    for _ in range(config.epochs):
-        order = rng.permutation(len(rows)).astype(np.int64)
-        cost = _adagrad_epoch(
-            words, contexts, word_bias, context_bias, *grads, rows, cols, log_counts, weights, order,
-            config.learning_rate, threads,
+    label = "glove" if torch_device is None else f"glove [{torch_device}]"
+    bar = _progress_bar(corpus.vocab.raw_words * config.epochs, label, config.progress)
+    if torch_device is not None:
+        costs = fit_glove_torch(
+            words, contexts, word_bias, context_bias, rows, cols, log_counts, weights, epochs=config.epochs,
+            learning_rate=config.learning_rate, seed=config.seed, device=torch_device, workers=config.workers,
+            bar=bar,
         )  # fmt: skip
-        costs.append(float(cost) / max(1, len(rows)))
-        if bar is not None:
-            bar.update(corpus.vocab.raw_words)
-            bar.set_postfix(cost=f"{costs[-1]:.4f}")
+    else:
+        grads = [np.ones_like(a) for a in (words, contexts, word_bias, context_bias)]  # AdaGrad sums at 1
+        costs = []
+        for _ in range(config.epochs):
+            order = rng.permutation(len(rows)).astype(np.int64)
+            cost = _adagrad_epoch(
+                words, contexts, word_bias, context_bias, *grads, rows, cols, log_counts, weights, order,
+                config.learning_rate, threads,
+            )  # fmt: skip
+            costs.append(float(cost) / max(1, len(rows)))
+            if bar is not None:
+                bar.update(corpus.vocab.raw_words)
+                bar.set_postfix(cost=f"{costs[-1]:.4f}")
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - started
@@ -190,6 +206,8 @@ def train_glove(
         seconds=seconds,
         raw_words=corpus.vocab.raw_words * config.epochs,
         effective_words=int(len(corpus.ids)) * config.epochs,
-        workers=threads,
+        workers=threads if torch_device is None else (config.workers or 1),
+        backend="numba" if torch_device is None else "torch",
+        device="cpu" if torch_device is None else device_name(torch_device),
     )
     return TrainedGloVe(WordVectors(corpus.vocab.words, words + contexts), stats, len(rows), costs)

@@ -57,8 +57,13 @@ class Word2VecConfig:
     workers: int = 0  # threads; 0 = all cores
     seed: int = 1  # initial vectors and the random stream of each chunk
     progress: bool = True  # tqdm bar with words/s on stderr
+    device: str = "auto"  # auto = a CUDA GPU when torch sees one, else CPU; cpu, cuda, cuda:N, mps
+    backend: str = "auto"  # auto = numba on CPU (the fast path there), torch on a GPU; torch forces torch
 
     def check(self) -> None:
+        from lmforge.embeddings.torch_train import check_device
+
+        check_device(self.device, self.backend)
         if self.method not in ("skipgram", "cbow"):
             raise ConfigError(f"method must be 'skipgram' or 'cbow', got {self.method!r}")
         for name in ("dim", "window", "min_count", "epochs"):
@@ -77,7 +82,9 @@ class TrainStats:
     seconds: float  # wall time of the epochs (vocabulary building not included)
     raw_words: int  # corpus tokens × epochs, as gensim counts "raw words"
     effective_words: int  # words actually trained on (in vocabulary, kept by subsampling)
-    workers: int
+    workers: int  # CPU threads (1 on a GPU)
+    backend: str = "numba"  # "numba" (CPU kernels) or "torch"
+    device: str = "cpu"  # where it trained: "cpu" or e.g. "cuda:0 (NVIDIA H100 80GB HBM3)"
 
     @property
     def words_per_second(self) -> float:
@@ -439,6 +446,17 @@ def train_negative_sampling(
     )
 
 
+def train_on_device(device: str, backend: str, *args, **kwargs) -> TrainStats:
+    """`train_negative_sampling` on the path `device`/`backend` select: the numba kernels on CPU threads,
+    or `torch_train.train_negative_sampling_torch` on a torch device (same arguments, same result)."""
+    from lmforge.embeddings.torch_train import select_device, train_negative_sampling_torch
+
+    torch_device = select_device(device, backend)
+    if torch_device is None:
+        return train_negative_sampling(*args, **kwargs)
+    return train_negative_sampling_torch(*args, **kwargs, device=torch_device)
+
+
 def _progress_bar(total: int, label: str, enabled: bool):
     if not enabled:
         return None
@@ -465,8 +483,8 @@ def train_word2vec(
     output = np.zeros((vocab_size, config.dim), dtype=np.float32)
     rows = np.arange(vocab_size, dtype=np.int32)  # one input row per word
     row_starts = np.arange(vocab_size + 1, dtype=np.int64)
-    stats = train_negative_sampling(
-        corpus, inputs, output, rows, row_starts,
+    stats = train_on_device(
+        config.device, config.backend, corpus, inputs, output, rows, row_starts,
         cbow=config.method == "cbow", window=config.window, negative=config.negative, sample=config.sample,
         alpha=config.alpha, min_alpha=config.min_alpha, epochs=config.epochs, workers=config.workers,
         seed=config.seed, progress=config.progress, label=config.method,

@@ -1,6 +1,7 @@
 """`lmforge embed`: train, query, evaluate, draw and compare static word embeddings.
 
   lmforge embed train --method {cbow,skipgram,glove,fasttext} --dim 100 --window 5 --epochs 5 --out vecs.txt FILE...
+  lmforge embed train ... --device cuda            # the PyTorch path on a GPU (--backend torch: on any device)
   lmforge embed query vecs.txt king - man + woman
   lmforge embed eval vecs.txt [--analogies FILE] [--similarity FILE ...]
   lmforge embed plot vecs.txt king queen man woman --out pca.png
@@ -10,7 +11,9 @@
 Input: one sentence per line, split on whitespace, lower-cased (unless --keep-case). The defaults are
 gensim's: min count 5, 5 negatives, subsampling 1e-3, learning rate 0.025 → 0.0001, all cores. `--out`
 ending in `.bin` writes the word2vec binary format, anything else the text format; both load in gensim
-(`KeyedVectors.load_word2vec_format`). FastText also writes `OUT.ngrams.npz`, so unknown words get vectors.
+(`KeyedVectors.load_word2vec_format`). Training runs on numba kernels on CPU threads, or with PyTorch on
+a GPU (`--device auto` picks a CUDA GPU when torch sees one; `--backend torch` forces PyTorch on CPU too).
+FastText also writes `OUT.ngrams.npz`, so unknown words get vectors.
 Evaluation files default to the copies the `gensim` package ships (questions-words.txt, wordsim353.tsv,
 simlex999.txt), read in place.
 
@@ -108,6 +111,17 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         "--min-alpha", type=float, default=0.0001, help="final learning rate (default: 0.0001)"
     )
     parser.add_argument("--workers", type=int, default=0, help="threads (default: 0 = all cores)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (default: a CUDA GPU when present, else the CPU), cpu, cuda, cuda:N, mps",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "numba", "torch"),
+        default="auto",
+        help="auto (default): numba kernels on CPU, PyTorch on a GPU; torch: PyTorch on any device",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument("--keep-case", action="store_true", help="do not lower-case the text")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -135,6 +149,12 @@ def check_training_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--workers must be ≥ 0 (0 = all cores), got {args.workers}")
     if args.sample < 0 or args.alpha <= 0 or args.min_alpha < 0:
         raise ConfigError("--sample and --min-alpha must be ≥ 0, --alpha > 0")
+    from lmforge.embeddings.torch_train import select_device
+
+    try:
+        select_device(args.device, args.backend)  # a missing GPU is reported before the corpus is read
+    except ConfigError as error:
+        raise ConfigError(f"--device {args.device} --backend {args.backend}: {error}") from None
 
 
 def train_method(method: str, corpus, args: argparse.Namespace):
@@ -151,6 +171,7 @@ def train_method(method: str, corpus, args: argparse.Namespace):
     epochs = args.epochs or DEFAULT_EPOCHS[method]
     common = dict(dim=args.dim, window=args.window, min_count=args.min_count, epochs=epochs)
     common.update(workers=args.workers, seed=args.seed, progress=not args.quiet)
+    common.update(device=args.device, backend=args.backend)
     sgns = dict(negative=args.negative, sample=args.sample, alpha=args.alpha, min_alpha=args.min_alpha)
     if method == "glove":
         trained = train_glove(corpus, GloVeConfig(**common))
@@ -183,9 +204,11 @@ def run_train(args: argparse.Namespace) -> int:
     vectors, stats, saver = train_method(args.method, corpus, args)
     saver.save(out)
     epochs = args.epochs or DEFAULT_EPOCHS[args.method]
+    where = f"{stats.workers} threads" if stats.backend == "numba" else f"{stats.device} (torch)"
+    if stats.backend == "torch" and stats.device == "cpu":
+        where = f"cpu (torch, {stats.workers} threads)"
     print(
-        f"{args.method}: {epochs} epochs in {stats.seconds:.1f}s on {stats.workers} threads, "
-        f"{stats.words_per_second:,.0f} words/s"
+        f"{args.method}: {epochs} epochs in {stats.seconds:.1f}s on {where}, {stats.words_per_second:,.0f} words/s"
     )
     kind = "binary" if out.suffix.lower() == ".bin" else "text"
     extra = f" (+ {out.name}.ngrams.npz for unknown words)" if args.method == "fasttext" else ""
@@ -332,9 +355,13 @@ def run_compare(args: argparse.Namespace) -> int:
         raise LmforgeError(f"--out-dir {args.out_dir}: no such directory")
     analogies, similarity = evaluation_files(args)
     corpus = read_training_corpus(args.files, args)
+    from lmforge.embeddings.torch_train import select_device
+
+    torch_device = select_device(args.device, args.backend)
+    trainer = "numba kernels on CPU threads" if torch_device is None else f"PyTorch on {torch_device}"
     print(
         f"corpus: {corpus.vocab.raw_words:,} words; vocabulary {len(corpus.vocab):,} (count ≥ {args.min_count}); "
-        f"dim {args.dim}, window {args.window}"
+        f"dim {args.dim}, window {args.window}; {trainer}"
     )
     rows = []
     for method in methods:

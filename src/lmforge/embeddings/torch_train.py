@@ -1,0 +1,426 @@
+"""The PyTorch training path of the static embeddings: the same models on any torch device (a GPU first).
+
+- `select_device(device, backend)`: which path trains — None = the numba kernels on CPU threads (the
+  default on CPU, where they are the fast path), else the torch device ("cuda" when present);
+- `train_negative_sampling_torch`: skip-gram and CBOW with negative sampling, for word2vec (one input
+  row per word) and FastText (word row + hashed n-gram rows, the lists `fasttext.py` builds), with the
+  numba path's preprocessing: subsampling (sqrt(f/s) + 1)·s/f, windows drawn from 1..window, noise words
+  ∝ count^0.75 by Walker's alias tables, linear learning-rate decay by corpus position, the same initial
+  vectors;
+- `fit_glove_torch`: GloVe's weighted least squares by AdaGrad over the co-occurrence entries that
+  `glove.cooccurrence` counts.
+
+Batching, the one change of algorithm: the corpus is cut into chunks of whole sentences (~200k words);
+each chunk is subsampled and its windows drawn on the device, then its centre words are taken in corpus
+order, a block of them at a time (about one (input, output) pair per vocabulary word, see
+`batch_pairs_for`). Every pair of a block reads the same snapshot of the matrices; the gradients are
+written out by hand (no autograd, no optimiser state) and added to the rows they touch with `index_add_`,
+so a step costs O(pairs × dim), never O(vocabulary × dim). A row used by several pairs of a block gets the
+sum of their steps — what Hogwild SGD applies one after the other, here at once. FastText keeps
+fastText's rule: the input vector is the mean of the word's rows and each row receives the full gradient.
+The sigmoid is computed, not read from word2vec.c's table clipped at ±6 (a saturated pair's step is
+~0.25 % of the learning rate instead of 0).
+
+    >>> from lmforge.embeddings import Word2VecConfig, train_word2vec
+    >>> trained = train_word2vec(sentences, Word2VecConfig(device="cuda"))        # the GPU path
+    >>> trained = train_word2vec(sentences, Word2VecConfig(backend="torch"))      # torch, on CPU if no GPU
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+
+from lmforge.embeddings.vocab import EncodedCorpus
+from lmforge.embeddings.word2vec import (
+    TrainStats,
+    _progress_bar,
+    alias_table,
+    chunk_sentences,
+    keep_probability,
+)
+from lmforge.errors import ConfigError
+
+BACKENDS = ("auto", "numba", "torch")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+CHUNK_WORDS = 200_000  # words whose windows are drawn at once: enough work to keep a GPU busy
+MIN_BATCH_PAIRS, MAX_BATCH_PAIRS = 256, 65_536  # (input, output) pairs per step: about one per
+# vocabulary word, within these bounds (see `batch_pairs_for`)
+GLOVE_BATCH = 65_536  # co-occurrence entries per AdaGrad step
+
+
+def check_device(device: str, backend: str) -> None:
+    """Config check shared by the three trainers' configs (no torch import)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+    if backend == "numba" and device not in ("auto", "cpu"):
+        raise ConfigError(f"backend 'numba' trains on CPU threads; device {device!r} needs backend torch")
+
+
+def select_device(device: str = "auto", backend: str = "auto") -> str | None:
+    """None = the numba CPU kernels; otherwise the torch device to train on.
+
+    backend auto: device auto = cuda when torch sees one, else numba; cpu = numba; cuda/cuda:N/mps = torch.
+    backend torch: the same devices, with cpu (and auto without a GPU) trained by torch on CPU.
+    backend numba: CPU threads only.
+
+    >>> select_device("cpu"), select_device("cpu", "torch")
+    (None, 'cpu')
+    """
+    check_device(device, backend)
+    if backend == "numba" or (device == "cpu" and backend == "auto"):
+        return None
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "cpu" if backend == "torch" else None
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {device!r}: torch {torch.__version__} sees no CUDA GPU; use device cpu "
+                "(numba, the fast CPU path) or auto"
+            )
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps': torch sees no Apple GPU; use device cpu or auto")
+    return device
+
+
+def device_name(device: str) -> str:
+    """'cuda' -> 'cuda:0 (NVIDIA H100 ...)', 'cpu' -> 'cpu': what the progress label and stats show."""
+    import torch
+
+    if device.startswith("cuda"):
+        index = torch.device(device).index or 0
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return device
+
+
+# --- skip-gram and CBOW with negative sampling -------------------------------------------------------
+
+
+class _Rows:
+    """The input rows of each word on the device: `rows[starts[w]:starts[w] + counts[w]]`."""
+
+    def __init__(self, rows: np.ndarray, row_starts: np.ndarray, device):
+        import torch
+
+        self.one_row = row_starts[-1] == len(row_starts) - 1  # word2vec: row = word id
+        self.rows = torch.as_tensor(rows.astype(np.int64), device=device)
+        self.starts = torch.as_tensor(row_starts[:-1].astype(np.int64), device=device)
+        self.counts = torch.as_tensor(np.diff(row_starts).astype(np.int64), device=device)
+
+    def expand(self, words):
+        """(N,) word ids -> (flat rows (M,), owner (M,): which of the N words each row belongs to).
+
+        For words [5, 9] with rows 5: [5, 20, 31] and 9: [9, 44]: ([5, 20, 31, 9, 44], [0, 0, 0, 1, 1])."""
+        import torch
+
+        if self.one_row:
+            return words, torch.arange(len(words), device=words.device)
+        counts = self.counts[words]
+        owner = torch.repeat_interleave(torch.arange(len(words), device=words.device), counts)
+        first_of_owner = torch.cumsum(counts, 0) - counts  # where each word's rows begin in the output
+        within = torch.arange(len(owner), device=words.device) - first_of_owner[owner]
+        return self.rows[self.starts[words][owner] + within], owner
+
+
+def batch_pairs_for(vocab_size: int) -> int:
+    """Pairs per step: about one per vocabulary word, between 256 and 65,536.
+
+    Every pair of a step reads the same snapshot, so a row that many pairs of the step touch takes their
+    summed step at once. That sum is what destabilises a large batch: a frequent noise word collects
+    ~2 % of the batch's negatives, all pushing it the same way. Measured on the first 200k words of
+    WikiText-2 (4,408 words): 3,125 pairs per step train as well as the numba path; 16,384 diverge. On the
+    100-word corpus of the tests, 256 train and 2,048 diverge (FastText). Scaling each row's sum down
+    instead kept it stable but cost a third of the WordSim score, so the batch follows the vocabulary.
+
+    >>> batch_pairs_for(100), batch_pairs_for(20_487), batch_pairs_for(1_000_000)
+    (256, 20487, 65536)
+    """
+    return min(MAX_BATCH_PAIRS, max(MIN_BATCH_PAIRS, vocab_size))
+
+
+def _draw_noise(probability, alias, shape, generator):
+    """Word ids ∝ count^0.75 by Walker's alias method: a uniform column, kept or swapped for its alias."""
+    import torch
+
+    column = torch.randint(len(probability), shape, generator=generator, device=probability.device)
+    coin = torch.rand(shape, generator=generator, device=probability.device)
+    return torch.where(coin < probability[column], column, alias[column])
+
+
+def _negative_sampling_step(hidden, targets, output, probability, alias, negative, alpha, generator):
+    """Logistic loss of each hidden vector against its target word and `negative` noise words.
+
+    hidden (B, D), targets (B,). Updates the output rows (summed per row, `index_add_`) and returns the
+    gradient for the input side, (B, D), already scaled by the learning rate."""
+    import torch
+
+    batch, dim = hidden.shape
+    noise = _draw_noise(probability, alias, (batch, negative), generator)  # (B, K)
+    candidates = torch.cat([targets[:, None], noise], dim=1)  # (B, 1 + K): the true word first
+    vectors = output[candidates]  # (B, 1 + K, D)
+    scores = torch.bmm(vectors, hidden[:, :, None]).squeeze(2)  # (B, 1 + K)
+    labels = torch.zeros_like(scores)
+    labels[:, 0] = 1.0
+    step = (labels - torch.sigmoid(scores)) * alpha  # (B, 1 + K)
+    step[:, 1:].masked_fill_(noise == targets[:, None], 0.0)  # a noise draw of the true word is skipped
+    work = torch.bmm(step[:, None, :], vectors).squeeze(1)  # (B, D), from the old output rows
+    output.index_add_(0, candidates.reshape(-1), (step[:, :, None] * hidden[:, None, :]).reshape(-1, dim))
+    return work
+
+
+def _chunk_windows(ids, sentence_of, keep, window, generator):
+    """Subsample a chunk and draw each kept word's window (1..window), on the device.
+
+    Returns (kept ids (n,), sentence of each (n,), reach of each (n,))."""
+    import torch
+
+    kept = torch.rand(len(ids), generator=generator, device=ids.device) < keep[ids]
+    ids, sentence_of = ids[kept], sentence_of[kept]
+    reach = torch.randint(1, window + 1, (len(ids),), generator=generator, device=ids.device)
+    return ids, sentence_of, reach
+
+
+def _block_pairs(ids, sentence_of, reach, first, last, offsets):
+    """Context positions of centre positions [first, last): (centre ids (P,), context ids (P, 2W),
+    valid (P, 2W)) — a context is valid inside the centre's sentence and reach."""
+    import torch
+
+    centres = torch.arange(first, last, device=ids.device)  # (P,)
+    positions = centres[:, None] + offsets[None, :]  # (P, 2W)
+    inside = (positions >= 0) & (positions < len(ids))
+    positions = positions.clamp(0, len(ids) - 1)
+    valid = inside & (sentence_of[positions] == sentence_of[centres][:, None])
+    valid &= offsets.abs()[None, :] <= reach[centres][:, None]
+    return ids[centres], ids[positions], valid
+
+
+def train_negative_sampling_torch(
+    corpus: EncodedCorpus,
+    inputs: np.ndarray,
+    output: np.ndarray,
+    rows: np.ndarray,
+    row_starts: np.ndarray,
+    *,
+    cbow: bool,
+    window: int,
+    negative: int,
+    sample: float,
+    alpha: float,
+    min_alpha: float,
+    epochs: int,
+    seed: int,
+    progress: bool,
+    label: str,
+    device: str,
+    workers: int = 0,
+    batch_pairs: int = 0,
+) -> TrainStats:
+    """`word2vec.train_negative_sampling` on a torch device: same arguments, `inputs` and `output`
+    updated in place (copied to the device and back). `batch_pairs` 0 = `batch_pairs_for(vocabulary)`."""
+    import torch
+
+    threads_before = torch.get_num_threads()
+    if device == "cpu" and workers > 0:
+        torch.set_num_threads(workers)
+    try:
+        with torch.no_grad():
+            return _train_sgns(
+                corpus, inputs, output, rows, row_starts, cbow, window, negative, sample, alpha, min_alpha,
+                epochs, seed, progress, label, torch.device(device),
+                batch_pairs or batch_pairs_for(len(corpus.vocab)),
+            )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train_sgns(corpus, inputs_np, output_np, rows, row_starts, cbow, window, negative, sample, alpha,
+                min_alpha, epochs, seed, progress, label, device, batch_pairs) -> TrainStats:  # fmt: skip
+    import torch
+
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    inputs = torch.as_tensor(inputs_np, device=device)
+    output = torch.as_tensor(output_np, device=device)
+    word_rows = _Rows(rows, row_starts, device)
+    keep = torch.as_tensor(keep_probability(corpus.vocab.counts, sample), device=device)
+    probability, alias = (torch.as_tensor(t, device=device) for t in alias_table(corpus.vocab.counts))
+    alias = alias.long()
+    ids_all = torch.as_tensor(corpus.ids.astype(np.int64), device=device)
+    sentence_all = torch.repeat_interleave(
+        torch.arange(corpus.num_sentences, device=device),
+        torch.as_tensor(np.diff(corpus.starts), device=device),
+    )
+    offsets = torch.tensor([d for d in range(-window, window + 1) if d != 0], device=device)  # (2W,)
+    chunks = chunk_sentences(corpus.starts, CHUNK_WORDS)
+    corpus_words = max(1, len(corpus.ids))
+    raw_per_epoch = corpus.vocab.raw_words
+    centres_per_block = max(1, batch_pairs // (window + 1))  # a centre has about window + 1 contexts
+    bar = _progress_bar(raw_per_epoch * epochs, f"{label} [{device}]", progress)
+    effective = 0
+    started = time.perf_counter()
+    for epoch in range(epochs):
+        for c in range(len(chunks) - 1):
+            begin, end = int(corpus.starts[chunks[c]]), int(corpus.starts[chunks[c + 1]])
+            ids, sentence_of, reach = _chunk_windows(
+                ids_all[begin:end], sentence_all[begin:end], keep, window, generator
+            )
+            effective += len(ids)
+            for first in range(0, len(ids), centres_per_block):
+                last = min(first + centres_per_block, len(ids))
+                done = epoch * corpus_words + begin + (end - begin) * first / max(1, len(ids))
+                rate = max(min_alpha, alpha - (alpha - min_alpha) * done / (epochs * corpus_words))
+                centres, contexts, valid = _block_pairs(ids, sentence_of, reach, first, last, offsets)
+                if cbow:
+                    _cbow_block(inputs, output, word_rows, centres, contexts, valid, probability, alias,
+                                negative, rate, generator)  # fmt: skip
+                else:
+                    _skipgram_block(inputs, output, word_rows, centres, contexts, valid, probability, alias,
+                                    negative, rate, generator)  # fmt: skip
+            if bar is not None:
+                bar.update(int((end - begin) * raw_per_epoch / corpus_words))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    if bar is not None:
+        bar.close()
+    inputs_np[...] = inputs.cpu().numpy()
+    output_np[...] = output.cpu().numpy()
+    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    return TrainStats(
+        seconds=seconds, raw_words=raw_per_epoch * epochs, effective_words=effective, workers=threads,
+        backend="torch", device=device_name(str(device)),
+    )  # fmt: skip
+
+
+def _skipgram_block(inputs, output, word_rows, centres, contexts, valid, probability, alias, negative, rate,
+                    generator) -> None:  # fmt: skip
+    """Skip-gram. word2vec (one row per word), as word2vec.c: each context word's row predicts the centre.
+    FastText: the mean of the centre's rows (word + n-grams) predicts each context word, and the summed
+    input gradient of the centre's pairs goes, in full, to every one of its rows."""
+    import torch
+
+    pair_centre, pair_slot = valid.nonzero(as_tuple=True)  # (B,), (B,): which centre, which context
+    if len(pair_centre) == 0:
+        return
+    if word_rows.one_row:
+        context_words = contexts[pair_centre, pair_slot]
+        work = _negative_sampling_step(
+            inputs[context_words], centres[pair_centre], output, probability, alias, negative, rate, generator
+        )
+        inputs.index_add_(0, context_words, work)
+        return
+    flat_rows, owner = word_rows.expand(centres)  # every row of every centre word
+    counts = word_rows.counts[centres].to(inputs.dtype)
+    mean = torch.zeros((len(centres), inputs.shape[1]), dtype=inputs.dtype, device=inputs.device)
+    mean.index_add_(0, owner, inputs[flat_rows]).div_(counts[:, None])  # (P, D)
+    work = _negative_sampling_step(
+        mean[pair_centre], contexts[pair_centre, pair_slot], output, probability, alias, negative, rate,
+        generator,
+    )  # fmt: skip
+    per_centre = torch.zeros_like(mean).index_add_(0, pair_centre, work)  # (P, D)
+    inputs.index_add_(0, flat_rows, per_centre[owner])
+
+
+def _cbow_block(inputs, output, word_rows, centres, contexts, valid, probability, alias, negative, rate,
+                generator) -> None:  # fmt: skip
+    """CBOW: the mean of the rows of the window's words predicts the centre; each of those rows receives
+    the input gradient in full (word2vec.c's and gensim's cbow_mean)."""
+    import torch
+
+    pair_centre, pair_slot = valid.nonzero(as_tuple=True)
+    if len(pair_centre) == 0:
+        return
+    flat_rows, owner = word_rows.expand(contexts[pair_centre, pair_slot])
+    row_centre = pair_centre[owner]  # (M,): the centre each row contributes to
+    dim = inputs.shape[1]
+    hidden = torch.zeros((len(centres), dim), dtype=inputs.dtype, device=inputs.device)
+    hidden.index_add_(0, row_centre, inputs[flat_rows])
+    counts = torch.bincount(row_centre, minlength=len(centres))
+    has_context = counts > 0
+    hidden = hidden[has_context] / counts[has_context, None].to(inputs.dtype)  # (P', D)
+    work = torch.zeros((len(centres), dim), dtype=inputs.dtype, device=inputs.device)
+    work[has_context] = _negative_sampling_step(
+        hidden, centres[has_context], output, probability, alias, negative, rate, generator
+    )
+    inputs.index_add_(0, flat_rows, work[row_centre])
+
+
+# --- GloVe -------------------------------------------------------------------------------------------
+
+
+def fit_glove_torch(words, contexts, word_bias, context_bias, rows, cols, log_counts, weights, *,
+                    epochs: int, learning_rate: float, seed: int, device: str, workers: int = 0, bar=None,
+                    batch: int = GLOVE_BATCH) -> list[float]:  # fmt: skip
+    """AdaGrad over the co-occurrence entries (numpy arrays, updated in place), a random order each
+    pass, `batch` entries per step; returns the mean weighted cost of each pass.
+
+    Per entry e = (i, j): diff = w_i·c_j + b_i + b̃_j − log X_ij, g = f(X_ij)·diff·lr; each parameter
+    steps by its gradient / sqrt(its sum of squared gradients), the sums starting at 1 (as glove.py)."""
+    import torch
+
+    threads_before = torch.get_num_threads()
+    if device == "cpu" and workers > 0:
+        torch.set_num_threads(workers)
+    try:
+        return _fit_glove(words, contexts, word_bias, context_bias, rows, cols, log_counts, weights, epochs,
+                          learning_rate, seed, torch.device(device), bar, batch)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _fit_glove(words, contexts, word_bias, context_bias, rows, cols, log_counts, weights, epochs, learning_rate,
+               seed, device, bar, batch) -> list[float]:  # fmt: skip
+    import torch
+
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    with torch.no_grad():
+        params = [torch.as_tensor(a, device=device) for a in (words, contexts, word_bias, context_bias)]
+        w, c, bw, bc = params
+        sums = [torch.ones_like(p) for p in params]  # AdaGrad's squared-gradient sums
+        gw, gc, gbw, gbc = sums
+        i_all = torch.as_tensor(rows.astype(np.int64), device=device)
+        j_all = torch.as_tensor(cols.astype(np.int64), device=device)
+        log_all = torch.as_tensor(log_counts, device=device)
+        weight_all = torch.as_tensor(weights, device=device)
+        costs = []
+        for _ in range(epochs):
+            order = torch.randperm(len(i_all), generator=generator, device=device)
+            cost = torch.zeros((), dtype=torch.float64, device=device)
+            for first in range(0, len(order), batch):
+                take = order[first : first + batch]
+                i, j = i_all[take], j_all[take]
+                wi, cj = w[i], c[j]  # (B, D)
+                diff = (wi * cj).sum(1) + bw[i] + bc[j] - log_all[take]  # (B,)
+                weighted = weight_all[take] * diff
+                cost += (0.5 * weighted * diff).sum(dtype=torch.float64)
+                g = (weighted * learning_rate)[:, None]  # (B, 1)
+                grad_w, grad_c = g * cj, g * wi  # from the old values of both vectors
+                w.index_add_(0, i, -grad_w / gw[i].sqrt())
+                c.index_add_(0, j, -grad_c / gc[j].sqrt())
+                bw.index_add_(0, i, -g[:, 0] / gbw[i].sqrt())
+                bc.index_add_(0, j, -g[:, 0] / gbc[j].sqrt())
+                gw.index_add_(0, i, grad_w * grad_w)
+                gc.index_add_(0, j, grad_c * grad_c)
+                gbw.index_add_(0, i, g[:, 0] ** 2)
+                gbc.index_add_(0, j, g[:, 0] ** 2)
+            costs.append(float(cost) / max(1, len(i_all)))
+            if bar is not None:
+                bar.update(bar.total // epochs)
+                bar.set_postfix(cost=f"{costs[-1]:.4f}")
+        for array, tensor in zip((words, contexts, word_bias, context_bias), params, strict=True):
+            array[...] = tensor.cpu().numpy()
+    return costs
