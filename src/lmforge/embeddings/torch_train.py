@@ -361,6 +361,23 @@ def _cbow_block(inputs, output, word_rows, centres, contexts, valid, probability
 # --- GloVe -------------------------------------------------------------------------------------------
 
 
+def _adagrad_rows(param, squares, index, grads) -> None:
+    """One AdaGrad step on the rows `index` touches: each row's gradients summed over the batch, its
+    squared sum added to `squares`, then the row moved by sum / sqrt(squares).
+
+    The squares are added before the step (as torch.optim.Adagrad), where glove.c and the numba path
+    divide by the sums before this gradient: a row's batch gradient can sum hundreds of entries ("the"
+    meets ~400 of every 65k), and divided by the initial 1 it throws the row out of range (NaN within
+    an epoch on 500k words of WikiText-2); divided by its own size, a coordinate moves by less than 1."""
+    import torch
+
+    rows, inverse = torch.unique(index, return_inverse=True)  # (U,), (B,)
+    total = torch.zeros((len(rows), *grads.shape[1:]), dtype=grads.dtype, device=grads.device)
+    total.index_add_(0, inverse, grads)
+    squares.index_add_(0, rows, total * total)
+    param.index_add_(0, rows, -total / squares[rows].sqrt())
+
+
 def fit_glove_torch(words, contexts, word_bias, context_bias, rows, cols, log_counts, weights, *,
                     epochs: int, learning_rate: float, seed: int, device: str, workers: int = 0, bar=None,
                     batch: int = GLOVE_BATCH) -> list[float]:  # fmt: skip
@@ -368,7 +385,8 @@ def fit_glove_torch(words, contexts, word_bias, context_bias, rows, cols, log_co
     pass, `batch` entries per step; returns the mean weighted cost of each pass.
 
     Per entry e = (i, j): diff = w_i·c_j + b_i + b̃_j − log X_ij, g = f(X_ij)·diff·lr; each parameter
-    steps by its gradient / sqrt(its sum of squared gradients), the sums starting at 1 (as glove.py)."""
+    row steps by its batch gradient / sqrt(its sum of squared gradients), the sums starting at 1 (as
+    glove.py), see `_adagrad_rows`."""
     import torch
 
     threads_before = torch.get_num_threads()
@@ -409,14 +427,10 @@ def _fit_glove(words, contexts, word_bias, context_bias, rows, cols, log_counts,
                 cost += (0.5 * weighted * diff).sum(dtype=torch.float64)
                 g = (weighted * learning_rate)[:, None]  # (B, 1)
                 grad_w, grad_c = g * cj, g * wi  # from the old values of both vectors
-                w.index_add_(0, i, -grad_w / gw[i].sqrt())
-                c.index_add_(0, j, -grad_c / gc[j].sqrt())
-                bw.index_add_(0, i, -g[:, 0] / gbw[i].sqrt())
-                bc.index_add_(0, j, -g[:, 0] / gbc[j].sqrt())
-                gw.index_add_(0, i, grad_w * grad_w)
-                gc.index_add_(0, j, grad_c * grad_c)
-                gbw.index_add_(0, i, g[:, 0] ** 2)
-                gbc.index_add_(0, j, g[:, 0] ** 2)
+                _adagrad_rows(w, gw, i, grad_w)
+                _adagrad_rows(c, gc, j, grad_c)
+                _adagrad_rows(bw, gbw, i, g[:, 0])
+                _adagrad_rows(bc, gbc, j, g[:, 0])
             costs.append(float(cost) / max(1, len(i_all)))
             if bar is not None:
                 bar.update(bar.total // epochs)
