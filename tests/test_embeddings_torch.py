@@ -147,7 +147,7 @@ def test_cli_train_with_torch_backend(cli, tmp_path):
         "--backend", "torch", "--device", "cpu", "--workers", "1", "--quiet", "--out", out, corpus,
     )  # fmt: skip
     assert code == 0, stderr
-    assert "on cpu (torch, 1 threads)" in stdout and "words/s" in stdout
+    assert "on cpu (torch, 1 thread)" in stdout and "words/s" in stdout
     assert WordVectors.load(out).dim == 16
 
 

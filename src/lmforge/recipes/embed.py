@@ -204,9 +204,10 @@ def run_train(args: argparse.Namespace) -> int:
     vectors, stats, saver = train_method(args.method, corpus, args)
     saver.save(out)
     epochs = args.epochs or DEFAULT_EPOCHS[args.method]
-    where = f"{stats.workers} threads" if stats.backend == "numba" else f"{stats.device} (torch)"
+    threads = f"{stats.workers} thread{'s' if stats.workers != 1 else ''}"
+    where = threads if stats.backend == "numba" else f"{stats.device} (torch)"
     if stats.backend == "torch" and stats.device == "cpu":
-        where = f"cpu (torch, {stats.workers} threads)"
+        where = f"cpu (torch, {threads})"
     print(
         f"{args.method}: {epochs} epochs in {stats.seconds:.1f}s on {where}, {stats.words_per_second:,.0f} words/s"
     )
