@@ -12,6 +12,7 @@ per-token latency after it. Writes its section of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -239,9 +240,19 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=200)
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument(
+        "--note", default="", help="a paragraph on the machine's load, written after the tables"
+    )
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     results = run(args.reps, args.new_tokens)
     text = table(results, args.reps, args.new_tokens)
+    text += (
+        f"\n1-minute load average on the machine: {load_before:.2f} before the run, "
+        f"{os.getloadavg()[0]:.2f} after it.\n"
+    )
+    if args.note:
+        text += "\n" + args.note.strip() + "\n"
     print(text)
     if not args.no_write:
         write_section(text)
