@@ -290,7 +290,7 @@ def main() -> int:
         "",
         f"- first-step MLM loss: HF {encoder['first_loss']['hf']:.6f}, lmforge {encoder['first_loss']['ours']:.6f} "
         f"(|Δ| = {encoder_gap:.1e})",
-        "- `torch.compile` is an option of the training loop (pre-training issue), not measured here.",
+        "- `torch.compile` (the training loop's `train.compile` option) is measured apart: next section, `benchmarks/model_compile.py`.",
     ]
     text = "\n".join(lines)
     print(text)
