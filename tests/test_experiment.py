@@ -353,3 +353,17 @@ def test_tiny_experiment_end_to_end_then_resume(tiny_mlm_model, sst2_slice, tmp_
     assert "from scratch, 100%, seed 1: 10 steps" in stdout
     assert (out / "runs" / "pretrained" / "frac-1-seed-0" / "result.json").stat().st_mtime_ns == before
     assert len(json.loads((out / "results.json").read_text())["runs"]) == 8
+
+
+def test_resume_redoes_a_run_made_from_another_model(tmp_path):
+    from lmforge.recipes.experiment import finished_record
+
+    plan = {"steps": 10, "eval_every": 5, "train_examples": 30}
+    record = {"planned_steps": 10, "eval_every": 5, "train_examples": 30, "model": "runs/a/model"}
+    (tmp_path / "result.json").write_text(json.dumps(record))
+    assert finished_record(tmp_path, plan, "runs/a/model") == record
+    assert finished_record(tmp_path, plan, "runs/b/model") is None  # another start: redo it
+    assert finished_record(tmp_path, {**plan, "steps": 20}, "runs/a/model") is None
+    del record["model"]  # records written before the model was recorded: the plan decides
+    (tmp_path / "result.json").write_text(json.dumps(record))
+    assert finished_record(tmp_path, plan, "runs/b/model") == record

@@ -1,6 +1,6 @@
 """`lmforge experiment data-efficiency`: the course's claims about pre-training, measured.
 
-    lmforge experiment data-efficiency                          # the full experiment (~40 min, 2 quiet cores)
+    lmforge experiment data-efficiency                          # the full experiment (~73 min on 1 thread)
     lmforge experiment data-efficiency --resume                 # after an interruption
     lmforge experiment data-efficiency --fractions 0.01,0.1 --seeds 0 --steps 100,200 --out runs/de-quick
 
@@ -196,6 +196,7 @@ def run_one(preset, *, start: str, fraction: float, seed: int, plan: dict, run_d
     ]
     record = {
         "start": start,
+        "model": str(preset.model),
         "fraction": fraction,
         "seed": seed,
         "train_examples": plan["train_examples"],
@@ -218,8 +219,9 @@ def run_one(preset, *, start: str, fraction: float, seed: int, plan: dict, run_d
     return record
 
 
-def finished_record(run_dir: Path, plan: dict) -> dict | None:
-    """The result.json of a finished run made with the same plan (steps, evaluations, subset size)."""
+def finished_record(run_dir: Path, plan: dict, model: str | None = None) -> dict | None:
+    """The result.json of a finished run made with the same plan (steps, evaluations, subset size) and, when
+    the record names it, the same model directory."""
     path = run_dir / "result.json"
     if not path.is_file():
         return None
@@ -228,6 +230,7 @@ def finished_record(run_dir: Path, plan: dict) -> dict | None:
         record.get("planned_steps") == plan["steps"]
         and record.get("eval_every") == plan["eval_every"]
         and record.get("train_examples") == plan["train_examples"]
+        and (model is None or record.get("model", model) == model)
     )
     return record if same else None
 
@@ -559,7 +562,8 @@ def data_efficiency(config: DataEfficiencyConfig, log=print) -> dict:
         plan = plans[fraction]
         run_dir = out / "runs" / start / f"frac-{fraction:g}-seed-{seed}"
         label = f"[{number}/{len(schedule)}] {START_NAMES[start]}, {_percent(fraction)}, seed {seed}"
-        record = finished_record(run_dir, plan) if config.resume else None
+        model = str(starts[start].model)
+        record = finished_record(run_dir, plan, model) if config.resume else None
         if record is not None:
             log(f"{label}: finished before (--resume), dev accuracy {record['dev_accuracy']:.4f}")
         else:
@@ -617,11 +621,12 @@ Fine-tune the pre-trained and the from-scratch preset on 1%, 10% and 100% of the
 nested random sample, the same for both starts), 3 seeds each, beside a TF-IDF + logistic-regression
 baseline; write OUT/results.json, OUT/table.md and OUT/data-efficiency.png.
 
-Cost, measured 2026-11-27 on the shared 2-core machine while 3-4 other jobs ran: one bert-tiny step (batch
-32 SST-2 phrases, at most 64 tokens) 0.47-0.92 s on one thread (4.6 s on two: their threads spin-wait on a
-busy machine; set OMP_NUM_THREADS=1 there), one evaluation of the 872 dev sentences 5-11 s. The default
-budget, 2 starts x 3 seeds x (200 + 400 + 800) = 8,400 steps and 144 evaluations, thus takes about 2 hours on
-that busy machine; on 2 quiet cores (about 15 GFLOP a step: ~0.2 s) about 40 minutes.
+Cost, measured 2026-11-27 on the 2-core machine: the default budget, 2 starts x 3 seeds x (200 + 400 + 800)
+= 8,400 steps and 144 evaluations, took 73 minutes of run time on one thread per run (about 0.45 s a step
+with evaluations; two experiments side by side, one thread each). To use two cores, run the fractions in
+two processes with their own --out and --steps, one thread each (on a busy machine two torch threads
+spin-wait: set OMP_NUM_THREADS=1), copy both OUT/runs and OUT/data into one directory and run the full
+command there with --resume: it rebuilds the report from the finished runs.
 Interrupted? Run the same command with --resume: finished runs are kept.
 """
 
