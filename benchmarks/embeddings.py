@@ -169,8 +169,8 @@ def format_results(results, args, corpus, load_before, load_after) -> str:
     lines = [
         "## Embeddings (`benchmarks/embeddings.py`)",
         "",
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {cpu}, {os.cpu_count()} cores, shared with four other "
-        f"engineers' jobs (load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end; "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {cpu}, {os.cpu_count()} cores "
+        f"(1-minute load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end; "
         f"{args.minutes:.0f} minutes in all) · "
         f"Python {platform.python_version()}, numba {numba.__version__}, gensim {gensim.__version__}.",
         "",
