@@ -32,6 +32,19 @@ def shared_data() -> Path:
     return require_shared_data()
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny-model tests: on a busy 2-core machine two OpenMP threads
+    spin-wait on each other around tiny matmuls (up to 100x slower). Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def cli(capsys):
     """Run `lmforge ARGS...` in-process; returns (exit code, stdout, stderr)."""

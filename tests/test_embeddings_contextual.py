@@ -35,12 +35,7 @@ RIVER = [
 MONEY = ["She deposited the money at the bank.", "The bank raised the interest rate on its loans."]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -33,12 +33,7 @@ SMALL = dict(dim=24, window=3, min_count=1, workers=1, progress=False, seed=3)
 TORCH_CPU = dict(backend="torch", device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -35,13 +35,7 @@ from lmforge.recipes.finetune import FinetuneConfig, finetune
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny matmuls on a busy shared machine: two OpenMP threads spin-wait on each other (100x slower)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
 
 def minilm_tokenizer_file() -> Path:

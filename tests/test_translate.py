@@ -38,13 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 PRESET = REPO / "configs" / "translate-en-es-tatoeba.yaml"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny matmuls on a busy shared machine: two OpenMP threads spin-wait on each other (100x slower)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
 
 @pytest.fixture(scope="module")
