@@ -33,7 +33,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from lmforge.config import dump_yaml, load_config
 from lmforge.errors import ConfigError, LmforgeError, MissingFileError
@@ -164,6 +164,50 @@ def fitted_train_config(config: FinetuneConfig, model, objective, log=print) -> 
     warmup = min(train_config.warmup_steps, steps // 10)
     log(f"schedule: {steps:,} steps of {step_seconds * 1e3:.0f} ms fit {train_config.max_minutes:g} min")
     return dataclasses.replace(train_config, max_steps=steps, warmup_steps=warmup, schedule_follows_time=True)
+
+
+def base_tokenizer(base_dir: Path):
+    """A model directory's tokenizer: (the path of its tokenizer.json, the loaded tokenizer)."""
+    from lmforge.tokenizers import Tokenizer
+
+    tokenizer_file = base_dir / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise MissingFileError(f"{tokenizer_file} not found: the model directory needs its tokenizer")
+    return tokenizer_file, Tokenizer.load(tokenizer_file)
+
+
+class TaskTraining(NamedTuple):
+    result: object  # lmforge.train.loop's result: .model, .metrics, .steps, .seconds
+    num_parameters: int  # with the LoRA adapters, when there are any
+    trainable: int
+    train_config: TrainConfig  # as the loop ran it (max_steps fitted to the budget)
+
+
+def train_task(
+    config: FinetuneConfig, model, objective, out: Path, start: str, log=print, *, frozen_with_lora=()
+):
+    """What every task does between building its model and scoring it: LoRA adapters when `lora.rank` > 0
+    (the modules named in `frozen_with_lora` then stay frozen too), the parameter count, the schedule fitted
+    to the time budget and the pre-training loop with the task's objective.
+
+    Returns a `TaskTraining`; the loop's model is in eval mode.
+    """
+    from lmforge.model import lora as lora_
+    from lmforge.train.loop import train
+
+    apply_lora_spec(model, config.lora, log)
+    if config.lora.rank:
+        for name in frozen_with_lora:
+            for parameter in model.get_submodule(name).parameters():
+                parameter.requires_grad_(False)
+    num_parameters = sum(p.numel() for p in model.parameters())
+    trainable = lora_.trainable_parameters(model)
+    log(f"model: {num_parameters / 1e6:.2f}M parameters ({trainable:,} trained), from {start}")
+
+    train_config = fitted_train_config(config, model, objective, log)
+    result = train(model, objective, train_config, out)
+    result.model.eval()
+    return TaskTraining(result, num_parameters, trainable, train_config)
 
 
 def save_finetuned(
@@ -303,9 +347,6 @@ def finetune(config: FinetuneConfig, log=print) -> FinetuneResult:
 
         return finetune_qa(config, log)
     from lmforge.data.classification import ClassificationObjective
-    from lmforge.model import lora as lora_
-    from lmforge.tokenizers import Tokenizer
-    from lmforge.train.loop import train
 
     resolve_model_source(config.model)  # fails before any work if the model path is wrong
     train_examples, dev_examples, values, names = read_splits(config.data)
@@ -313,10 +354,7 @@ def finetune(config: FinetuneConfig, log=print) -> FinetuneResult:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump_yaml(config))
     base_dir = prepare_base(config.model, out, log)
-    tokenizer_file = base_dir / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        raise MissingFileError(f"{tokenizer_file} not found: the model directory needs its tokenizer")
-    tokenizer = Tokenizer.load(tokenizer_file)
+    tokenizer_file, tokenizer = base_tokenizer(base_dir)
 
     model = build_classifier(
         base_dir,
@@ -343,16 +381,9 @@ def finetune(config: FinetuneConfig, log=print) -> FinetuneResult:
         f"data: {len(train_examples):,} train / {len(dev_examples or []):,} dev examples, labels {names}, "
         f"tokenized in {time.perf_counter() - started:.1f}s"
     )
-    apply_lora_spec(model, config.lora, log)
-    num_parameters = sum(p.numel() for p in model.parameters())
-    trainable = lora_.trainable_parameters(model)
     start = "random initialisation" if config.from_scratch else str(base_dir)
-    log(f"model: {num_parameters / 1e6:.2f}M parameters ({trainable:,} trained), from {start}")
-
-    train_config = fitted_train_config(config, model, objective, log)
-    result = train(model, objective, train_config, out)
+    result, num_parameters, trainable, _ = train_task(config, model, objective, out, start, log)
     model = result.model
-    model.eval()
     card = classify_card(config, base_dir, result, names, trainable)
     model_dir = save_finetuned(
         model, config, out, base_dir, tokenizer_file, card, train_modules=["head", "pooler"]

@@ -145,18 +145,14 @@ def finetune_qa(config, log=print):
     """The whole `qa` pipeline for a `FinetuneConfig` whose task is "qa"; returns a `FinetuneResult`."""
     from lmforge.config import dump_yaml
     from lmforge.data.qa import QAObjective, prepare_tokenizer
-    from lmforge.errors import MissingFileError
-    from lmforge.model import lora as lora_
     from lmforge.recipes.finetune import (
         FinetuneResult,
-        apply_lora_spec,
-        fitted_train_config,
+        base_tokenizer,
         prepare_base,
         resolve_model_source,
         save_finetuned,
+        train_task,
     )
-    from lmforge.tokenizers import Tokenizer
-    from lmforge.train.loop import train
 
     data = config.qa
     check_settings(data)
@@ -166,10 +162,7 @@ def finetune_qa(config, log=print):
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump_yaml(config))
     base_dir = prepare_base(config.model, out, log)
-    tokenizer_file = base_dir / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        raise MissingFileError(f"{tokenizer_file} not found: the model directory needs its tokenizer")
-    tokenizer = Tokenizer.load(tokenizer_file)
+    tokenizer_file, tokenizer = base_tokenizer(base_dir)
 
     settings = {
         "max_length": data.max_length,
@@ -208,16 +201,9 @@ def finetune_qa(config, log=print):
         f"{len(test_examples):,} questions, tokenized in {time.perf_counter() - started:.1f}s"
         + (f"; {objective.train.unlocated} answers fit no window" if objective.train.unlocated else "")
     )
-    apply_lora_spec(model, config.lora, log)
-    num_parameters = sum(p.numel() for p in model.parameters())
-    trainable = lora_.trainable_parameters(model)
     start = "random initialisation" if config.from_scratch else str(base_dir)
-    log(f"model: {num_parameters / 1e6:.2f}M parameters ({trainable:,} trained), from {start}")
-
-    train_config = fitted_train_config(config, model, objective, log)
-    result = train(model, objective, train_config, out)
+    result, num_parameters, trainable, train_config = train_task(config, model, objective, out, start, log)
     model = result.model
-    model.eval()
     metrics = result.metrics
     if train_config.eval_batches or not metrics:  # the loop scored a sample: now every test question
         evaluated = time.perf_counter()

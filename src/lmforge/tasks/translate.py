@@ -296,8 +296,7 @@ def _start_from_directory(config, out: Path, log):
 
     from lmforge.model import build_model
     from lmforge.model.checkpoint import check_state_dict, read_config, unique_state_dict
-    from lmforge.recipes.finetune import prepare_base
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.recipes.finetune import base_tokenizer, prepare_base
 
     base_dir = prepare_base(config.model, out, log)
     base = read_config(base_dir)
@@ -306,10 +305,7 @@ def _start_from_directory(config, out: Path, log):
             f"task translate needs an encoder-decoder model; {base_dir} is a {base.architecture} "
             f"(or start from a preset: model: {PRESET_PREFIX}transformer-tiny)"
         )
-    tokenizer_file = base_dir / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        raise MissingFileError(f"{tokenizer_file} not found: the model directory needs its tokenizer")
-    tokenizer = Tokenizer.load(tokenizer_file)
+    tokenizer_file, tokenizer = base_tokenizer(base_dir)
     if config.translate.architecture:
         raise ConfigError("translate.architecture changes a preset; a model directory keeps its architecture")
     model_config = base.replace(
@@ -385,12 +381,10 @@ def finetune_translate(config, log=print):
     from lmforge.model import lora as lora_
     from lmforge.recipes.finetune import (
         FinetuneResult,
-        apply_lora_spec,
-        fitted_train_config,
         resolve_model_source,
         save_finetuned,
+        train_task,
     )
-    from lmforge.train.loop import train
 
     data = config.translate
     started = time.perf_counter()
@@ -448,18 +442,11 @@ def finetune_translate(config, log=print):
         seed=config.train.seed,
     )
     log(f"tokenized in {time.perf_counter() - tokenize_started:.1f}s")
-    apply_lora_spec(model, config.lora, log)
-    if config.lora.rank:  # the output layer is tied to the token table: LoRA leaves both frozen
-        for parameter in model.head.parameters():
-            parameter.requires_grad_(False)
-    num_parameters = sum(p.numel() for p in model.parameters())
-    trainable = lora_.trainable_parameters(model)
-    log(f"model: {num_parameters / 1e6:.2f}M parameters ({trainable:,} trained), from {start}")
-
-    train_config = fitted_train_config(config, model, objective, log)
-    result = train(model, objective, train_config, out)
+    # the output layer is tied to the token table: with LoRA both stay frozen
+    result, num_parameters, trainable, _ = train_task(
+        config, model, objective, out, start, log, frozen_with_lora=("head",)
+    )
     model = result.model
-    model.eval()
     if config.lora.rank and not saves_adapters:
         lora_.merge_lora(model)
 
