@@ -96,6 +96,20 @@ def apply_overrides(config: T, overrides: Sequence[str]) -> T:
     return config
 
 
+def top_level_overrides(items: Sequence[str]) -> list[str]:
+    """The values of repeated ``--set KEY=VALUE`` options, as overrides of top-level keys.
+
+    >>> top_level_overrides(["max_length=64"])
+    ['max_length=64']
+    """
+    for item in items:
+        if "=" not in item or "." in item.split("=", 1)[0]:
+            raise ConfigError(
+                f"--set {item}: write --set KEY=VALUE for a top-level key (sections: --train.lr=...)"
+            )
+    return list(items)
+
+
 def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """Separate dotted overrides (``--a.b=1`` or ``--a.b 1``) from the other command-line arguments.
 

@@ -730,16 +730,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def top_level_overrides(items: list[str]) -> list[str]:
-    for item in items:
-        if "=" not in item or "." in item.split("=", 1)[0]:
-            raise ConfigError(
-                f"--set {item}: write --set KEY=VALUE for a top-level key (sections: --train.lr=...)"
-            )
-    return list(items)
-
-
 def run(args: argparse.Namespace) -> int:
+    from lmforge.config import top_level_overrides
+
     config = DataEfficiencyConfig(
         pretrained=args.pretrained,
         scratch=args.scratch,

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from lmforge.config import dump_yaml, load_config
+from lmforge.config import dump_yaml, load_config, top_level_overrides
 from lmforge.errors import ConfigError, LmforgeError, MissingFileError
 from lmforge.recipes import Command
 from lmforge.tasks.qa import QAData
@@ -430,13 +430,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides)
-    for item in args.set:
-        if "=" not in item or "." in item.split("=", 1)[0]:
-            raise ConfigError(
-                f"--set {item}: write --set KEY=VALUE for a top-level key (sections: --train.lr=...)"
-            )
-        overrides.append(item)
+    overrides = list(args.overrides) + top_level_overrides(args.set)
     if args.out:
         overrides.append(f"out={args.out}")
     if args.model:
