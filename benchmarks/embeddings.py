@@ -28,6 +28,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from common import RESULTS, write_section  # noqa: E402
+
 from lmforge.embeddings import (  # noqa: E402
     FastTextConfig,
     GloVeConfig,
@@ -157,7 +159,8 @@ def main() -> int:
     table = format_results(results, args, corpus, load_before, load_after)
     print(table)
     if not args.no_write:
-        write_section(table)
+        write_section("## Embeddings (`benchmarks/embeddings.py`)", table)
+        print(f"wrote {RESULTS}")
     return 0
 
 
@@ -205,19 +208,6 @@ def format_results(results, args, corpus, load_before, load_after) -> str:
         cells = ", ".join(f"{r['seconds']:.1f}s / {r['analogy']:.2%} / {r['wordsim']:.3f}" for r in rows)
         lines.append(f"- {method} {library} (time / analogy / WordSim ρ): {cells}")
     return "\n".join(lines) + "\n"
-
-
-def write_section(section: str) -> None:
-    path = HERE / "RESULTS.md"
-    text = path.read_text()
-    start = text.find("## Embeddings")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

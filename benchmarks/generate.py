@@ -25,6 +25,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 # benchmarks/tokenizers.py would shadow HF's `tokenizers` (which transformers imports): drop this folder
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.append(str(HERE))  # last: for common.py, after the installed packages
+
+from common import write_section  # noqa: E402
+
 SECTION = "## Generation (`benchmarks/generate.py`)"
 
 
@@ -221,18 +225,6 @@ def table(results: dict, reps: int, new_tokens: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    path = HERE / "RESULTS.md"
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    if SECTION in current:
-        before, _, rest = current.partition(SECTION)
-        after = rest[rest.find("\n## ") :] if "\n## " in rest else ""
-        current = before.rstrip() + "\n\n" + text + after
-    else:
-        current = current.rstrip() + "\n\n" + text
-    path.write_text(current)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -255,7 +247,7 @@ def main() -> int:
         text += "\n" + args.note.strip() + "\n"
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

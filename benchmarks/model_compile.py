@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [
-    p for p in sys.path if Path(p or ".").resolve() != HERE
-]  # benchmarks/tokenizers.py shadows HF's
+# benchmarks/tokenizers.py would shadow HF's `tokenizers`: this folder goes last, after the installed packages
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 sys.path.insert(0, str(HERE.parent / "src"))
 
 import transformers  # noqa: E402
+from common import write_section  # noqa: E402
 
 from lmforge.model import load  # noqa: E402
 from lmforge.model.convert import from_hf  # noqa: E402
@@ -122,20 +122,6 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    path = HERE / "RESULTS.md"
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    if SECTION in current:
-        before, _, rest = current.partition(SECTION)
-        after = rest[rest.find("\n## ") :] if "\n## " in rest else ""
-        current = before.rstrip() + "\n\n" + text + after
-    else:
-        marker = "\n## metrics"  # after the plain-loop section it belongs with
-        at = current.find(marker)
-        current = current.rstrip() + "\n\n" + text if at < 0 else current[:at] + "\n" + text + current[at:]
-    path.write_text(current)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few steps; print, do not write RESULTS.md")
@@ -150,7 +136,7 @@ def main() -> int:
         text += "\n" + args.note.strip() + "\n"
     print(text)
     if not args.quick:
-        write_section(text)
+        write_section(SECTION, text, before="## metrics")  # after the plain-loop section
     return 0
 
 
