@@ -367,3 +367,37 @@ def test_resume_redoes_a_run_made_from_another_model(tmp_path):
     del record["model"]  # records written before the model was recorded: the plan decides
     (tmp_path / "result.json").write_text(json.dumps(record))
     assert finished_record(tmp_path, plan, "runs/b/model") == record
+
+
+def test_scratch_runs_are_kept_across_models_with_the_same_architecture_and_tokenizer(
+    tiny_mlm_model, tmp_path
+):
+    """A from-scratch run reads only the architecture and the tokenizer of its model directory: --resume with
+    a continued pre-training of the same model keeps the scratch runs and redoes the pre-trained ones."""
+    import torch
+
+    from lmforge.model import load
+    from lmforge.recipes.experiment import finished_record, start_fingerprint
+
+    model = load(tiny_mlm_model)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    other = model.save(tmp_path / "continued", tokenizer=Path(tiny_mlm_model) / "tokenizer.json")
+    first, second = str(tiny_mlm_model), str(other)
+    assert start_fingerprint(first, "scratch") == start_fingerprint(second, "scratch")
+    assert start_fingerprint(first, "pretrained") != start_fingerprint(second, "pretrained")
+    assert start_fingerprint(str(tmp_path / "missing"), "scratch") is None
+
+    plan = {"steps": 10, "eval_every": 5, "train_examples": 30}
+    for start in ("scratch", "pretrained"):
+        run_dir = tmp_path / start
+        run_dir.mkdir()
+        record = {"planned_steps": 10, "eval_every": 5, "train_examples": 30, "model": first, "start": start}
+        for with_fingerprint in (True, False):  # records from before fingerprints: the named model is read
+            if with_fingerprint:
+                record["fingerprint"] = start_fingerprint(first, start)
+            else:
+                record.pop("fingerprint")
+            (run_dir / "result.json").write_text(json.dumps(record))
+            kept = finished_record(run_dir, plan, second, start_fingerprint(second, start))
+            assert (kept == record) == (start == "scratch")

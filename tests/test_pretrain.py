@@ -141,3 +141,77 @@ def test_lstm_preset_pretrains_through_the_same_pipeline(shared_data, tmp_path):
     assert result.metrics["val_loss"] < 4.5  # ln(~60 characters) = 4.1 at best for a uniform guess + noise
     assert (result.model_dir / "tokenizer.json").is_file()
     assert "val_loss" in (result.model_dir / "README.md").read_text()
+
+
+def test_init_from_continues_pretraining_from_a_model_directory(shared_data, tmp_path):
+    """`model.init_from` starts from another run's weights and tokenizer (continued pre-training on new
+    text); with a zero learning rate the weights come out unchanged, and a real run lowers the new text's
+    loss. Changing the architecture of a loaded model, or a wrong objective, fails before any training."""
+    import torch
+
+    from lmforge.model import load
+
+    wiki = tmp_path / "wiki.txt"
+    wiki.write_text((shared_data / "wikitext-2" / "train.txt").read_text()[:60_000])
+    reviews = tmp_path / "reviews.tsv"
+    lines = (shared_data / "sst2" / "train.tsv").read_text().splitlines()[:1500]
+    reviews.write_text("\n".join(lines) + "\n")
+    common = [
+        "objective=mlm",
+        "model.preset=bert-tiny",
+        "model.changes={d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64, max_positions: 32}",
+        "tokenizer.kind=wordpiece",
+        "tokenizer.vocab_size=512",
+        "block_size=32",
+        "train.max_minutes=null",
+        "train.batch_size=8",
+        "train.eval_batches=2",
+        "train.warmup_steps=2",
+        "train.progress=false",
+    ]
+    base = pretrain(
+        load_config(
+            PretrainConfig,
+            None,
+            [*common, f"data.files=[{wiki}]", f"out={tmp_path / 'base'}", "train.max_steps=10"],
+        ),
+        log=lambda *_: None,
+    )
+    continued = [
+        *common,
+        f"model.init_from={base.model_dir}",
+        f"data.files=[{reviews}]",
+        "data.column=sentence",
+        "data.unit=line",
+        "train.eval_every=40",
+    ]
+    frozen = pretrain(
+        load_config(
+            PretrainConfig, None, [*continued, f"out={tmp_path / 'lr0'}", "train.max_steps=3", "train.lr=0.0"]
+        ),
+        log=lambda *_: None,
+    )
+    before, after = load(base.model_dir).state_dict(), load(frozen.model_dir).state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert (frozen.model_dir / "tokenizer.json").read_text() == (
+        base.model_dir / "tokenizer.json"
+    ).read_text()
+
+    trained = pretrain(
+        load_config(
+            PretrainConfig,
+            None,
+            [*continued, f"out={tmp_path / 'tapt'}", "train.max_steps=40", "train.lr=3e-3"],
+        ),
+        log=lambda *_: None,
+    )
+    assert trained.metrics["val_loss"] < frozen.metrics["val_loss"] - 0.3
+
+    wrong = load_config(
+        PretrainConfig, None, [*continued, f"out={tmp_path / 'bad'}", "model.changes={d_model: 64}"]
+    )
+    with pytest.raises(ConfigError, match="d_model=64 differs"):
+        pretrain(wrong, log=lambda *_: None)
+    wrong = load_config(PretrainConfig, None, [*continued, f"out={tmp_path / 'bad2'}", "objective=clm"])
+    with pytest.raises(ConfigError, match="objective clm needs a decoder"):
+        pretrain(wrong, log=lambda *_: None)

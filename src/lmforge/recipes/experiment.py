@@ -18,14 +18,18 @@ Experiment `data-efficiency` (more experiments can join it as sub-commands):
      steps and wall time each start needs to first reach `--target` dev accuracy (from metrics.jsonl).
 
 Each run lives in OUT/runs/START/frac-F-seed-S/; its result.json marks it finished. `--resume` keeps
-finished runs whose settings match and starts every other run from its beginning (a run cut off half-way
-is redone whole, so that its wall times come from one session). The tables are rewritten after every run.
+finished runs whose settings and start match and starts every other run from its beginning (a run cut off
+half-way is redone whole, so that its wall times come from one session). A start is matched by a hash of
+what it reads from the model directory: a from-scratch run reads only the architecture and the tokenizer,
+so its runs are kept when --model names another model with both the same (e.g. a continued
+pre-training); a pre-trained run also hashes the weights. The tables are rewritten after every run.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -35,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmforge.errors import ConfigError, MissingFileError
+from lmforge.errors import ConfigError, LmforgeError, MissingFileError
 from lmforge.recipes import Command
 
 STARTS = ("pretrained", "scratch")
@@ -197,6 +201,7 @@ def run_one(preset, *, start: str, fraction: float, seed: int, plan: dict, run_d
     record = {
         "start": start,
         "model": str(preset.model),
+        "fingerprint": start_fingerprint(str(preset.model), start),
         "fraction": fraction,
         "seed": seed,
         "train_examples": plan["train_examples"],
@@ -219,18 +224,55 @@ def run_one(preset, *, start: str, fraction: float, seed: int, plan: dict, run_d
     return record
 
 
-def finished_record(run_dir: Path, plan: dict, model: str | None = None) -> dict | None:
-    """The result.json of a finished run made with the same plan (steps, evaluations, subset size) and, when
-    the record names it, the same model directory."""
+def start_fingerprint(model: str, start: str) -> str | None:
+    """SHA-256 of what a start takes from its model directory: the architecture (config.json) and the
+    tokenizer, and for the pre-trained start the weights too. A from-scratch run reads no weights, so two
+    model directories with the same architecture and tokenizer (a model and its continued pre-training)
+    give the same scratch runs, and --resume may keep them. None when the directory cannot be read."""
+    from lmforge.recipes.finetune import resolve_model_source
+
+    try:
+        source = resolve_model_source(model)
+    except LmforgeError:
+        return None
+    digest = hashlib.sha256()
+    names = ["config.json", "tokenizer.json"] + (["model.safetensors"] if start != "scratch" else [])
+    for name in names:
+        path = source / name
+        if not path.is_file():
+            return None
+        if name == "config.json":  # the architecture, without fields a fine-tune or a copy may rewrite
+            document = json.loads(path.read_text())
+            digest.update(json.dumps(document.get("model", document), sort_keys=True).encode())
+        else:
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def finished_record(
+    run_dir: Path, plan: dict, model: str | None = None, fingerprint: str | None = None
+) -> dict | None:
+    """The result.json of a finished run made with the same plan (steps, evaluations, subset size) and the
+    same start: the same fingerprint when both sides have one (see `start_fingerprint`), else, when the
+    record names it, the same model directory."""
     path = run_dir / "result.json"
     if not path.is_file():
         return None
     record = json.loads(path.read_text())
+    recorded = record.get("fingerprint")
+    if recorded is None and fingerprint is not None and record.get("model") and record.get("start"):
+        recorded = start_fingerprint(record["model"], record["start"])  # a record written before fingerprints
+    if fingerprint is not None and recorded is not None:
+        same_start = recorded == fingerprint
+    else:
+        same_start = model is None or record.get("model", model) == model
     same = (
         record.get("planned_steps") == plan["steps"]
         and record.get("eval_every") == plan["eval_every"]
         and record.get("train_examples") == plan["train_examples"]
-        and (model is None or record.get("model", model) == model)
+        and same_start
     )
     return record if same else None
 
@@ -563,7 +605,8 @@ def data_efficiency(config: DataEfficiencyConfig, log=print) -> dict:
         run_dir = out / "runs" / start / f"frac-{fraction:g}-seed-{seed}"
         label = f"[{number}/{len(schedule)}] {START_NAMES[start]}, {_percent(fraction)}, seed {seed}"
         model = str(starts[start].model)
-        record = finished_record(run_dir, plan, model) if config.resume else None
+        fingerprint = start_fingerprint(model, start)
+        record = finished_record(run_dir, plan, model, fingerprint) if config.resume else None
         if record is not None:
             log(f"{label}: finished before (--resume), dev accuracy {record['dev_accuracy']:.4f}")
         else:

@@ -6,7 +6,9 @@
 1. gather: the corpus files of `data.files` (txt / JSONL / CSV / TSV / directories);
 2. preprocess: a tokenizer (`tokenizer.path`, or one trained here on the corpus) and token shards
    (`lmforge prepare`, reused when the inputs are unchanged);
-3. architecture: a model preset (`lmforge.model` presets, or `lstm` for the recurrent baseline);
+3. architecture: a model preset (`lmforge.model` presets, or `lstm` for the recurrent baseline), or
+   `model.init_from`: an lmforge model directory whose weights, architecture and tokenizer the run
+   continues from (continued / domain-adaptive pre-training on new text);
 4. objective: causal LM (GPT: next token) or masked LM (BERT: 15% of tokens masked);
 5. validate: validation loss, perplexity and bits per byte (masked-token accuracy for MLM) during and
    after training. The run directory holds checkpoints, metrics.jsonl, loss.png and `model/`: the model
@@ -52,6 +54,10 @@ class TokenizerConfig:
 class ModelSpec:
     preset: str = "gpt-tiny"  # an `lmforge.model` preset, or "lstm" for the recurrent baseline
     changes: dict[str, Any] = field(default_factory=dict)  # preset fields to change, e.g. {n_layers: 4}
+    # an lmforge model directory to continue from: its weights, architecture and tokenizer start the run
+    # (continued pre-training, e.g. on in-domain text); `preset` is then unused and `changes` may only
+    # set dropout / attention_dropout
+    init_from: str | None = None
 
 
 @dataclass
@@ -113,6 +119,19 @@ def build_tokenizer(config: PretrainConfig, files: list[Path], out: Path, log=pr
     from lmforge.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, WordPieceTokenizer, WordTokenizer
 
     target = out / "tokenizer.json"
+    if config.model.init_from:  # continued pre-training keeps the vocabulary the weights were trained with
+        if config.tokenizer.path:
+            raise ConfigError(
+                "model.init_from brings its own tokenizer; leave tokenizer.path unset "
+                f"(got {config.tokenizer.path})"
+            )
+        source = Path(config.model.init_from) / "tokenizer.json"
+        if not source.is_file():
+            raise ConfigError(f"model.init_from: {config.model.init_from} has no tokenizer.json")
+        tokenizer = Tokenizer.load(source)
+        tokenizer.save(target)
+        log(f"tokenizer: {source} ({tokenizer.vocab_size:,} tokens)")
+        return tokenizer
     if config.tokenizer.path:
         tokenizer = Tokenizer.load(config.tokenizer.path)
         tokenizer.save(target)
@@ -146,8 +165,64 @@ def build_tokenizer(config: PretrainConfig, files: list[Path], out: Path, log=pr
     return tokenizer
 
 
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
+
+
+CONTINUE_CHANGES = {"dropout", "attention_dropout"}  # what model.changes may set on an init_from model
+
+
+def load_initial_model(config: PretrainConfig, tokenizer):
+    """The model of `model.init_from`, checked against the objective, the tokenizer and the block size."""
+    from lmforge.model import build_model, load
+    from lmforge.model.checkpoint import read_config
+
+    source = Path(config.model.init_from)
+    if not (source / "config.json").is_file():
+        raise ConfigError(
+            f"model.init_from: {source} is not an lmforge model directory (no config.json); "
+            "convert a Hugging Face model first with `lmforge convert`"
+        )
+    found = read_config(source)
+    wanted = {"mlm": ("encoder", "mlm"), "clm": ("decoder", "lm")}[config.objective]
+    if (found.architecture, found.head) != wanted:
+        raise ConfigError(
+            f"model.init_from: objective {config.objective} needs {_a(wanted[0])} with the '{wanted[1]}' head; "
+            f"{source} is {_a(found.architecture)} with head '{found.head}'"
+        )
+    if found.vocab_size != tokenizer.vocab_size:
+        raise ConfigError(
+            f"model.init_from: {source} has {found.vocab_size} embeddings but its tokenizer "
+            f"{tokenizer.vocab_size} tokens"
+        )
+    if config.block_size > found.max_positions:
+        raise ConfigError(
+            f"block_size {config.block_size} exceeds the {found.max_positions} positions of {source}"
+        )
+    changes = dict(config.model.changes)
+    loaded = found.to_dict()
+    extra = sorted(k for k in set(changes) - CONTINUE_CHANGES if loaded.get(k, object()) != changes[k])
+    if extra:  # a change that restates the loaded value is harmless (a preset reused for continuing)
+        raise ConfigError(
+            f"model.changes: {', '.join(f'{k}={changes[k]!r}' for k in extra)} differs from {source} "
+            f"({', '.join(f'{k}={loaded.get(k)!r}' for k in extra)}); on a model loaded by model.init_from "
+            f"only {', '.join(sorted(CONTINUE_CHANGES))} can change"
+        )
+    changes = {k: v for k, v in changes.items() if k in CONTINUE_CHANGES}
+    model = load(source)
+    if changes:  # dropout rates are read at construction: rebuild, then take the weights
+        rebuilt = build_model(model.config.replace(**changes))
+        rebuilt.load_state_dict(model.state_dict())
+        model = rebuilt
+    model.train()
+    return model
+
+
 def build_model_for(config: PretrainConfig, tokenizer, eot_id: int):
-    """A fresh model whose vocabulary and context fit the tokenizer and block size."""
+    """A fresh model whose vocabulary and context fit the tokenizer and block size (or the model of
+    `model.init_from`, to continue pre-training)."""
+    if config.model.init_from:
+        return load_initial_model(config, tokenizer)
     vocab = tokenizer.vocab_size
     changes = dict(config.model.changes)
     if config.model.preset == "lstm":
@@ -319,7 +394,8 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     model = build_model_for(config, tokenizer, encoder.eot_id)
     objective = build_objective(config, out / "shards", tokenizer)
     num_parameters = count_parameters(model)
-    log(f"model: {config.model.preset}, {num_parameters / 1e6:.2f}M parameters; objective {config.objective}")
+    name = f"{config.model.init_from} (continued)" if config.model.init_from else config.model.preset
+    log(f"model: {name}, {num_parameters / 1e6:.2f}M parameters; objective {config.objective}")
     if config.fit_steps_to_minutes and config.train.max_minutes:
         step_seconds = measure_step_seconds(model, objective, config.train)
         # evaluations and checkpoints take time too: budget 85% of the minutes for training steps
