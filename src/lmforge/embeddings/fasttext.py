@@ -2,9 +2,10 @@
 
 - a word is "<word>" cut into character n-grams of 3..6 characters, each hashed into one of `bucket` rows
   with fastText's hash (FNV-1a over the UTF-8 bytes read as signed chars, so the bucket ids are fastText's
-  and gensim's); its input vector is the mean of its own row and its n-gram rows, an n-gram that occurs
-  twice ("ana" in "<banana>") or two n-grams that share a bucket counted each time, as fastText and
-  gensim count them;
+  and gensim's); in skip-gram its input vector is the sum of its own row and its n-gram rows divided by
+  the n-gram count, as gensim's FastText (fastText divides by count + 1; gensim's divisor scored higher
+  over 10 seeds, see docs/embeddings.md), an n-gram that occurs twice ("ana" in "<banana>") or two
+  n-grams that share a bucket counted each time, as fastText and gensim count them;
 - training is word2vec's negative-sampling kernel (`word2vec.train_block`) with several input rows per
   word, so skip-gram and CBOW both work and share Hogwild threads, tables and learning-rate decay;
 - the vector of a known word is the mean of its rows after training (as gensim's FastText); an unknown

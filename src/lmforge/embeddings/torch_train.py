@@ -308,8 +308,9 @@ def _train_sgns(corpus, inputs_np, output_np, rows, row_starts, cbow, window, ne
 def _skipgram_block(inputs, output, word_rows, centres, contexts, valid, probability, alias, negative, rate,
                     generator) -> None:  # fmt: skip
     """Skip-gram. word2vec (one row per word), as word2vec.c: each context word's row predicts the centre.
-    FastText: the mean of the centre's rows (word + n-grams) predicts each context word, and the summed
-    input gradient of the centre's pairs goes, in full, to every one of its rows."""
+    FastText: the sum of the centre's rows (word + n-grams) divided by its n-gram count, as gensim (and the
+    numba kernel), predicts each context word, and the summed input gradient of the centre's pairs goes,
+    in full, to every one of its rows."""
     import torch
 
     pair_centre, pair_slot = valid.nonzero(as_tuple=True)  # (B,), (B,): which centre, which context
@@ -323,9 +324,9 @@ def _skipgram_block(inputs, output, word_rows, centres, contexts, valid, probabi
         inputs.index_add_(0, context_words, work)
         return
     flat_rows, owner = word_rows.expand(centres)  # every row of every centre word
-    counts = word_rows.counts[centres].to(inputs.dtype)
+    ngrams = (word_rows.counts[centres] - 1).clamp_(min=1).to(inputs.dtype)  # rows minus the word's own
     mean = torch.zeros((len(centres), inputs.shape[1]), dtype=inputs.dtype, device=inputs.device)
-    mean.index_add_(0, owner, inputs[flat_rows]).div_(counts[:, None])  # (P, D)
+    mean.index_add_(0, owner, inputs[flat_rows]).div_(ngrams[:, None])  # (P, D)
     work = _negative_sampling_step(
         mean[pair_centre], contexts[pair_centre, pair_slot], output, probability, alias, negative, rate,
         generator,

@@ -350,10 +350,12 @@ def train_block(
                             for k in range(dim):
                                 inputs[row, k] += work[k]
                     else:  # skip-gram, several rows per word (FastText): for each context word, the
-                        # mean of the centre's rows (word + n-grams) predicts it and every row takes the step
+                        # centre's rows (word + n-grams) predict it and every row takes the step. Their sum
+                        # is divided by the n-gram count, as gensim's fasttext_inner.pyx does (fastText
+                        # divides by count + 1): over 10 seeds it scores higher, see docs/embeddings.md
                         first_row = row_starts[centre]
                         end_row = row_starts[centre + 1]
-                        inverse = np.float32(1.0 / (end_row - first_row))
+                        inverse = np.float32(1.0 / max(1, end_row - first_row - 1))
                         for j in range(lo, hi):
                             if j == i:
                                 continue
