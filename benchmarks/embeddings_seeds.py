@@ -21,10 +21,10 @@ import statistics
 import time
 from datetime import datetime, timezone
 
-import embeddings as bench  # noqa: E402  (benchmarks/embeddings.py: the same runs and scoring)
-from common import RESULTS, write_section  # noqa: E402
+import embeddings as bench  # benchmarks/embeddings.py: the same runs and scoring (and src/ on sys.path)
+from common import RESULTS, write_section
 
-from lmforge.embeddings import Word2VecConfig, encode_corpus, tokenize_lines, train_word2vec  # noqa: E402
+from lmforge.embeddings import Word2VecConfig, encode_corpus, tokenize_lines, train_word2vec
 
 HEADING = "## Embedding quality over seeds (`benchmarks/embeddings_seeds.py`)"
 METRICS = (("analogy", "analogy acc", 100.0, "{:.2f}%"), ("wordsim", "WordSim-353 ρ", 1.0, "{:.3f}"),
@@ -107,7 +107,6 @@ def main() -> int:
             ours = [r[key] * scale for r in results[(method, "lmforge")]]
             theirs = [r[key] * scale for r in results[(method, "gensim")]]
             se, t = welch(ours, theirs)
-
             delta = statistics.fmean(ours) - statistics.fmean(theirs)
             lines.append(
                 f"| {method} | {name} | {cell(ours, fmt)} | {cell(theirs, fmt)} | {delta:+.3f} ± {se:.3f} | {t:+.2f} |"

@@ -176,8 +176,19 @@ def first_reaching(evaluations: list[dict], target: float) -> dict | None:
     return next((e for e in evaluations if e["val_accuracy"] >= target), None)
 
 
-def run_one(preset, *, start: str, fraction: float, seed: int, plan: dict, run_dir: Path, config) -> dict:
-    """Fine-tune one start on one subset with one seed; returns (and writes) its result.json record."""
+def run_one(
+    preset,
+    *,
+    start: str,
+    fingerprint: str | None,
+    fraction: float,
+    seed: int,
+    plan: dict,
+    run_dir: Path,
+    config,
+) -> dict:
+    """Fine-tune one start on one subset with one seed; returns (and writes) its result.json record.
+    `fingerprint` is the start's `start_fingerprint`, recorded for --resume."""
     from lmforge.recipes.finetune import finetune
     from lmforge.tokenizers.base import write_atomically
     from lmforge.train.logging import read_metrics
@@ -201,7 +212,7 @@ def run_one(preset, *, start: str, fraction: float, seed: int, plan: dict, run_d
     record = {
         "start": start,
         "model": str(preset.model),
-        "fingerprint": start_fingerprint(str(preset.model), start),
+        "fingerprint": fingerprint,
         "fraction": fraction,
         "seed": seed,
         "train_examples": plan["train_examples"],
@@ -598,6 +609,8 @@ def data_efficiency(config: DataEfficiencyConfig, log=print) -> dict:
             plot(document, runs, out / "data-efficiency.png")
 
     schedule = [(seed, f, start) for seed in config.seeds for f in config.fractions for start in STARTS]
+    # hashed once: the model directories do not change while the experiment runs
+    fingerprints = {start: start_fingerprint(str(starts[start].model), start) for start in STARTS}
     runs: list[dict] = []
     started = time.perf_counter()
     for number, (seed, fraction, start) in enumerate(schedule, 1):
@@ -605,7 +618,7 @@ def data_efficiency(config: DataEfficiencyConfig, log=print) -> dict:
         run_dir = out / "runs" / start / f"frac-{fraction:g}-seed-{seed}"
         label = f"[{number}/{len(schedule)}] {START_NAMES[start]}, {_percent(fraction)}, seed {seed}"
         model = str(starts[start].model)
-        fingerprint = start_fingerprint(model, start)
+        fingerprint = fingerprints[start]
         record = finished_record(run_dir, plan, model, fingerprint) if config.resume else None
         if record is not None:
             log(f"{label}: finished before (--resume), dev accuracy {record['dev_accuracy']:.4f}")
@@ -613,6 +626,7 @@ def data_efficiency(config: DataEfficiencyConfig, log=print) -> dict:
             record = run_one(
                 starts[start],
                 start=start,
+                fingerprint=fingerprint,
                 fraction=fraction,
                 seed=seed,
                 plan=plan,
