@@ -24,6 +24,7 @@ from lmforge.data.classification import read_examples
 from lmforge.errors import ConfigError
 from lmforge.recipes.experiment import (
     DataEfficiencyConfig,
+    check_settings,
     first_reaching,
     fraction_subset,
     load_starts,
@@ -235,6 +236,14 @@ def test_first_reaching_the_target():
     ]
     assert first_reaching(evaluations, 0.75)["step"] == 100
     assert first_reaching(evaluations, 0.95) is None
+
+
+def test_steps_default_per_fraction():
+    """Without --steps, any set of fractions gets a budget each (200 at 1%, doubling per tenfold)."""
+    checked = check_settings(DataEfficiencyConfig(fractions=[0.1, 0.01]))
+    assert checked.steps == [400, 200]
+    assert check_settings(DataEfficiencyConfig()).steps == [200, 400, 800]
+    assert check_settings(DataEfficiencyConfig(fractions=[0.1, 1.0], steps=[7])).steps == [7, 7]
 
 
 def test_bad_arguments_fail_before_any_work(cli, tmp_path):

@@ -114,6 +114,21 @@ def test_cli_prints_resolved_config(cli):
         "pretrain", "--config", REPO / "configs" / "gpt-char-shakespeare.yaml", "--train.lrr=1"
     )
     assert code == 2 and "train.lrr" in err and "max_steps" in err
+    code, out, _ = cli(
+        "pretrain",
+        "--config",
+        REPO / "configs" / "gpt-char-shakespeare.yaml",
+        "--set",
+        "block_size=32",
+        "--set",
+        "fit_steps_to_minutes=false",
+        "--print-config",
+    )
+    assert code == 0 and "block_size: 32" in out and "fit_steps_to_minutes: false" in out
+    code, _, err = cli(
+        "pretrain", "--config", REPO / "configs" / "gpt-char-shakespeare.yaml", "--set", "train.lr=1"
+    )
+    assert code == 2 and "--set train.lr=1" in err
 
 
 def test_lstm_preset_pretrains_through_the_same_pipeline(shared_data, tmp_path):

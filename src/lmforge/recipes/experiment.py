@@ -53,8 +53,9 @@ class DataEfficiencyConfig:
     model: str | None = None  # model directory for both presets; None = the presets' own `model`
     fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])  # of the training set
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    # optimizer steps per fraction (batch 32): 1% (673 examples) → 9.5 epochs, 10% → 1.9, 100% → 0.4
-    steps: list[int] = field(default_factory=lambda: [200, 400, 800])
+    # optimizer steps per fraction (batch 32): 1% (673 examples) → 9.5 epochs, 10% → 1.9, 100% → 0.4;
+    # None = `default_steps` of each fraction (200, 400, 800 for the default fractions)
+    steps: list[int] | None = None
     evaluations: int = 8  # dev evaluations per run: the resolution of "steps to reach the target"
     target: float = 0.75  # the dev accuracy whose first crossing is timed
     subset_seed: int = 0  # the permutation the subsets are cut from
@@ -516,6 +517,16 @@ def plot(document: dict, runs: list[dict], path: Path) -> Path:
 # --- the experiment -----------------------------------------------------------------------------------
 
 
+def default_steps(fraction: float) -> int:
+    """A fraction's step budget when none is given: 200 at 1%, doubling with each tenfold more data, so a
+    small subset is seen for several epochs and the full set for under one.
+
+    >>> [default_steps(f) for f in (0.01, 0.1, 1.0, 0.05, 0.001)]
+    [200, 400, 800, 325, 100]
+    """
+    return max(50, round(200 * 2 ** math.log10(fraction / 0.01)))
+
+
 def check_settings(config: DataEfficiencyConfig) -> DataEfficiencyConfig:
     """Argument checks, before any file is read; one step budget for all fractions is spread to each."""
     if not config.fractions or any(not 0 < f <= 1 for f in config.fractions):
@@ -524,6 +535,8 @@ def check_settings(config: DataEfficiencyConfig) -> DataEfficiencyConfig:
         raise ConfigError(f"--fractions {config.fractions}: a fraction is repeated")
     if not config.seeds or len(set(config.seeds)) != len(config.seeds):
         raise ConfigError(f"--seeds {config.seeds}: give distinct seeds, e.g. 0,1,2")
+    if config.steps is None:
+        config = dataclasses.replace(config, steps=[default_steps(f) for f in config.fractions])
     if len(config.steps) == 1:
         config = dataclasses.replace(config, steps=config.steps * len(config.fractions))
     if len(config.steps) != len(config.fractions) or any(s < 1 for s in config.steps):
@@ -739,7 +752,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--steps",
         type=_ints,
         default=defaults.steps,
-        help="optimizer steps per fraction, or one number for all (default: 200,400,800)",
+        help="optimizer steps per fraction, or one number for all (default: 200 at 1%%, doubling with "
+        "each tenfold more data: 200,400,800 for the default fractions)",
     )
     sub.add_argument(
         "--evaluations",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lmforge.config import dump_yaml, load_config
+from lmforge.config import dump_yaml, load_config, top_level_overrides
 from lmforge.errors import ConfigError, LmforgeError
 from lmforge.recipes import Command
 from lmforge.train.config import TrainConfig
@@ -434,15 +434,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--config", help="a YAML preset (see configs/); options not in it keep their defaults"
     )
     parser.add_argument("--out", help="run directory (overrides the config's `out`)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a top-level setting, e.g. --set block_size=256 --set fit_steps_to_minutes=false",
+    )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.epilog = (
         "Any setting can be overridden as --section.key=value, e.g. --train.max_steps=500 "
-        "--model.preset=gpt-tiny --data.files=[a.txt,b.txt]. Sections: data, tokenizer, model, train."
+        "--model.preset=gpt-tiny --data.files=[a.txt,b.txt]. Sections: data, tokenizer, model, train. "
+        "Top-level keys: --set KEY=VALUE."
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides)
+    overrides = list(args.overrides) + top_level_overrides(args.set)
     if args.out:
         overrides.append(f"out={args.out}")
     config = load_config(PretrainConfig, args.config, overrides)
