@@ -136,6 +136,22 @@ def test_time_budget_stops_evaluates_and_saves(shards, tmp_path):
     assert load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"))["step"] == result.steps
 
 
+def test_time_budget_counts_over_resumed_sessions(shards, tmp_path):
+    """max_minutes is the run's budget: the checkpoint records the training time spent, and a resumed
+    session gets only what is left; raising max_minutes extends the run."""
+    first = _run(shards, tmp_path, steps=40, stop_after=10)
+    spent = load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"))["elapsed_s"]
+    assert first.steps == 10 and 0 < spent < first.seconds + 1e-6
+
+    budget_spent = _run(shards, tmp_path, steps=40, max_minutes=spent / 60 / 2)
+    assert budget_spent.stopped_by == "time" and budget_spent.steps == 10  # not one step more
+    assert "val_loss" in budget_spent.metrics
+
+    extended = _run(shards, tmp_path, steps=40, max_minutes=60)
+    assert extended.stopped_by == "steps" and extended.resumed_from == 10 and extended.steps == 40
+    assert load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"))["elapsed_s"] > spent
+
+
 def _last_lr(out) -> float:
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return [r for r in records if r["split"] == "train"][-1]["lr"]

@@ -13,7 +13,8 @@ from typing import Literal
 @dataclass
 class TrainConfig:
     max_steps: int = 1000  # optimizer steps; the schedule's decay ends here
-    max_minutes: float | None = None  # wall-clock budget: stop (evaluate, save) after this many minutes
+    max_minutes: float | None = None  # wall-clock budget: stop (evaluate, save) after this many minutes of
+    # training, counted over every session of the run (a resumed run gets what is left; raise it to extend)
     schedule_follows_time: bool = False  # with max_minutes: at every log point, move the schedule's end (and
     # max_steps) to the step the recent pace reaches when the budget runs out, so the decay ends with the
     # budget even when the machine speeds up or slows down mid-run (the steps then depend on the machine's

@@ -122,9 +122,9 @@ def train(
     fsdp = ctx.enabled and config.parallel == "fsdp"
 
     checkpoints = out_dir / "checkpoints"
-    step, best = 0, {}
+    step, best, spent = 0, {}, 0.0  # spent: training seconds of this run's earlier sessions
     if config.resume and (found := latest_checkpoint(checkpoints)) is not None:
-        step, best = _resume(found, model, optimizer, scaler, config, ctx, fsdp)
+        step, best, spent = _resume(found, model, optimizer, scaler, config, ctx, fsdp)
 
     peak = config.peak_tflops * 1e12 if config.peak_tflops else peak_flops(ctx.device)
     logger = RunLogger(
@@ -140,13 +140,22 @@ def train(
     autocast = _autocast(precision, ctx.device)
     result = TrainResult(steps=step, tokens=0, seconds=0.0, stopped_by="steps", resumed_from=step)
     started = time.perf_counter()
-    deadline = started + config.max_minutes * 60 if config.max_minutes else math.inf
+    # max_minutes budgets the whole run: a resumed session gets what its earlier sessions left
+    deadline = started + config.max_minutes * 60 - spent if config.max_minutes else math.inf
     window_tokens, window_started = 0, time.perf_counter()
     saved_at = evaluated_at = -1  # the last step that saved / evaluated
     model.train()
 
     horizon = config.max_steps  # the schedule's end; moves with the pace when schedule_follows_time
     pace = _Pace(config) if (config.schedule_follows_time and config.max_minutes) else None
+    if step < horizon and deadline <= started:  # resumed with its time budget already spent
+        logger.message(
+            f"time budget of {config.max_minutes} min already spent ({spent / 60:.1f} min) at step {step}; "
+            "raise train.max_minutes to continue"
+        )
+        result.metrics = _evaluate(forward_model, objective, config, ctx, autocast, fsdp)
+        result.stopped_by = "time"
+        horizon = step
     while step < horizon:
         lr = schedule.apply(optimizer, step, config.lr)
         step_loss = torch.zeros((), device=ctx.device)
@@ -218,6 +227,7 @@ def train(
                 ctx,
                 fsdp,
                 result.metrics if evaluated_at == step else {},
+                elapsed=spent + time.perf_counter() - started,
             )
             saved_at = step
         if out_of_time:
@@ -360,7 +370,7 @@ def _state_dicts(model: nn.Module, optimizer, fsdp: bool) -> tuple[dict, dict]:
     return distributed_.unwrap(model).state_dict(), optimizer.state_dict()
 
 
-def _save(root, step, model, optimizer, scaler, config, ctx, fsdp, metrics) -> None:
+def _save(root, step, model, optimizer, scaler, config, ctx, fsdp, metrics, *, elapsed: float) -> None:
     model_state, optimizer_state = _state_dicts(model, optimizer, fsdp)
     if ctx.is_main:
         state = {
@@ -377,6 +387,7 @@ def _save(root, step, model, optimizer, scaler, config, ctx, fsdp, metrics) -> N
             },
             "metrics": metrics,
             "config": to_dict(config),
+            "elapsed_s": elapsed,  # training seconds over all sessions: what max_minutes counts
         }
         if scaler is not None:
             state["scaler"] = scaler.state_dict()
@@ -384,7 +395,10 @@ def _save(root, step, model, optimizer, scaler, config, ctx, fsdp, metrics) -> N
     distributed_.barrier(ctx)
 
 
-def _resume(path: Path, model, optimizer, scaler, config: TrainConfig, ctx, fsdp: bool) -> tuple[int, dict]:
+def _resume(
+    path: Path, model, optimizer, scaler, config: TrainConfig, ctx, fsdp: bool
+) -> tuple[int, dict, float]:
+    """Load the checkpoint at `path`; returns (step, best metrics, training seconds spent before)."""
     state = load_checkpoint(path)
     data = state["data"]
     saved = data["batch_size"] * data["grad_accum"] * data["world_size"]
@@ -416,4 +430,4 @@ def _resume(path: Path, model, optimizer, scaler, config: TrainConfig, ctx, fsdp
     restore_rng(state["rng"])
     best_saved = best_checkpoint(path.parent)
     best = load_checkpoint_metrics(best_saved) if best_saved is not None else {}
-    return int(state["step"]), best
+    return int(state["step"]), best, float(state.get("elapsed_s", 0.0))  # 0: saved before it was recorded
