@@ -96,6 +96,18 @@ def apply_overrides(config: T, overrides: Sequence[str]) -> T:
     return config
 
 
+def add_set_option(parser, example: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` option of a command whose config has top-level keys; its values
+    go through `top_level_overrides`. `example`: what the help shows, e.g. ``"--set max_length=64"``."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a top-level setting, e.g. {example}",
+    )
+
+
 def top_level_overrides(items: Sequence[str]) -> list[str]:
     """The values of repeated ``--set KEY=VALUE`` options, as overrides of top-level keys.
 

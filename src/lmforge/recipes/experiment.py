@@ -707,6 +707,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from lmforge.config import add_set_option
+
     experiments = parser.add_subparsers(
         dest="experiment", metavar="EXPERIMENT", title="experiments", parser_class=type(parser)
     )
@@ -773,13 +775,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=defaults.subset_seed,
         help="seed of the permutation the subsets are cut from (default: %(default)s)",
     )
-    sub.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a top-level setting of both presets, e.g. --set pooling=mean --set max_length=48",
-    )
+    add_set_option(sub, "--set pooling=mean --set max_length=48 (both presets)")
     sub.add_argument("--no-baseline", action="store_true", help="skip TF-IDF + logistic regression")
     sub.add_argument(
         "--keep-models",

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from lmforge.config import dump_yaml, load_config, top_level_overrides
+from lmforge.config import add_set_option, dump_yaml, load_config, top_level_overrides
 from lmforge.errors import ConfigError, LmforgeError, MissingFileError
 from lmforge.recipes import Command
 from lmforge.tasks.qa import QAData
@@ -414,13 +414,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="same architecture, random initialisation (the baseline that shows what pre-training buys)",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a top-level setting, e.g. --set max_length=64 --set fit_steps_to_minutes=false",
-    )
+    add_set_option(parser, "--set max_length=64 --set fit_steps_to_minutes=false")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.epilog = (
         "Any setting can be overridden as --section.key=value, e.g. --train.max_steps=300 --lora.rank=8 "

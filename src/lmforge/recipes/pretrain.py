@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lmforge.config import dump_yaml, load_config, top_level_overrides
+from lmforge.config import add_set_option, dump_yaml, load_config, top_level_overrides
 from lmforge.errors import ConfigError, LmforgeError
 from lmforge.recipes import Command
 from lmforge.train.config import TrainConfig
@@ -434,13 +434,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--config", help="a YAML preset (see configs/); options not in it keep their defaults"
     )
     parser.add_argument("--out", help="run directory (overrides the config's `out`)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a top-level setting, e.g. --set block_size=256 --set fit_steps_to_minutes=false",
-    )
+    add_set_option(parser, "--set block_size=256 --set fit_steps_to_minutes=false")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.epilog = (
         "Any setting can be overridden as --section.key=value, e.g. --train.max_steps=500 "
