@@ -3,6 +3,7 @@
 - vectors trained on a synthetic corpus with a planted gender × rank structure solve its analogies;
 - word2vec text and binary files round-trip, gensim reads what lmforge writes and lmforge reads gensim's;
 - analogy and word-pair evaluation equal gensim's evaluate_word_analogies / evaluate_word_pairs;
+- most_similar, analogy, similarity and doesnt_match return what gensim's KeyedVectors returns;
 - FastText gives unknown words vectors near the known words that share their n-grams;
 - `lmforge embed train|query|eval|plot|compare` and their one-line errors.
 """
@@ -292,6 +293,39 @@ def test_pair_evaluation_equals_gensim(tmp_path):
         assert result.pearson == pytest.approx(pearson.statistic, abs=1e-6)
         assert result.oov_ratio == pytest.approx(oov)
         assert 0 < result.oov_ratio < 50
+
+
+def test_queries_equal_gensim_keyed_vectors():
+    """most_similar (word, vector, restricted vocabulary), analogy, similarity and doesnt_match return what
+    gensim's KeyedVectors returns on the same vectors: the same words in the same order, the same scores."""
+    from gensim.models import KeyedVectors
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    ours = WordVectors(words, rng.normal(size=(300, 20)).astype(np.float32))
+    theirs = KeyedVectors(ours.dim)
+    theirs.add_vectors(ours.words, ours.vectors)
+
+    def same(got, expected):
+        assert [w for w, _ in got] == [w for w, _ in expected]
+        assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=1e-5)
+
+    for _ in range(20):
+        a, b, c = (words[i] for i in rng.choice(300, 3, replace=False))
+        same(ours.most_similar(a, topn=10), theirs.most_similar(a, topn=10))
+        same(
+            ours.most_similar(a, topn=5, restrict_vocab=100),
+            theirs.most_similar(a, topn=5, restrict_vocab=100),
+        )
+        same(ours.most_similar(3 * ours[b], topn=5), theirs.most_similar(positive=[3 * ours[b]], topn=5))
+        same(ours.analogy(a, b, c, topn=10), theirs.most_similar(positive=[b, c], negative=[a], topn=10))
+        assert ours.similarity(a, b) == pytest.approx(float(theirs.similarity(a, b)), abs=1e-6)
+        group = [words[i] for i in rng.choice(300, 5, replace=False)]
+        assert ours.doesnt_match(group) == theirs.doesnt_match(group)
+    # every word but the query, when topn asks for more than there are; an excluded word outside a restricted
+    # vocabulary does not shorten the list
+    assert len(ours.most_similar("w0", topn=1000)) == 299
+    assert len(ours.most_similar("w0", topn=1000, restrict_vocab=10, exclude=["w200"])) == 9
 
 
 def test_spearman_matches_scipy_with_ties():

@@ -149,8 +149,9 @@ class WordVectors:
 
     def _top(self, scores: np.ndarray, topn: int, excluded: Sequence[int]) -> list[tuple[str, float]]:
         scores = scores.copy()
-        if len(excluded):
-            scores[np.asarray(excluded)[np.asarray(excluded) < len(scores)]] = -np.inf
+        excluded = np.unique(np.asarray(excluded, dtype=np.int64))
+        excluded = excluded[excluded < len(scores)]  # outside a restricted vocabulary: not a candidate anyway
+        scores[excluded] = -np.inf
         topn = min(topn, len(scores) - len(excluded))
         if topn <= 0:
             return []
