@@ -7,7 +7,10 @@ reproducible and the spread is the seed's alone. Same corpus and settings as emb
 (WikiText-2 train, dim 100, window 5, 5 negatives, min count 5, sample 1e-3, 5 epochs). Per method and
 metric it reports the means, the difference lmforge − gensim, its standard error and Welch's t.
 
-    python benchmarks/embeddings_seeds.py [--seeds 10] [--methods skipgram,cbow,fasttext] [--workers 1]
+    python benchmarks/embeddings_seeds.py [--seeds 10] [--methods skipgram,cbow,fasttext] [--workers 1] [--jobs 1]
+
+`--jobs 2` trains two runs at once in separate processes: one-worker runs are reproducible, so the scores
+are those of `--jobs 1`, in about half the time on two cores (this script does not report speed).
 
 Writes the "Embedding quality over seeds" section of benchmarks/RESULTS.md.
 """
@@ -16,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import os
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 
 import embeddings as bench  # benchmarks/embeddings.py: the same runs and scoring (and src/ on sys.path)
@@ -41,6 +46,29 @@ def cell(values: list[float], fmt: str) -> str:
     return f"{fmt.format(statistics.fmean(values))} [{fmt.format(min(values))}–{fmt.format(max(values))}]"
 
 
+LIBRARIES = ("lmforge", "gensim")
+_STATE: dict = {}  # per process: the tokenized sentences and the encoded corpus
+
+
+def _load(corpus: str, workers: int) -> None:
+    """Read and encode the corpus once per process and compile the kernels (a process-pool initializer)."""
+    bench.SETTINGS["workers"] = workers
+    _STATE["sentences"] = list(tokenize_lines([corpus]))
+    _STATE["corpus"] = encode_corpus(_STATE["sentences"], bench.SETTINGS["min_count"])
+    warm_up = encode_corpus(_STATE["sentences"][:200], 1)
+    train_word2vec(warm_up, Word2VecConfig(epochs=1, workers=workers, progress=False))  # JIT, not timed
+
+
+def _run(task: tuple[str, str, int]) -> dict:
+    """Train one (method, library, seed) and score it."""
+    method, library, seed = task
+    if library == "lmforge":
+        _, vectors = bench.run_lmforge(method, _STATE["corpus"], seed, None)
+    else:
+        _, vectors = bench.run_gensim(method, _STATE["sentences"], seed)
+    return bench.scores(vectors)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -51,36 +79,48 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--methods", default="skipgram,cbow,fasttext")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="runs at once, in separate processes (scores do not change)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     if args.seeds < 2:
         parser.error("--seeds must be at least 2 (a spread needs two runs)")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(methods) - {"skipgram", "cbow", "fasttext"})
     if unknown:
         parser.error(f"--methods: unknown {', '.join(unknown)} (choose from skipgram, cbow, fasttext)")
-    bench.SETTINGS["workers"] = args.workers
 
     begun = time.perf_counter()
     load_before = os.getloadavg()
-    sentences = list(tokenize_lines([args.corpus]))
-    corpus = encode_corpus(sentences, bench.SETTINGS["min_count"])
-    train_word2vec(encode_corpus(sentences[:200], 1), Word2VecConfig(epochs=1, progress=False))  # JIT warm-up
-    results: dict[tuple[str, str], list[dict]] = {}
-    for method in methods:
-        for seed in range(1, args.seeds + 1):
-            for library in ("lmforge", "gensim"):  # interleaved
-                if library == "lmforge":
-                    _, vectors = bench.run_lmforge(method, corpus, seed, None)
-                else:
-                    _, vectors = bench.run_gensim(method, sentences, seed)
-                row = bench.scores(vectors)
-                results.setdefault((method, library), []).append(row)
-                print(
-                    f"{method:<9} {library:<8} seed {seed:>2}: analogy {row['analogy']:.2%}  "
-                    f"wordsim {row['wordsim']:.3f}  simlex {row['simlex']:.3f}",
-                    flush=True,
-                )
+    tasks = [
+        (m, library, seed) for m in methods for seed in range(1, args.seeds + 1) for library in LIBRARIES
+    ]
+    results: dict[tuple[str, str], dict[int, dict]] = {}
+
+    def record(task: tuple[str, str, int], row: dict) -> None:
+        method, library, seed = task
+        results.setdefault((method, library), {})[seed] = row
+        print(
+            f"{method:<9} {library:<8} seed {seed:>2}: analogy {row['analogy']:.2%}  "
+            f"wordsim {row['wordsim']:.3f}  simlex {row['simlex']:.3f}",
+            flush=True,
+        )
+
+    _load(args.corpus, args.workers)
+    if args.jobs == 1:  # interleaved, in this process
+        for task in tasks:
+            record(task, _run(task))
+    else:  # one-worker runs are reproducible, so running several at once changes no score
+        context = multiprocessing.get_context("spawn")  # numba's thread pool does not survive fork
+        with ProcessPoolExecutor(
+            args.jobs, context, initializer=_load, initargs=(args.corpus, args.workers)
+        ) as pool:
+            for task, row in zip(tasks, pool.map(_run, tasks), strict=True):
+                record(task, row)
+    corpus = _STATE["corpus"]
     minutes = (time.perf_counter() - begun) / 60
     load_after = os.getloadavg()
 
@@ -104,8 +144,8 @@ def main() -> int:
     ]
     for method in methods:
         for key, name, scale, fmt in METRICS:
-            ours = [r[key] * scale for r in results[(method, "lmforge")]]
-            theirs = [r[key] * scale for r in results[(method, "gensim")]]
+            ours = [r[key] * scale for r in results[(method, "lmforge")].values()]
+            theirs = [r[key] * scale for r in results[(method, "gensim")].values()]
             se, t = welch(ours, theirs)
             delta = statistics.fmean(ours) - statistics.fmean(theirs)
             lines.append(
