@@ -195,6 +195,28 @@ def test_gensim_reads_what_lmforge_writes_and_back(tmp_path, binary):
     )
 
 
+def test_text_without_header_loads_as_gensim_reads_it(tmp_path):
+    """GloVe's released vectors are text without the 'WORDS DIMS' line; gensim reads them with no_header."""
+    from gensim.models import KeyedVectors
+
+    from lmforge.errors import LmforgeError
+
+    vectors = random_vectors(WORDS)
+    path = tmp_path / "glove.txt"
+    KeyedVectors.load_word2vec_format(str(vectors.save(tmp_path / "v.txt"))).save_word2vec_format(
+        str(path), write_header=False
+    )
+    assert path.read_text().split("\n", 1)[0].startswith(f"{WORDS[0]} ")  # no header line
+    back, theirs = WordVectors.load(path), KeyedVectors.load_word2vec_format(str(path), no_header=True)
+    assert back.words == theirs.index_to_key == WORDS
+    np.testing.assert_array_equal(back.vectors, theirs.vectors)
+    path.write_text(path.read_text() + "extra 1 2\n")
+    with pytest.raises(
+        Exception, match=rf"glove.txt:{len(WORDS) + 1}: expected a word and {vectors.dim} numbers"
+    ):
+        WordVectors.load(path)
+
+
 def test_load_errors(tmp_path):
     from lmforge.errors import LmforgeError
 

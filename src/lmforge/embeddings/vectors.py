@@ -194,21 +194,27 @@ class WordVectors:
 
     @classmethod
     def load(cls, path: str | os.PathLike, binary: bool | None = None) -> WordVectors:
-        """Read the word2vec text or binary format (as written by word2vec.c, gensim or `save`)."""
+        """Read the word2vec text or binary format (as written by word2vec.c, gensim or `save`); a text file
+        without the 'WORDS DIMS' header (GloVe's released vectors) is read too."""
         path = Path(path)
         if not path.is_file():
             raise MissingFileError(f"{path}: no such vectors file (word2vec text or binary format)")
         binary = path.suffix.lower() == ".bin" if binary is None else binary
         with open(path, "rb") as handle:
             header = handle.readline()
-            try:
-                count, dim = (int(x) for x in header.split())
-            except ValueError:
+            data = handle.read()
+        try:
+            count, dim = (int(x) for x in header.split())
+        except ValueError:
+            dim = None if binary else _headerless_dim(header)
+            if dim is None:
                 raise LmforgeError(
                     f"{path}:1: expected the word2vec header 'WORDS DIMS', got {header[:60]!r}"
                 ) from None
-            data = handle.read()
-        words, vectors = (_parse_binary if binary else _parse_text)(path, data, count, dim)
+            # GloVe's own text files have no header: every line is a word and its numbers
+            words, vectors = _parse_text(path, header + data, None, dim, first_line=1)
+        else:
+            words, vectors = (_parse_binary if binary else _parse_text)(path, data, count, dim)
         oov = None
         if Path(str(path) + ".ngrams.npz").is_file():  # saved by FastText: unknown words from n-grams
             from lmforge.embeddings.fasttext import load_fasttext
@@ -275,26 +281,43 @@ class WordVectors:
 # --- the word2vec formats ----------------------------------------------------------------------------
 
 
-def _parse_text(path: Path, data: bytes, count: int, dim: int) -> tuple[list[str], np.ndarray]:
+def _headerless_dim(first_line: bytes) -> int | None:
+    """The dimension of a text file without the word2vec header (GloVe's format: 'word x1 ... xD' from the
+    first line on), or None when `first_line` is not such a line."""
+    parts = first_line.split()
+    if len(parts) < 2:
+        return None
+    try:
+        [float(x) for x in parts[1:]]
+    except ValueError:
+        return None
+    return len(parts) - 1
+
+
+def _parse_text(
+    path: Path, data: bytes, count: int | None, dim: int, first_line: int = 2
+) -> tuple[list[str], np.ndarray]:
+    """Vector lines ('word x1 ... xD'); `count` None: as many as there are (no header to check against).
+    `first_line`: the file's line number of data's first line, for the errors."""
     lines = data.decode("utf-8", errors="strict").splitlines()
     lines = [line for line in lines if line.strip()]
-    if len(lines) != count:
+    if count is not None and len(lines) != count:
         raise LmforgeError(
             f"{path}: the header announces {count} words but the file has {len(lines)} vector lines"
         )
     words: list[str] = []
-    vectors = np.empty((count, dim), dtype=np.float32)
+    vectors = np.empty((len(lines), dim), dtype=np.float32)
     for number, line in enumerate(lines):
         parts = line.rstrip().split(" ")
         if len(parts) != dim + 1:
             raise LmforgeError(
-                f"{path}:{number + 2}: expected a word and {dim} numbers, got {len(parts) - 1} numbers"
+                f"{path}:{number + first_line}: expected a word and {dim} numbers, got {len(parts) - 1} numbers"
             )
         words.append(parts[0])
         try:
             vectors[number] = np.array(parts[1:], dtype=np.float32)
         except ValueError:
-            raise LmforgeError(f"{path}:{number + 2}: a vector value is not a number") from None
+            raise LmforgeError(f"{path}:{number + first_line}: a vector value is not a number") from None
     return words, vectors
 
 
