@@ -212,7 +212,7 @@ def test_text_without_header_loads_as_gensim_reads_it(tmp_path):
     np.testing.assert_array_equal(back.vectors, theirs.vectors)
     path.write_text(path.read_text() + "extra 1 2\n")
     with pytest.raises(
-        Exception, match=rf"glove.txt:{len(WORDS) + 1}: expected a word and {vectors.dim} numbers"
+        LmforgeError, match=rf"glove.txt:{len(WORDS) + 1}: expected a word and {vectors.dim} numbers"
     ):
         WordVectors.load(path)
 
