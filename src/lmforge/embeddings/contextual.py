@@ -219,13 +219,6 @@ def cosine_similarity(u: np.ndarray, v: np.ndarray) -> float:
 # --- loading -------------------------------------------------------------------------------------------
 
 
-def resolve_model_path(spec: str) -> Path:
-    """A directory path, or `py:PACKAGE/DIR` (a directory inside an installed Python package)."""
-    from lmforge.recipes.finetune import resolve_model_source  # the one place the py: spelling is read
-
-    return resolve_model_source(spec)
-
-
 def load_embedder(
     spec: str | os.PathLike, *, max_length: int | None = None, device: str = "cpu"
 ) -> ContextualEmbedder:
@@ -234,9 +227,10 @@ def load_embedder(
     max_seq_length when the directory has a sentence_bert_config.json (256 for all-MiniLM-L6-v2)."""
     from lmforge.model import load
     from lmforge.model.checkpoint import FORMAT
+    from lmforge.model_source import resolve_model_source
     from lmforge.tokenizers import Tokenizer
 
-    source = resolve_model_path(str(spec))
+    source = resolve_model_source(str(spec))
     tokenizer_file = source / "tokenizer.json"
     if not tokenizer_file.is_file():
         raise MissingFileError(f"{tokenizer_file} not found: the model directory needs its tokenizer")

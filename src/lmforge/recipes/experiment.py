@@ -241,7 +241,7 @@ def start_fingerprint(model: str, start: str) -> str | None:
     tokenizer, and for the pre-trained start the weights too. A from-scratch run reads no weights, so two
     model directories with the same architecture and tokenizer (a model and its continued pre-training)
     give the same scratch runs, and --resume may keep them. None when the directory cannot be read."""
-    from lmforge.recipes.finetune import resolve_model_source
+    from lmforge.model_source import resolve_model_source
 
     try:
         source = resolve_model_source(model)
@@ -554,7 +554,8 @@ def check_settings(config: DataEfficiencyConfig) -> DataEfficiencyConfig:
 def data_efficiency(config: DataEfficiencyConfig, log=print) -> dict:
     """Run (or resume) the experiment; returns the results document also written to OUT/results.json."""
     from lmforge.baselines import tfidf_logreg
-    from lmforge.recipes.finetune import read_splits, resolve_model_source
+    from lmforge.model_source import resolve_model_source
+    from lmforge.recipes.finetune import read_splits
     from lmforge.tokenizers.base import write_atomically
 
     config = check_settings(config)

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 from lmforge.config import add_set_option, dump_yaml, load_config, top_level_overrides
-from lmforge.errors import ConfigError, LmforgeError, MissingFileError
+from lmforge.errors import ConfigError, LmforgeError
+from lmforge.model_source import base_tokenizer, prepare_base, resolve_model_source
 from lmforge.recipes import Command
 from lmforge.tasks.qa import QAData
 from lmforge.tasks.translate import TranslateData
@@ -101,45 +100,6 @@ class FinetuneResult:
 # --- the pipeline ---------------------------------------------------------------------------------------
 
 
-def resolve_model_source(spec: str) -> Path:
-    """A path, or py:PACKAGE/SUBDIR (a folder inside an installed package)."""
-    if not spec:
-        raise ConfigError(
-            "model is empty: name a model directory (e.g. --model=runs/bert-mlm-wikitext2/model)"
-        )
-    if spec.startswith("py:"):
-        package, _, inner = spec[3:].partition("/")
-        found = importlib.util.find_spec(package)
-        if found is None or not found.submodule_search_locations:
-            raise MissingFileError(f"model {spec}: Python package {package!r} is not installed")
-        path = Path(list(found.submodule_search_locations)[0]) / inner
-    else:
-        path = Path(spec)
-    if not (path / "config.json").is_file():
-        raise MissingFileError(f"model {spec}: no config.json in {path} (expected a model directory)")
-    return path
-
-
-def prepare_base(spec: str, out: Path, log=print) -> Path:
-    """The lmforge model directory to start from; Hugging Face checkpoints are converted into OUT/base."""
-    source = resolve_model_source(spec)
-    document = json.loads((source / "config.json").read_text())
-    from lmforge.model.checkpoint import FORMAT
-    from lmforge.model.convert import from_hf
-
-    if document.get("format") == FORMAT:
-        return source
-
-    target = out / "base"
-    marker = target / "converted-from.txt"
-    if not (marker.is_file() and marker.read_text() == str(source.resolve())):
-        started = time.perf_counter()
-        from_hf(source, target)
-        marker.write_text(str(source.resolve()))
-        log(f"converted {source} → {target} in {time.perf_counter() - started:.1f}s")
-    return target
-
-
 def apply_lora_spec(model, spec: LoRASpec, log=print) -> None:
     """Wrap the model's projections in LoRA adapters when `spec.rank` > 0 (the rest frozen)."""
     if not spec.rank:
@@ -164,16 +124,6 @@ def fitted_train_config(config: FinetuneConfig, model, objective, log=print) -> 
     warmup = min(train_config.warmup_steps, steps // 10)
     log(f"schedule: {steps:,} steps of {step_seconds * 1e3:.0f} ms fit {train_config.max_minutes:g} min")
     return dataclasses.replace(train_config, max_steps=steps, warmup_steps=warmup, schedule_follows_time=True)
-
-
-def base_tokenizer(base_dir: Path):
-    """A model directory's tokenizer: (the path of its tokenizer.json, the loaded tokenizer)."""
-    from lmforge.tokenizers import Tokenizer
-
-    tokenizer_file = base_dir / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        raise MissingFileError(f"{tokenizer_file} not found: the model directory needs its tokenizer")
-    return tokenizer_file, Tokenizer.load(tokenizer_file)
 
 
 class TaskTraining(NamedTuple):

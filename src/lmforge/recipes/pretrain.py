@@ -7,8 +7,9 @@
 2. preprocess: a tokenizer (`tokenizer.path`, or one trained here on the corpus) and token shards
    (`lmforge prepare`, reused when the inputs are unchanged);
 3. architecture: a model preset (`lmforge.model` presets, or `lstm` for the recurrent baseline), or
-   `model.init_from`: an lmforge model directory whose weights, architecture and tokenizer the run
-   continues from (continued / domain-adaptive pre-training on new text);
+   `model.init_from`: a model whose weights, architecture and tokenizer the run continues from
+   (continued / domain-adaptive pre-training on new text): an lmforge model directory, `py:PACKAGE/DIR`,
+   or a Hugging Face GPT-2 / Llama / BERT-with-MLM-head checkpoint (converted into OUT/base);
 4. objective: causal LM (GPT: next token) or masked LM (BERT: 15% of tokens masked);
 5. validate: validation loss, perplexity and bits per byte (masked-token accuracy for MLM) during and
    after training. The run directory holds checkpoints, metrics.jsonl, loss.png and `model/`: the model
@@ -113,19 +114,22 @@ def special_tokens_for(kind: str, objective: str) -> list[str]:
     return list(CHAR_SPECIAL_TOKENS)
 
 
-def build_tokenizer(config: PretrainConfig, files: list[Path], out: Path, log=print):
-    """Copy the given tokenizer, or train one on (a sample of) the corpus; saved as out/tokenizer.json."""
+def build_tokenizer(
+    config: PretrainConfig, files: list[Path], out: Path, log=print, init_dir: Path | None = None
+):
+    """Copy the given tokenizer (or the one of `init_dir`, the model continued), or train one on (a sample
+    of) the corpus; saved as out/tokenizer.json."""
     from lmforge.text import Corpus
     from lmforge.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, WordPieceTokenizer, WordTokenizer
 
     target = out / "tokenizer.json"
-    if config.model.init_from:  # continued pre-training keeps the vocabulary the weights were trained with
+    if init_dir is not None:  # continued pre-training keeps the vocabulary the weights were trained with
         if config.tokenizer.path:
             raise ConfigError(
                 "model.init_from brings its own tokenizer; leave tokenizer.path unset "
                 f"(got {config.tokenizer.path})"
             )
-        source = Path(config.model.init_from) / "tokenizer.json"
+        source = init_dir / "tokenizer.json"
         if not source.is_file():
             raise ConfigError(f"model.init_from: {config.model.init_from} has no tokenizer.json")
         tokenizer = Tokenizer.load(source)
@@ -172,17 +176,12 @@ def _a(noun: str) -> str:
 CONTINUE_CHANGES = {"dropout", "attention_dropout"}  # what model.changes may set on an init_from model
 
 
-def load_initial_model(config: PretrainConfig, tokenizer):
-    """The model of `model.init_from`, checked against the objective, the tokenizer and the block size."""
+def load_initial_model(config: PretrainConfig, tokenizer, source: Path):
+    """The model of `model.init_from` (the lmforge directory `source` it resolved to), checked against the
+    objective, the tokenizer and the block size."""
     from lmforge.model import build_model, load
     from lmforge.model.checkpoint import read_config
 
-    source = Path(config.model.init_from)
-    if not (source / "config.json").is_file():
-        raise ConfigError(
-            f"model.init_from: {source} is not an lmforge model directory (no config.json); "
-            "convert a Hugging Face model first with `lmforge convert`"
-        )
     found = read_config(source)
     wanted = {"mlm": ("encoder", "mlm"), "clm": ("decoder", "lm")}[config.objective]
     if (found.architecture, found.head) != wanted:
@@ -218,11 +217,11 @@ def load_initial_model(config: PretrainConfig, tokenizer):
     return model
 
 
-def build_model_for(config: PretrainConfig, tokenizer, eot_id: int):
+def build_model_for(config: PretrainConfig, tokenizer, eot_id: int, init_dir: Path | None = None):
     """A fresh model whose vocabulary and context fit the tokenizer and block size (or the model of
-    `model.init_from`, to continue pre-training)."""
-    if config.model.init_from:
-        return load_initial_model(config, tokenizer)
+    `model.init_from`, resolved to the lmforge directory `init_dir`, to continue pre-training)."""
+    if init_dir is not None:
+        return load_initial_model(config, tokenizer, init_dir)
     vocab = tokenizer.vocab_size
     changes = dict(config.model.changes)
     if config.model.preset == "lstm":
@@ -375,7 +374,12 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump_yaml(config))
 
-    tokenizer = build_tokenizer(config, files, out, log)
+    init_dir = None
+    if config.model.init_from:  # a directory or py:PACKAGE/DIR; a Hugging Face checkpoint becomes OUT/base
+        from lmforge.model_source import prepare_base
+
+        init_dir = prepare_base(config.model.init_from, out, log)
+    tokenizer = build_tokenizer(config, files, out, log, init_dir)
     encoder = TokenizerEncoder(out / "tokenizer.json")
     started = time.perf_counter()
     meta = prepare_shards(
@@ -391,7 +395,7 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     how = "reused" if meta.reused else f"written in {time.perf_counter() - started:.1f}s"
     log(f"shards: {meta.tokens('train'):,} train / {meta.tokens('val'):,} validation tokens ({how})")
 
-    model = build_model_for(config, tokenizer, encoder.eot_id)
+    model = build_model_for(config, tokenizer, encoder.eot_id, init_dir)
     objective = build_objective(config, out / "shards", tokenizer)
     num_parameters = count_parameters(model)
     name = f"{config.model.init_from} (continued)" if config.model.init_from else config.model.preset

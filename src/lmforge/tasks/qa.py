@@ -145,14 +145,8 @@ def finetune_qa(config, log=print):
     """The whole `qa` pipeline for a `FinetuneConfig` whose task is "qa"; returns a `FinetuneResult`."""
     from lmforge.config import dump_yaml
     from lmforge.data.qa import QAObjective, prepare_tokenizer
-    from lmforge.recipes.finetune import (
-        FinetuneResult,
-        base_tokenizer,
-        prepare_base,
-        resolve_model_source,
-        save_finetuned,
-        train_task,
-    )
+    from lmforge.model_source import base_tokenizer, prepare_base, resolve_model_source
+    from lmforge.recipes.finetune import FinetuneResult, save_finetuned, train_task
 
     data = config.qa
     check_settings(data)

@@ -296,7 +296,7 @@ def _start_from_directory(config, out: Path, log):
 
     from lmforge.model import build_model
     from lmforge.model.checkpoint import check_state_dict, read_config, unique_state_dict
-    from lmforge.recipes.finetune import base_tokenizer, prepare_base
+    from lmforge.model_source import base_tokenizer, prepare_base
 
     base_dir = prepare_base(config.model, out, log)
     base = read_config(base_dir)
@@ -379,12 +379,8 @@ def finetune_translate(config, log=print):
     from lmforge.data.seq2seq import Seq2SeqObjective, encode_texts, read_pairs
     from lmforge.generate import GenerationConfig
     from lmforge.model import lora as lora_
-    from lmforge.recipes.finetune import (
-        FinetuneResult,
-        resolve_model_source,
-        save_finetuned,
-        train_task,
-    )
+    from lmforge.model_source import resolve_model_source
+    from lmforge.recipes.finetune import FinetuneResult, save_finetuned, train_task
 
     data = config.translate
     started = time.perf_counter()
