@@ -7,7 +7,7 @@
 # On that machine python3 holds CUDA PyTorch, numba, tqdm, safetensors, PyYAML and regex, all lmforge
 # needs; lmforge runs from src/ without installing, and the corpus travels in .gpu/ (git ignores it):
 #
-#   here, once:   echo /.gpu/ >> .git/info/exclude; mkdir -p .gpu; cp ../shared/data/wikitext-2/train.txt .gpu/
+#   here, once:   mkdir -p .gpu; cp ../shared/data/wikitext-2/train.txt .gpu/   (.gitignore keeps it out)
 #   there:        run(command="bash benchmarks/gpu_check.sh", carry=[".gpu"], timeout_s=540)
 #   back here:    for f in FILES_AT/*-cuda.bin; do lmforge embed eval "$f"; done
 #   dry run here: DEVICE=cpu CORPUS=small.txt WORDS=50000 PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh
