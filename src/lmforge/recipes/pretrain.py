@@ -129,10 +129,9 @@ def build_tokenizer(
                 "model.init_from brings its own tokenizer; leave tokenizer.path unset "
                 f"(got {config.tokenizer.path})"
             )
-        source = init_dir / "tokenizer.json"
-        if not source.is_file():
-            raise ConfigError(f"model.init_from: {config.model.init_from} has no tokenizer.json")
-        tokenizer = Tokenizer.load(source)
+        from lmforge.model_source import base_tokenizer
+
+        source, tokenizer = base_tokenizer(init_dir)
         tokenizer.save(target)
         log(f"tokenizer: {source} ({tokenizer.vocab_size:,} tokens)")
         return tokenizer
