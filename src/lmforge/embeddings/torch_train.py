@@ -18,8 +18,8 @@ written out by hand (no autograd, no optimiser state) and added to the rows they
 so a step costs O(pairs × dim), never O(vocabulary × dim). A row used by several pairs of a block gets the
 sum of their steps — what Hogwild SGD applies one after the other, here at once. FastText keeps
 fastText's rule: the input vector is the mean of the word's rows and each row receives the full gradient.
-The sigmoid is computed, not read from word2vec.c's table clipped at ±6 (a saturated pair's step is
-~0.25 % of the learning rate instead of 0).
+The sigmoid is computed, not read from word2vec.c's table; a pair scored beyond ±6 takes no step, as in
+the numba kernel and gensim.
 
     >>> from lmforge.embeddings import Word2VecConfig, train_word2vec
     >>> trained = train_word2vec(sentences, Word2VecConfig(device="cuda"))        # the GPU path
@@ -35,6 +35,7 @@ import numpy as np
 
 from lmforge.embeddings.vocab import EncodedCorpus
 from lmforge.embeddings.word2vec import (
+    MAX_EXP,
     TrainStats,
     _progress_bar,
     alias_table,
@@ -175,6 +176,7 @@ def _negative_sampling_step(hidden, targets, output, probability, alias, negativ
     labels = torch.zeros_like(scores)
     labels[:, 0] = 1.0
     step = (labels - torch.sigmoid(scores)) * alpha  # (B, 1 + K)
+    step.masked_fill_(scores.abs() >= MAX_EXP, 0.0)  # a saturated pair takes no step, as in the numba kernel
     step[:, 1:].masked_fill_(noise == targets[:, None], 0.0)  # a noise draw of the true word is skipped
     work = torch.bmm(step[:, None, :], vectors).squeeze(1)  # (B, D), from the old output rows
     output.index_add_(0, candidates.reshape(-1), (step[:, :, None] * hidden[:, None, :]).reshape(-1, dim))
