@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import regex
 
-from lmforge.errors import ConfigError, MissingFileError
+from lmforge.errors import ConfigError
 
 WORD_PATTERN = regex.compile(r"\w+")  # a word: letters, digits, underscore; punctuation stands apart
 SENTENCE_TRANSFORMERS_CONFIG = "sentence_bert_config.json"  # holds max_seq_length for ST models
@@ -227,13 +227,10 @@ def load_embedder(
     max_seq_length when the directory has a sentence_bert_config.json (256 for all-MiniLM-L6-v2)."""
     from lmforge.model import load
     from lmforge.model.checkpoint import FORMAT
-    from lmforge.model_source import resolve_model_source
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.model_source import base_tokenizer, resolve_model_source
 
     source = resolve_model_source(str(spec))
-    tokenizer_file = source / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        raise MissingFileError(f"{tokenizer_file} not found: the model directory needs its tokenizer")
+    _, tokenizer = base_tokenizer(source)  # checked before the (slower) model load
     document = json.loads((source / "config.json").read_text(encoding="utf-8"))
     if document.get("format") == FORMAT:
         model = load(source, device=device)
@@ -245,4 +242,4 @@ def load_embedder(
     if max_length is None and (source / SENTENCE_TRANSFORMERS_CONFIG).is_file():
         settings = json.loads((source / SENTENCE_TRANSFORMERS_CONFIG).read_text(encoding="utf-8"))
         max_length = settings.get("max_seq_length")
-    return ContextualEmbedder(model, Tokenizer.load(tokenizer_file), max_length=max_length, device=device)
+    return ContextualEmbedder(model, tokenizer, max_length=max_length, device=device)
