@@ -86,6 +86,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if args.jobs > 1 and args.workers > 1:
+        parser.error(
+            "--jobs > 1 needs --workers 1: only one-worker runs give the same scores run side by side"
+        )
     if args.seeds < 2:
         parser.error("--seeds must be at least 2 (a spread needs two runs)")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
