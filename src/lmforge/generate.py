@@ -10,6 +10,10 @@ What is here, in the order the course meets it:
   model's KV cache, batched prompts of different lengths (left padding), EOS and stop strings.
 - `stream` / `IncrementalDecoder` — text as it is produced, holding back a byte-level BPE token that
   ends inside a multi-byte UTF-8 character until the character is complete.
+- `complete` — many prompts (token ids) in batches, each cut where it ended, with why ("stop": EOS or a stop
+  string; "length": max_new_tokens); `token_logprobs` — every token's log-probability under the model.
+  `lmforge.pipelines` (TextGeneration, Translation) call these; a continuous-batching engine would sit
+  beside them here, taking the same prompts and giving the same `Completion`s.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class GenerationConfig:
     pad_token_id: int | None = None  # fills finished sequences; defaults to the first EOS id, else 0
     stop_strings: list[str] = field(default_factory=list)  # text that ends a sequence (kept in the output)
     seed: int | None = None  # makes sampling reproducible
+    chat_template: str | None = None  # Jinja2 template turning chat messages into a prompt (None: the
+    # default of `lmforge.pipelines.generation`); carried over from HF by `lmforge convert --from-hf`
 
     def __post_init__(self):
         if isinstance(self.eos_token_id, int):
@@ -516,6 +522,115 @@ class IncrementalDecoder:
             piece = text[len(self.emitted) :]
         self.emitted = text
         return piece
+
+
+# --- many prompts --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Completion:
+    token_ids: list[int]  # the new tokens, up to and including the one that ended the sequence
+    finish_reason: str  # "stop": EOS or a stop string; "length": max_new_tokens reached
+
+
+def finish(row: Sequence[int], config: GenerationConfig, eos: Sequence[int], tokenizer=None) -> Completion:
+    """Cut one row of `generate`'s new tokens where it ended: after its first EOS, or after the token that
+    completed a stop string (what follows is the pad filling of a finished row).
+
+    >>> finish([5, 7, 2, 2, 2], GenerationConfig(max_new_tokens=5), eos=[2])
+    Completion(token_ids=[5, 7, 2], finish_reason='stop')
+    """
+    eos = set(eos)
+    stops = config.stop_strings if tokenizer is not None else []
+    longest = max((len(s) for s in stops), default=0)
+    for i, token in enumerate(row):
+        if token in eos:
+            return Completion(list(row[: i + 1]), "stop")
+        if stops:
+            tail = tokenizer.decode(
+                list(row[max(0, i + 1 - (longest + 4)) : i + 1]), skip_special_tokens=False
+            )
+            if any(s in tail for s in stops):
+                return Completion(list(row[: i + 1]), "stop")
+    return Completion(list(row), "length")
+
+
+def _pad_rows(rows: Sequence[Sequence[int]], pad: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) ids and mask of rows of different lengths, padded on the left (decoder-only prompts: every
+    row's last column is its last real token) or on the right (encoder inputs)."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        columns = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, columns] = torch.tensor(list(row), dtype=torch.long)
+        mask[i, columns] = 1
+    return ids, mask
+
+
+@torch.no_grad()
+def complete(
+    model,
+    prompts: Sequence[Sequence[int]],
+    config: GenerationConfig,
+    *,
+    tokenizer=None,
+    batch_size: int = 16,
+    longest_first: bool = False,
+) -> list[Completion]:
+    """Continue every prompt (token ids), `batch_size` at a time, in the order given or longest first
+    (less padding; the results keep the order given). Decoder-only prompts are left-padded; an
+    encoder-decoder's sources right-padded. `tokenizer` is needed for stop strings.
+
+    A batch of one decoder-only prompt runs without a mask, as `generate` does for a single prompt.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    encoder_decoder = callable(getattr(model, "encode", None))
+    eos, pad = resolve_special_ids(model, config)
+    order = list(range(len(prompts)))
+    if longest_first:
+        order.sort(key=lambda i: -len(prompts[i]))
+    results: list[Completion | None] = [None] * len(prompts)
+    for first in range(0, len(order), batch_size):
+        rows = order[first : first + batch_size]
+        model_pad = getattr(model.config, "pad_token_id", None)
+        ids, mask = _pad_rows(
+            [prompts[r] for r in rows], model_pad if model_pad is not None else 0, not encoder_decoder
+        )
+        keep_mask = encoder_decoder or len(rows) > 1
+        output = generate(model, ids, config, attention_mask=mask if keep_mask else None, tokenizer=tokenizer)
+        for row, new in zip(rows, output.new_tokens.tolist(), strict=True):
+            results[row] = finish(new, config, eos, tokenizer)
+    return results  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def token_logprobs(model, rows: Sequence[Sequence[int]], top_k: int = 0):
+    """Each token's log-probability given the tokens before it, under the model's own distribution (raw
+    logits: no temperature or filtering), for a decoder-only model. One forward pass over the rows,
+    right-padded. Returns per row (logprobs (T,) with NaN for the first token, top ids (T, k), top
+    log-probabilities (T, k)) as CPU tensors; position t's top-k is the distribution that chose token t.
+    """
+    pad = getattr(model.config, "pad_token_id", None)
+    ids, mask = _pad_rows(rows, pad if pad is not None else 0, left=False)
+    device = next(model.parameters()).device
+    logits = model(ids.to(device), attention_mask=mask.to(device)).logits.float()  # (B, T, V)
+    logprobs = logits.log_softmax(-1).cpu()
+    results = []
+    for i, row in enumerate(rows):
+        n = len(row)
+        previous = logprobs[i, : n - 1]  # (n - 1, V): the distributions of tokens 1..n-1
+        chosen = torch.full((n,), float("nan"))
+        chosen[1:] = previous.gather(1, ids[i, 1:n, None]).squeeze(1)
+        k = min(top_k, logprobs.shape[-1])
+        values = torch.full((n, k), float("nan"))
+        indices = torch.full((n, k), -1, dtype=torch.long)
+        if k and n > 1:
+            top = previous.topk(k, dim=-1)
+            values[1:], indices[1:] = top.values, top.indices
+        results.append((chosen, indices, values))
+    return results
 
 
 class GenerationError(LmforgeError):

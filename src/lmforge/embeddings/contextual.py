@@ -133,25 +133,26 @@ class ContextualEmbedder:
                 yield i, encodings[i], states[row, : len(encodings[i].ids)]
 
     def _forward(self, ids, mask, layer: int):
-        """(B, T) ids and mask → (B, T, d) float32 states after `layer` (0 = embeddings)."""
+        """(B, T) ids and mask → (B, T, d) float32 states after `layer` (0 = embeddings).
+
+        An inner layer is reached by running the encoder's own modules up to it (no forward hooks, which
+        would see every other thread's forward pass too): several threads may share one embedder."""
         import torch
 
+        from lmforge.model.layers import default_position_ids, padding_bias
+
         model = self.model
-        captured = []
-        hook = None
-        if layer < self.num_layers:  # an inner layer: catch its output on the way through
-            module = model.embeddings if layer == 0 else model.layers[layer - 1]
-            hook = module.register_forward_hook(lambda _m, _inputs, output: captured.append(output[0]))
-        # Heads that score every token (MLM over the whole vocabulary) are skipped: nothing is selected.
-        scores_tokens = model.config.head in ("mlm", "token-classification", "question-answering")
-        nothing = torch.zeros_like(mask, dtype=torch.bool) if scores_tokens else None
-        try:
-            with torch.no_grad():
-                out = model(ids, attention_mask=mask, logits_where=nothing)
-        finally:
-            if hook is not None:
-                hook.remove()
-        return (captured[0] if captured else out.hidden_states).float()
+        with torch.no_grad():
+            if layer < self.num_layers:
+                x, rotary = model.embeddings(ids, default_position_ids(mask, ids))  # (B, T, d)
+                bias = padding_bias(mask)
+                for block in model.layers[:layer]:
+                    x, _ = block(x, bias=bias, rotary=rotary)
+                return x.float()
+            # Heads that score every token (MLM over the whole vocabulary) are skipped: nothing is selected.
+            scores_tokens = model.config.head in ("mlm", "token-classification", "question-answering")
+            nothing = torch.zeros_like(mask, dtype=torch.bool) if scores_tokens else None
+            return model(ids, attention_mask=mask, logits_where=nothing).hidden_states.float()
 
     # --- what users call ---------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The model directory: save and load without pickle.
 
-    DIR/config.json        {"format": "lmforge-model", "format_version": 1, "model": {ModelConfig fields}}
+    DIR/config.json        {"format": "lmforge-model", "format_version": 1, "task": "generation",
+                           "model": {ModelConfig fields}}; `task` names the use (`lmforge.pipelines`)
     DIR/model.safetensors  the unwrapped state dict (no `module.` / `_orig_mod.` prefixes); a tied weight is
                            stored once, under its first name
     DIR/tokenizer.json     copied from the tokenizer given to `save` (and any other tokenizer files)
@@ -10,6 +11,9 @@
   `flops_per_token`, `new_cache`.
 - `save_model(model, dir, tokenizer=None, card="")` and `load_model(dir)`.
 - `check_state_dict(expected, found)` — names every missing, unexpected or mis-shaped tensor at once.
+- `task_of(config)` — what a model is for, from its architecture and head: "generation" (decoder),
+  "translation" (encoder-decoder), "classification", "question-answering" or "embedding" (encoders);
+  `read_task(dir)` reads it back, inferring it for directories saved before the key existed.
 
 Loading reads safetensors only, so a model directory can never run code. Every file is written to a
 temporary name, flushed to disk and renamed, so an interrupted save leaves no half-written file.
@@ -32,6 +36,7 @@ from lmforge.model.layers import KVCache
 
 FORMAT = "lmforge-model"
 FORMAT_VERSION = 1
+TASKS = ("generation", "translation", "classification", "question-answering", "embedding")
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -112,9 +117,31 @@ def unique_state_dict(model: nn.Module) -> dict[str, Tensor]:
     return state
 
 
-def save_model(model: TransformerModel, directory: str | os.PathLike, tokenizer=None, card: str = "") -> Path:
+def task_of(config: ModelConfig) -> str:
+    """The use a model's architecture and head are for (the `task` key of config.json).
+
+    >>> task_of(ModelConfig(architecture="encoder", head="question-answering"))
+    'question-answering'
+    """
+    if config.architecture == "decoder":
+        return "generation"
+    if config.architecture == "encoder-decoder":
+        return "translation"
+    heads = {"sequence-classification": "classification", "question-answering": "question-answering"}
+    return heads.get(config.head, "embedding")  # a bare or MLM encoder: its vectors are what it gives
+
+
+def save_model(
+    model: TransformerModel,
+    directory: str | os.PathLike,
+    tokenizer=None,
+    card: str = "",
+    *,
+    task: str | None = None,
+) -> Path:
     """Save `model` to `directory` (created if needed). `tokenizer`: a path to a tokenizer.json (or a folder
-    holding tokenizer files) to copy, or an object with `.save(path)`."""
+    holding tokenizer files) to copy, or an object with `.save(path)`. `task`: the use written into
+    config.json (default: `task_of` the model's config)."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -122,9 +149,12 @@ def save_model(model: TransformerModel, directory: str | os.PathLike, tokenizer=
     model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
     model = getattr(model, "module", model)  # DDP wrapper
     config: ModelConfig = model.config
+    task = task or task_of(config)
+    if task not in TASKS:
+        raise LmforgeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in unique_state_dict(model).items()}
     _atomic_write(directory / "model.safetensors", lambda p: save_file(state, p, metadata={"format": "pt"}))
-    document = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": config.to_dict()}
+    document = {"format": FORMAT, "format_version": FORMAT_VERSION, "task": task, "model": config.to_dict()}
     _atomic_write(
         directory / "config.json", lambda p: Path(p).write_text(json.dumps(document, indent=2) + "\n")
     )
@@ -203,6 +233,23 @@ def read_config(directory: str | os.PathLike) -> ModelConfig:
             f"({FORMAT_VERSION}); upgrade lmforge"
         )
     return ModelConfig.from_dict(document["model"], where=str(path))
+
+
+def read_task(directory: str | os.PathLike) -> str:
+    """The `task` of a model directory's config.json (or a LoRA adapter directory's adapter_config.json);
+    inferred from the architecture and head when the directory was saved without one."""
+    directory = Path(directory)
+    adapter_config = directory / "adapter_config.json"
+    if adapter_config.is_file():
+        document = json.loads(adapter_config.read_text(encoding="utf-8"))
+        config = ModelConfig.from_dict(document["model"], where=str(adapter_config))
+    else:
+        config = read_config(directory)
+        document = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    task = document.get("task") or task_of(config)
+    if task not in TASKS:
+        raise CheckpointError(f"{directory}: unknown task {task!r} (known: {', '.join(TASKS)})")
+    return task
 
 
 def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], where: str) -> None:

@@ -9,7 +9,11 @@ unpickles). One table of rules per architecture maps tensor names both ways:
   `key_value`).
 
 HF tensors the rules do not use must be known leftovers (tied copies, precomputed buffers) or the conversion
-fails naming them, so nothing is silently dropped. Tokenizer files are copied both ways.
+fails naming them, so nothing is silently dropped. Tokenizer files are copied both ways. `from_hf` also
+carries what is needed to *use* the model: the chat template (tokenizer_config.json's `chat_template`, or
+chat_template.jinja) into generation.json, and a sentence-transformers model's pooling, normalisation and
+max_seq_length (modules.json, 1_Pooling/config.json, sentence_bert_config.json) into the config's
+`extra["sentence_embedding"]`.
 
     from_hf("hf-gpt2/", "runs/gpt2")      # lmforge convert --from-hf hf-gpt2 --out runs/gpt2
     to_hf("runs/gpt2", "hf-again/")       # lmforge convert --to-hf runs/gpt2 --out hf-again
@@ -418,6 +422,9 @@ def from_hf(source: str | os.PathLike, out: str | os.PathLike) -> Path:
     where = str(source / "config.json")
     family = _hf_family(hf, where)
     config = config_from_hf(hf, set(hf_state), where)
+    embedding = sentence_embedding_settings(source)
+    if embedding:
+        config.extra["sentence_embedding"] = embedding
     prefix = _hf_prefix(family, set(hf_state))
     model = build_model(config)
     expected = unique_state_dict(model)
@@ -455,7 +462,60 @@ def from_hf(source: str | os.PathLike, out: str | os.PathLike) -> Path:
             copy_tokenizer(source / name, out) if name == "tokenizer.json" else _copy(
                 source / name, out / name
             )
+    template = chat_template(source)
+    if template is not None:  # generation.json holds only the template: every decoding setting stays default
+        text = json.dumps({"chat_template": template}, indent=2, ensure_ascii=False) + "\n"
+        _atomic_write(out / "generation.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
     return out
+
+
+def chat_template(source: Path) -> str | None:
+    """The Jinja2 chat template of an HF checkpoint: chat_template.jinja, else tokenizer_config.json's
+    `chat_template` (a string, or a list of named templates of which "default" is taken)."""
+    if (source / "chat_template.jinja").is_file():
+        return (source / "chat_template.jinja").read_text(encoding="utf-8")
+    path = source / "tokenizer_config.json"
+    if not path.is_file():
+        return None
+    try:
+        template = json.loads(path.read_text(encoding="utf-8")).get("chat_template")
+    except json.JSONDecodeError as exc:
+        raise ConversionError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if isinstance(template, list):
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default")
+    return template if isinstance(template, str) else None
+
+
+def sentence_embedding_settings(source: Path) -> dict:
+    """A sentence-transformers checkpoint's pooling ("mean", "cls", "max", ...), whether it normalises, and
+    its max_seq_length; {} for other checkpoints."""
+    modules_file = source / "modules.json"
+    if not modules_file.is_file():
+        return {}
+    modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    types = {m.get("type", "").rsplit(".", 1)[-1]: m.get("path", "") for m in modules}
+    settings: dict = {"pooling": "mean", "normalize": "Normalize" in types}
+    pooling_file = source / types.get("Pooling", "1_Pooling") / "config.json"
+    if "Pooling" in types and pooling_file.is_file():
+        pooling = json.loads(pooling_file.read_text(encoding="utf-8"))
+        modes = [m for m in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens")
+                 if pooling.get(f"pooling_mode_{m}")]  # fmt: skip
+        if pooling.get("pooling_mode"):  # newer files name the mode directly
+            modes = [pooling["pooling_mode"]]
+        names = {
+            "cls_token": "cls",
+            "mean_tokens": "mean",
+            "max_tokens": "max",
+            "mean_sqrt_len_tokens": "mean_sqrt_len",
+        }
+        settings["pooling"] = "+".join(names.get(m, m) for m in modes) or "mean"
+    st_config = source / "sentence_bert_config.json"
+    if st_config.is_file():
+        length = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")
+        if length:
+            settings["max_length"] = int(length)
+    return settings
 
 
 def to_hf(source: str | os.PathLike, out: str | os.PathLike) -> Path:

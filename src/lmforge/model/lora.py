@@ -154,16 +154,16 @@ def adapter_state_dict(model: nn.Module) -> dict[str, Tensor]:
 
 
 def save_adapters(model: nn.Module, directory: str | os.PathLike, *, base: str, settings: dict) -> Path:
-    """Write adapters.safetensors + adapter_config.json ({base, rank, alpha, targets, model config})."""
+    """Write adapters.safetensors + adapter_config.json ({base, rank, alpha, targets, task, model config})."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    from lmforge.model.checkpoint import _atomic_write
+    from lmforge.model.checkpoint import _atomic_write, task_of
 
     state = adapter_state_dict(model)
     _atomic_write(directory / ADAPTER_FILE, lambda p: save_file(state, p, metadata={"format": "pt"}))
-    document = {"base": str(base), **settings, "model": model.config.to_dict()}
+    document = {"base": str(base), **settings, "task": task_of(model.config), "model": model.config.to_dict()}
     text = json.dumps(document, indent=2) + "\n"
     _atomic_write(directory / ADAPTER_CONFIG, lambda p: Path(p).write_text(text))
     return directory
