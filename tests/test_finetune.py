@@ -15,7 +15,7 @@ from lmforge.data.classification import ClassificationObjective, Example, read_e
 from lmforge.errors import ConfigError, CorpusError
 from lmforge.model import build_model, load, preset
 from lmforge.model.lora import LoRALinear, apply_lora, load_adapters, merge_lora, save_adapters
-from lmforge.recipes.classify import load_classifier, predict
+from lmforge.pipelines import Classification
 from lmforge.recipes.finetune import FinetuneConfig, build_classifier, finetune
 
 REPO = Path(__file__).resolve().parents[1]
@@ -249,8 +249,7 @@ def test_finetune_classify_end_to_end_then_classify_cli(tiny_base, sst2_slice, t
         for r in lines
     )
     # batches of 2 give what one text at a time gives
-    model, tokenizer, labels = load_classifier(result.model_dir)
-    alone = predict(model, tokenizer, labels, ["the worst movie of the year"])[0].probabilities
+    alone = Classification.load(result.model_dir)("the worst movie of the year").probabilities
     assert alone == pytest.approx(lines[1]["probabilities"], abs=1e-5)
     code, out, _ = cli("classify", "--model", result.model_dir, "a gorgeous , witty film")
     assert code == 0 and out.split("\t")[0] in ("negative", "positive")
@@ -290,16 +289,14 @@ def test_finetune_with_lora_saves_adapters_or_merged(tiny_base, sst2_slice, tmp_
     assert (
         adapters.model_dir.name == "adapters" and adapters.trainable_parameters < adapters.num_parameters / 4
     )
-    model, tokenizer, labels = load_classifier(adapters.model_dir)
     merged = finetune(
         tiny_config(tiny_base, sst2_slice, tmp_path / "m", **{"lora.rank": 4, "lora.save": "merged"}),
         log=lambda *_: None,
     )
-    merged_model, _, _ = load_classifier(merged.model_dir)
     texts = ["a gorgeous , witty film", "the worst movie of the year"]
     # the same seed and data: the adapters and the merged weights give the same predictions
-    a = predict(model, tokenizer, labels, texts)
-    b = predict(merged_model, tokenizer, labels, texts)
+    a = Classification.load(adapters.model_dir)(texts)
+    b = Classification.load(merged.model_dir)(texts)
     for x, y in zip(a, b, strict=True):
         assert x.probabilities == pytest.approx(y.probabilities, abs=1e-5)
 

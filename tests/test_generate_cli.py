@@ -125,6 +125,6 @@ def test_seeded_sampling_is_reproducible(model_dir, cli):
 
 def test_errors_are_one_line(model_dir, cli, tmp_path):
     code, _, err = cli("generate", "--model", tmp_path / "missing", "--prompt", "x")
-    assert code == 2 and "no such model directory" in err
+    assert code == 2 and "model directory not found" in err
     code, _, err = cli("generate", "--model", model_dir, "--prompt", "x", "--top-p", "0")
     assert code == 2 and "top_p" in err

@@ -91,7 +91,7 @@ def test_bad_arguments(tmp_path, cli, char_tokenizer_file):
     code, _, err = cli("perplexity", "--model", tmp_path / "gpt", text_file, "--context", "4096")
     assert code == 2 and "--context" in err
     code, _, err = cli("perplexity", "--model", tmp_path / "nope", text_file)
-    assert code == 2 and "no such model directory" in err
+    assert code == 2 and "model directory not found" in err
 
 
 def _hf_dir(model, tokenizer_file, directory):

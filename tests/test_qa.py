@@ -450,7 +450,7 @@ def test_from_scratch_and_pretrained_span_models_differ_only_in_initialisation(t
 
 def test_finetune_qa_end_to_end_then_answer_cli(tiny_base, squad_slice, tmp_path, cli):
     from lmforge.model import load
-    from lmforge.recipes.answer import answer_questions, load_qa_model
+    from lmforge.pipelines import QuestionAnswering
     from lmforge.tasks.qa import build_span_model
 
     config = tiny_config(tiny_base, squad_slice, tmp_path / "run")
@@ -485,9 +485,11 @@ def test_finetune_qa_end_to_end_then_answer_cli(tiny_base, squad_slice, tmp_path
         assert 0 < record["score"] <= 1 and len(record["candidates"]) == 3
     code, plain, _ = cli("answer", "--model", result.model_dir, "--context", context, example.question)
     assert code == 0 and plain == records[0]["answer"] + "\n"
-    model, tokenizer, settings = load_qa_model(result.model_dir)
-    spans = answer_questions(model, tokenizer, example.context, [example.question], settings=settings)
-    assert spans[0][0].text == records[0]["answer"]
+    best = QuestionAnswering.load(result.model_dir)(example.question, example.context, top_k=3)
+    assert best.answer == records[0]["answer"] and round(best.score, 6) == records[0]["score"]
+    assert [(c.answer, c.start, c.end) for c in best.candidates] == [
+        (c["answer"], c["start"], c["end"]) for c in records[0]["candidates"]
+    ]
 
 
 def test_answer_cli_errors(tiny_base, tmp_path, cli):
@@ -508,7 +510,7 @@ def test_answer_cli_errors(tiny_base, tmp_path, cli):
 
 
 def test_finetune_qa_with_lora_adapters_equal_merged(tiny_base, squad_slice, tmp_path):
-    from lmforge.recipes.answer import answer_questions, load_qa_model
+    from lmforge.pipelines import QuestionAnswering
 
     options = {"train.max_steps": 4, "lora.rank": 4, "train.eval_batches": 1}
     adapters = finetune(tiny_config(tiny_base, squad_slice, tmp_path / "a", **options, **{"lora.save": "adapters"}),
@@ -521,10 +523,10 @@ def test_finetune_qa_with_lora_adapters_equal_merged(tiny_base, squad_slice, tmp
     assert adapters.metrics == pytest.approx(merged.metrics, abs=1e-4)  # every test question, both times
     context = read_squad(squad_slice)[0].examples[0].context
     questions = ["Which city?", "When was it founded?"]
-    a = answer_questions(*load_qa_model(adapters.model_dir)[:2], context, questions)
-    b = answer_questions(*load_qa_model(merged.model_dir)[:2], context, questions)
+    a = QuestionAnswering.load(adapters.model_dir)(questions, context)
+    b = QuestionAnswering.load(merged.model_dir)(questions, context)
     for x, y in zip(a, b, strict=True):
-        assert x[0].text == y[0].text and x[0].score == pytest.approx(y[0].score, abs=1e-5)
+        assert x.answer == y.answer and x.score == pytest.approx(y.score, abs=1e-5)
 
 
 def test_bad_qa_settings_fail_before_any_work(tiny_base, squad_slice, tmp_path):

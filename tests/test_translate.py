@@ -25,9 +25,9 @@ from lmforge.data.seq2seq import (
 )
 from lmforge.errors import ConfigError, CorpusError, MissingFileError
 from lmforge.model import build_model, load, preset
+from lmforge.pipelines import Translation
 from lmforge.recipes.finetune import FinetuneConfig, finetune
 from lmforge.tasks.translate import (
-    load_translator,
     normalise_sentence,
     score,
     split_by_source,
@@ -298,10 +298,12 @@ def test_from_preset_writes_a_model_directory_scored_like_sacrebleu(scratch_run)
 
 def test_translate_command_runs_the_model_directory(scratch_run, cli, tmp_path):
     model_dir = scratch_run.model_dir
-    model, tokenizer, defaults = load_translator(model_dir)
+    pipe = Translation.load(model_dir)
+    model, tokenizer, defaults = pipe.model, pipe.tokenizer, pipe.defaults
     assert defaults.num_beams == 2
     texts = ["How are you?", "I like cats very much, and I have three of them at home."]
     expected = [t.text for t in translate(model, tokenizer, texts, defaults)]
+    assert [t.text for t in pipe(texts)] == expected  # the training-time function and the pipeline agree
     code, out, _ = cli("translate", "--model", model_dir, *texts)
     assert code == 0 and out.splitlines() == expected
 
@@ -358,8 +360,7 @@ def test_lora_on_the_task_merged_equals_adapters_and_leaves_the_base_alone(
     texts = ["How are you?", "Where is the station?"]
     outputs = []
     for directory in (merged.model_dir, adapters.model_dir):
-        model, tokenizer, defaults = load_translator(directory)
-        outputs.append([t.token_ids for t in translate(model, tokenizer, texts, defaults)])
+        outputs.append([t.token_ids for t in Translation.load(directory)(texts)])
     assert outputs[0] == outputs[1]
 
 

@@ -5,7 +5,8 @@
     lmforge classify --model runs/sst2-minilm/model --file reviews.txt --json    # one text per line
 
 The model directory is the `model/` (or, for LoRA runs saved as adapters, `adapters/`) that `lmforge
-finetune` wrote. `predict` is the library function: texts in, (label, probabilities) out, in batches.
+finetune` wrote. The library behind it is `lmforge.pipelines.Classification`: texts in, (label,
+probabilities) out, in batches.
 """
 
 from __future__ import annotations
@@ -13,77 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from lmforge.errors import ConfigError, LmforgeError, MissingFileError
+from lmforge.errors import LmforgeError, MissingFileError
 from lmforge.recipes import Command
-
-
-@dataclass
-class Prediction:
-    text: str
-    label: str
-    probabilities: dict[str, float]  # every label's probability, in the model's label order
-
-
-def load_classifier(directory: str | Path):
-    """(model, tokenizer, label names) of a fine-tuned classifier directory (full model or adapters)."""
-    from lmforge.model import load
-    from lmforge.model.lora import ADAPTER_CONFIG, load_adapters
-    from lmforge.tokenizers import Tokenizer
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise MissingFileError(f"--model: directory not found: {directory}")
-    model = load_adapters(directory) if (directory / ADAPTER_CONFIG).is_file() else load(directory)
-    if model.config.head != "sequence-classification":
-        raise ConfigError(
-            f"--model {directory}: head is {model.config.head!r}, not a classifier; "
-            "fine-tune one with `lmforge finetune` (task classify)"
-        )
-    if not (directory / "tokenizer.json").is_file():
-        raise MissingFileError(
-            f"{directory / 'tokenizer.json'} not found: the model directory needs its tokenizer"
-        )
-    labels = model.config.extra.get("labels") or [str(i) for i in range(model.config.num_labels)]
-    return model, Tokenizer.load(directory / "tokenizer.json"), list(labels)
-
-
-def predict(
-    model,
-    tokenizer,
-    labels: Sequence[str],
-    texts: Sequence[str],
-    pairs: Sequence[str] | None = None,
-    *,
-    batch_size: int = 32,
-    max_length: int = 128,
-) -> list[Prediction]:
-    """Classify `texts` (with `pairs` as second texts) in batches of `batch_size`, padded per batch.
-
-    >>> model, tokenizer, labels = load_classifier("runs/sst2-minilm/model")
-    >>> predict(model, tokenizer, labels, ["a gorgeous movie ."])[0].label
-    'positive'
-    """
-    import torch
-
-    from lmforge.data.classification import Example, classifier_logits, encode_examples, pad_batch
-
-    pad_id = model.config.pad_token_id or 0
-    examples = [Example(text, pairs[i] if pairs is not None else None, "") for i, text in enumerate(texts)]
-    encoded = encode_examples(tokenizer, examples, labels, min(max_length, model.config.max_positions))
-    model.eval()
-    results = []
-    with torch.no_grad():
-        for first in range(0, len(examples), batch_size):
-            rows = list(range(first, min(first + batch_size, len(examples))))
-            probabilities = classifier_logits(model, pad_batch(encoded, rows, pad_id)).float().softmax(-1)
-            for row, p in zip(rows, probabilities.tolist(), strict=True):
-                best = max(range(len(p)), key=p.__getitem__)
-                results.append(Prediction(texts[row], labels[best], dict(zip(labels, p, strict=True))))
-    return results
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -110,17 +44,18 @@ def run(args: argparse.Namespace) -> int:
         raise LmforgeError("nothing to classify: give a text, or --file with one text per line")
     if args.pair is not None and len(texts) != 1:
         raise LmforgeError("--pair goes with exactly one text")
-    model, tokenizer, labels = load_classifier(args.model)
+    from lmforge.pipelines import Classification
+
+    classify = Classification.load(args.model)
     pairs = [args.pair] if args.pair is not None else None
-    for item in predict(
-        model, tokenizer, labels, texts, pairs, batch_size=args.batch_size, max_length=args.max_length
-    ):
+    results = classify(texts, pairs, batch_size=args.batch_size, max_length=args.max_length)
+    for text, item in zip(texts, results, strict=True):
         if args.json:
-            record = {"text": item.text, "label": item.label, "probabilities": item.probabilities}
+            record = {"text": text, "label": item.label, "probabilities": item.probabilities}
             print(json.dumps(record, ensure_ascii=False))
         else:
             others = ", ".join(f"{k} {v:.3f}" for k, v in item.probabilities.items())
-            print(f"{item.label}\t{item.probabilities[item.label]:.3f}\t({others})\t{item.text}")
+            print(f"{item.label}\t{item.probabilities[item.label]:.3f}\t({others})\t{text}")
     return 0
 
 

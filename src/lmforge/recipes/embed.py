@@ -395,17 +395,20 @@ def format_compare_table(rows: list) -> str:
 
 
 def contextual_report(
-    embedder, sentences: list[str], word: str | None, layer: int, topn: int, batch_size: int
+    pipe, sentences: list[str], word: str | None, layer: int, topn: int, batch_size: int
 ) -> dict:
-    """Sentence similarities, and with `word`: its vector in each sentence that has it, their pairwise
-    similarities, and the words of all the sentences nearest to each of them."""
+    """Sentence similarities (`pipe`: a `lmforge.pipelines.SentenceEmbedding`), and with `word`: its
+    vector in each sentence that has it, their pairwise similarities, and the words of all the sentences
+    nearest to each of them."""
     import numpy as np
 
     from lmforge.embeddings.contextual import cosine_matrix
 
+    embedder = pipe.embedder
     layer_number = embedder.layer_index(layer)
     texts = embedder.tokens(sentences, layer=layer, batch_size=batch_size)
-    pooled = np.stack([t.token_vectors.mean(axis=0) for t in texts])  # mean over the real tokens
+    vectors = pipe(sentences, pooling="mean", normalize=False, layer=layer, batch_size=batch_size)
+    pooled = np.stack([v.vector for v in vectors])  # mean over the real tokens
     report: dict = {
         "layer": layer_number,
         "layers": embedder.num_layers,
@@ -453,7 +456,7 @@ def contextual_report(
 def run_contextual(args: argparse.Namespace) -> int:
     import json
 
-    from lmforge.embeddings.contextual import load_embedder
+    from lmforge.pipelines import SentenceEmbedding
 
     if args.topn < 1:
         raise ConfigError(f"--topn must be at least 1, got {args.topn}")
@@ -463,8 +466,8 @@ def run_contextual(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-length must be at least 2, got {args.max_length}")
     if any(not s.strip() for s in args.sentences):
         raise LmforgeError("a SENTENCE is empty; give each sentence some text")
-    embedder = load_embedder(args.model, max_length=args.max_length, device=args.device)
-    report = contextual_report(embedder, args.sentences, args.word, args.layer, args.topn, args.batch_size)
+    pipe = SentenceEmbedding.load(args.model, max_length=args.max_length, device=args.device)
+    report = contextual_report(pipe, args.sentences, args.word, args.layer, args.topn, args.batch_size)
     report = {"model": args.model, **report}
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=1))

@@ -50,29 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_for_generation(model_dir: str):
-    """(model, tokenizer, GenerationConfig defaults) from a model directory, with clear errors."""
-    from lmforge.generate import GenerationConfig
-    from lmforge.model import load
-    from lmforge.tokenizers import Tokenizer
-
-    directory = Path(model_dir)
-    if not directory.is_dir():
-        raise MissingFileError(f"--model {directory}: no such model directory")
-    tokenizer_file = directory / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        raise MissingFileError(
-            f"--model {directory}: no tokenizer.json; save the model with its tokenizer to generate text"
-        )
-    model = load(directory).eval()
-    tokenizer = Tokenizer.load(tokenizer_file)
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return model, tokenizer, GenerationConfig.load(directory)
-
-
-def settings_from_args(args: argparse.Namespace, defaults):
-    return defaults.replace(
+def options_from_args(args: argparse.Namespace) -> dict:
+    """The decoding options given on the command line (unset ones left to generation.json)."""
+    return dict(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
         top_k=args.top_k,
@@ -86,82 +66,24 @@ def settings_from_args(args: argparse.Namespace, defaults):
     )
 
 
-def encode_batch(tokenizer, model, prompts: list[str]):
-    """Left-padded ids and mask, so every row's last column is its last real token."""
-    import torch
-
-    rows = [tokenizer.encode(p).ids for p in prompts]
-    for prompt, ids in zip(prompts, rows, strict=True):
-        if not ids:
-            raise LmforgeError(f"prompt {prompt!r} encodes to no tokens; give some text to continue")
-    limit = model.config.max_positions
-    for prompt, ids in zip(prompts, rows, strict=True):
-        if len(ids) >= limit:
-            raise LmforgeError(
-                f"prompt {prompt[:40]!r}... is {len(ids)} tokens; the model's context is {limit}"
-            )
-    pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row) :] = torch.tensor(row)
-        mask[i, width - len(row) :] = 1
-    return ids, mask
-
-
-def fit_to_context(config, model, prompt_length: int):
-    """Learned position tables end at max_positions: never ask for more new tokens than fit."""
-    room = model.config.max_positions - prompt_length
-    if config.max_new_tokens > room:
-        print(f"note: generating {room} new tokens, all the model's context leaves", file=sys.stderr)
-        return config.replace(max_new_tokens=room)
-    return config
-
-
-def generate_texts(model, tokenizer, prompts: list[str], config) -> list[dict]:
-    from lmforge.generate import generate
-
-    ids, mask = encode_batch(tokenizer, model, prompts)
-    config = fit_to_context(config, model, ids.shape[1])
-    output = generate(
-        model, ids, config, attention_mask=mask if len(prompts) > 1 else None, tokenizer=tokenizer
-    )
-    pad = config.pad_token_id
-    results = []
-    for prompt, row in zip(prompts, output.new_tokens.tolist(), strict=True):
-        eos = set(
-            config.eos_token_id
-            or ([model.config.eos_token_id] if model.config.eos_token_id is not None else [])
-        )
-        if eos:  # drop the filler after a row's EOS
-            end = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
-            row = row[:end]
-        elif pad is not None:
-            pass
-        results.append({"prompt": prompt, "text": tokenizer.decode(row), "token_ids": row})
-    return results
-
-
-def show(result: dict, as_json: bool) -> None:
+def show(prompt: str, result, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result, ensure_ascii=False))
+        record = {"prompt": prompt, "text": result.text, "token_ids": result.token_ids}
+        print(json.dumps(record, ensure_ascii=False))
     else:
-        print(result["prompt"] + result["text"])
+        print(prompt + result.text)
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmforge.generate import stream
+    from lmforge.pipelines import TextGeneration
 
     if args.prompts and not Path(args.prompts).is_file():
         raise MissingFileError(f"--prompts {args.prompts}: no such file")
     if args.batch_size < 1:
         raise LmforgeError("--batch-size must be at least 1")
-    model, tokenizer, defaults = load_for_generation(args.model)
-    try:
-        config = settings_from_args(args, defaults)
-    except ValueError as exc:
-        raise LmforgeError(f"bad decoding option: {exc}") from None
+    generate = TextGeneration.load(args.model, log=lambda note: print(note, file=sys.stderr))
+    options = options_from_args(args)
+    generate.settings(**options)  # a bad option fails before any prompt is read
 
     if args.prompts:
         from lmforge.text import iter_lines
@@ -169,20 +91,23 @@ def run(args: argparse.Namespace) -> int:
         prompts = [line for _, line in iter_lines(args.prompts) if line.strip()]
         if not prompts:
             raise LmforgeError(f"--prompts {args.prompts}: the file has no prompts")
-        for start in range(0, len(prompts), args.batch_size):
-            for result in generate_texts(model, tokenizer, prompts[start : start + args.batch_size], config):
-                show(result, args.json)
+        for start in range(0, len(prompts), args.batch_size):  # printed batch by batch
+            batch = prompts[start : start + args.batch_size]
+            for prompt, result in zip(
+                batch, generate(batch, batch_size=args.batch_size, **options), strict=True
+            ):
+                show(prompt, result, args.json)
         return 0
 
     def one(prompt: str) -> None:
         if args.stream and not args.json:
-            ids, _ = encode_batch(tokenizer, model, [prompt])
+            pieces = generate.stream(prompt, **options)
             print(prompt, end="", flush=True)
-            for piece in stream(model, tokenizer, ids, fit_to_context(config, model, ids.shape[1])):
+            for piece in pieces:
                 print(piece, end="", flush=True)
             print()
         else:
-            show(generate_texts(model, tokenizer, [prompt], config)[0], args.json)
+            show(prompt, generate(prompt, **options), args.json)
 
     if args.prompt is not None:
         one(args.prompt)

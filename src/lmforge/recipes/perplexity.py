@@ -60,11 +60,11 @@ def pseudo_log_likelihood(model, ids, *, mask_id: int, cls_id, sep_id, context: 
 
 def run(args: argparse.Namespace) -> int:
     from lmforge.metrics.perplexity import bits_per_byte, sliding_window_nll
-    from lmforge.recipes.generate import load_for_generation
+    from lmforge.pipelines.base import load_model_and_tokenizer
     from lmforge.text import Corpus
 
     corpus = Corpus(args.files, field=args.field, column=args.column, unit="file")  # checks paths first
-    model, tokenizer, _ = load_for_generation(args.model)
+    model, tokenizer = load_model_and_tokenizer(args.model)
     config = model.config
     text = "\n\n".join(corpus)
     ids = tokenizer.encode(text, add_special_tokens=False).ids

@@ -137,12 +137,11 @@ def pretrain_stage(out, minutes: float):
 
 
 def completions_stage(model_dir, prompts=PROMPTS) -> list[tuple[str, str]]:
-    from lmforge.generate import GenerationConfig
-    from lmforge.recipes.generate import generate_texts, load_for_generation
+    from lmforge.pipelines import TextGeneration
 
-    model, tokenizer, _ = load_for_generation(model_dir)
-    config = GenerationConfig(max_new_tokens=48, temperature=0.0, repetition_penalty=1.1)
-    return [(r["prompt"], r["text"]) for r in generate_texts(model, tokenizer, list(prompts), config)]
+    generate = TextGeneration.load(model_dir)
+    results = generate(list(prompts), max_new_tokens=48, temperature=0.0, repetition_penalty=1.1)
+    return [(prompt, r.text) for prompt, r in zip(prompts, results, strict=True)]
 
 
 def write_report(out, table: str | None, result, samples: list[tuple[str, str]]) -> None:

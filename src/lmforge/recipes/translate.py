@@ -8,7 +8,7 @@ The model directory is the `model/` that `lmforge finetune` (task translate) wro
 converted by `lmforge convert --from-hf`. Decoding settings default to the directory's generation.json
 (the beam width the model was scored with); `--num-beams` and `--max-new-tokens` override them. Sentences
 are translated in batches of similar length; the output keeps the input order, one translation per line.
-The library function is `lmforge.tasks.translate.translate`.
+The library behind it is `lmforge.pipelines.Translation`.
 """
 
 from __future__ import annotations
@@ -47,15 +47,19 @@ def run(args: argparse.Namespace) -> int:
     if not texts:
         raise LmforgeError("nothing to translate: give a sentence, or --file with one sentence per line")
 
-    from lmforge.tasks.translate import load_translator, translate
+    from lmforge.pipelines import Translation
 
-    model, tokenizer, defaults = load_translator(args.model)
-    config = defaults.replace(
-        num_beams=args.num_beams, max_new_tokens=args.max_new_tokens, temperature=0.0
-    )  # translation is deterministic: greedy or beam search, never sampling
-    for item in translate(model, tokenizer, texts, config, batch_size=args.batch_size):
+    translate = Translation.load(args.model)
+    results = translate(
+        texts,
+        batch_size=args.batch_size,
+        num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens,
+        temperature=0.0,  # translation is deterministic: greedy or beam search, never sampling
+    )
+    for text, item in zip(texts, results, strict=True):
         if args.json:
-            record = {"source": item.source, "translation": item.text, "token_ids": item.token_ids}
+            record = {"source": text, "translation": item.text, "token_ids": item.token_ids}
             print(json.dumps(record, ensure_ascii=False))
         else:
             print(item.text)

@@ -19,8 +19,8 @@ What this file implements:
     `Seq2SeqObjective` through the one loop; translate the test sentences (batched, KV cache, greedy or
     beam); report multi-reference BLEU and chrF (`lmforge.metrics`, identical to sacrebleu); write
     OUT/model with tokenizer.json, generation.json and a card with sample translations;
-  - `load_translator` / `translate`: the library behind `lmforge translate` — texts in, translations out,
-    in batches of similar length.
+  - `translate`: a model in memory and its tokenizer, texts in, translations out, in batches of similar
+    length (the test set's scoring; `lmforge.pipelines.Translation` is the same for a saved model).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmforge.errors import ConfigError, MissingFileError
+from lmforge.errors import ConfigError
 
 PRESET_PREFIX = (
     "preset:"  # `model: preset:transformer-tiny` = that architecture, random weights, new tokenizer
@@ -148,7 +148,7 @@ def split_by_source(pairs: Sequence, *, test_sentences: int, validation_sentence
     return TranslationSplit(train=train, validation=validation, test=test, rule=rule)
 
 
-# --- inference: the library behind `lmforge translate` ----------------------------------------------------
+# --- inference: the test set's translations ----------------------------------------------------------------
 
 
 @dataclass
@@ -156,42 +156,6 @@ class Translation:
     source: str
     text: str
     token_ids: list[int]  # the generated ids, EOS and padding removed
-
-
-def load_translator(directory: str | Path):
-    """(model, tokenizer, default GenerationConfig) of an encoder-decoder model directory (or adapters)."""
-    from lmforge.generate import GenerationConfig
-    from lmforge.model import load
-    from lmforge.model.checkpoint import read_config
-    from lmforge.model.lora import ADAPTER_CONFIG, load_adapters
-    from lmforge.tokenizers import Tokenizer
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise MissingFileError(f"--model: directory not found: {directory}")
-    adapters = (directory / ADAPTER_CONFIG).is_file()
-    if not adapters and not (directory / "config.json").is_file() and (directory / "model").is_dir():
-        raise MissingFileError(
-            f"--model {directory}: no config.json; a run directory holds its model in {directory / 'model'}"
-        )
-    if adapters:
-        architecture = json.loads((directory / ADAPTER_CONFIG).read_text())["model"]["architecture"]
-    else:
-        architecture = read_config(directory).architecture
-    if architecture != "encoder-decoder":
-        raise ConfigError(
-            f"--model {directory}: a {architecture} model cannot translate; give an encoder-decoder "
-            "(`lmforge finetune` task translate, or `lmforge convert --from-hf` of a Marian model)"
-        )
-    if not (directory / "tokenizer.json").is_file():
-        raise MissingFileError(
-            f"{directory / 'tokenizer.json'} not found: the model directory needs its tokenizer"
-        )
-    model = load_adapters(directory) if adapters else load(directory)
-    defaults = GenerationConfig.load(directory)
-    if not (directory / "generation.json").is_file():
-        defaults = defaults.replace(temperature=0.0)  # translation decodes deterministically by default
-    return model, Tokenizer.load(directory / "tokenizer.json"), defaults
 
 
 def translate(
@@ -208,40 +172,24 @@ def translate(
     `config` is a `GenerationConfig` (default: greedy, 64 new tokens); sources are cut to `max_length`
     tokens (default: the model's max_positions).
 
-    >>> model, tokenizer, defaults = load_translator("runs/translate-en-es-tatoeba/model")
-    >>> translate(model, tokenizer, ["How are you?"], defaults)[0].text
+    >>> translate(model, tokenizer, ["How are you?"], GenerationConfig(max_new_tokens=16, temperature=0))[0].text
     '¿Cómo estás?'
     """
-    import torch
+    from lmforge.data.seq2seq import encode_texts
+    from lmforge.generate import GenerationConfig, complete, resolve_special_ids
 
-    from lmforge.data.seq2seq import encode_texts, pad_sources
-    from lmforge.generate import GenerationConfig, generate
-
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     config = config or GenerationConfig(max_new_tokens=64, temperature=0.0)
-    model_config = model.config
-    eos = model_config.eos_token_id
-    pad = model_config.pad_token_id if model_config.pad_token_id is not None else 0
-    limit = min(max_length or model_config.max_positions, model_config.max_positions)
-    sources = encode_texts(tokenizer, list(texts), limit, eos)
-    order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))  # longest first: memory peaks early
-    stops = set(config.eos_token_id or ([eos] if eos is not None else []))
-    results: list[Translation | None] = [None] * len(sources)
+    limit = min(max_length or model.config.max_positions, model.config.max_positions)
+    sources = encode_texts(tokenizer, list(texts), limit, model.config.eos_token_id)
     model.eval()
-    with torch.no_grad():
-        for first in range(0, len(order), batch_size):
-            rows = order[first : first + batch_size]
-            batch = pad_sources(sources, rows, pad_id=pad)
-            output = generate(model, batch["input_ids"], config, attention_mask=batch["attention_mask"])
-            for row, ids in zip(rows, output.new_tokens.tolist(), strict=True):
-                kept = []
-                for token in ids:
-                    if token in stops:
-                        break
-                    kept.append(token)
-                results[row] = Translation(texts[row], tokenizer.decode(kept), kept)
-    return results  # type: ignore[return-value]
+    stops = set(resolve_special_ids(model, config)[0])
+    done = complete(model, sources, config, batch_size=batch_size, longest_first=True)  # memory peaks early
+    return [
+        Translation(text, tokenizer.decode(kept), kept)
+        for text, kept in (
+            (t, [i for i in d.token_ids if i not in stops]) for t, d in zip(texts, done, strict=True)
+        )
+    ]
 
 
 # --- fine-tuning -----------------------------------------------------------------------------------------

