@@ -13,10 +13,11 @@ import torch
 from lmforge.config import load_config
 from lmforge.data.classification import ClassificationObjective, Example, read_examples
 from lmforge.errors import ConfigError, CorpusError
+from lmforge.finetune import FinetuneConfig, finetune
+from lmforge.finetune.classify import build_classifier
 from lmforge.model import build_model, load, preset
 from lmforge.model.lora import LoRALinear, apply_lora, load_adapters, merge_lora, save_adapters
 from lmforge.recipes.classify import load_classifier, predict
-from lmforge.recipes.finetune import FinetuneConfig, build_classifier, finetune
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lmforge.model import build_model, load, preset
-from lmforge.recipes.attention import attention_maps, plot_attention
+from lmforge.model.attention import attention_maps, plot_attention
 
 
 def tiny_gpt(tmp_path, tokenizer=None):

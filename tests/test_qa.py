@@ -29,8 +29,8 @@ from lmforge.data.qa import (
     spread,
 )
 from lmforge.errors import ConfigError, CorpusError, MissingFileError
+from lmforge.finetune import FinetuneConfig, finetune
 from lmforge.metrics import squad_em_f1
-from lmforge.recipes.finetune import FinetuneConfig, finetune
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -380,7 +380,7 @@ def test_train_batches_are_pure_length_bucketed_and_cover_an_epoch(objective, ti
 
 def test_eval_batches_hold_whole_questions_and_metrics_are_squad_em_f1(objective, tiny_base):
     from lmforge.data.qa import answers_from_logits, span_logits
-    from lmforge.tasks.qa import build_span_model
+    from lmforge.finetune.qa import build_span_model
 
     plan = objective.eval_plan(16)
     windows = [w for batch in plan for w in batch]
@@ -417,7 +417,7 @@ def test_eval_batches_hold_whole_questions_and_metrics_are_squad_em_f1(objective
 
 def test_loss_is_the_mean_of_start_and_end_cross_entropy(objective, tiny_base):
     from lmforge.data.qa import span_logits
-    from lmforge.tasks.qa import build_span_model
+    from lmforge.finetune.qa import build_span_model
 
     model = build_span_model(tiny_base, settings={}).eval()
     batch = objective.train_batch(0, 8)
@@ -434,8 +434,8 @@ def test_loss_is_the_mean_of_start_and_end_cross_entropy(objective, tiny_base):
 
 
 def test_from_scratch_and_pretrained_span_models_differ_only_in_initialisation(tiny_base):
+    from lmforge.finetune.qa import build_span_model
     from lmforge.model import load
-    from lmforge.tasks.qa import build_span_model
 
     pretrained = build_span_model(tiny_base, seed=4, settings={"max_length": 96})
     scratch = build_span_model(tiny_base, from_scratch=True, seed=4, settings={"max_length": 96})
@@ -449,9 +449,9 @@ def test_from_scratch_and_pretrained_span_models_differ_only_in_initialisation(t
 
 
 def test_finetune_qa_end_to_end_then_answer_cli(tiny_base, squad_slice, tmp_path, cli):
+    from lmforge.finetune.qa import build_span_model
     from lmforge.model import load
     from lmforge.recipes.answer import answer_questions, load_qa_model
-    from lmforge.tasks.qa import build_span_model
 
     config = tiny_config(tiny_base, squad_slice, tmp_path / "run")
     result = finetune(config, log=lambda *_: None)
