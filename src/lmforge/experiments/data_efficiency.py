@@ -30,7 +30,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import shutil
 import statistics
 import time
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmforge.errors import ConfigError, LmforgeError, MissingFileError
+from lmforge.io import save_figure, write_text
 
 STARTS = ("pretrained", "scratch")
 START_NAMES = {"pretrained": "pre-trained", "scratch": "from scratch"}
@@ -84,7 +84,6 @@ def fraction_subset(num_examples: int, fraction: float, seed: int = 0) -> list[i
 
 def write_subset(examples, indices: list[int], data, path: Path) -> Path:
     """The chosen examples as JSONL with the preset's column names (no quoting questions, any text)."""
-    from lmforge.tokenizers.base import write_atomically
 
     lines = []
     for i in indices:
@@ -93,7 +92,7 @@ def write_subset(examples, indices: list[int], data, path: Path) -> Path:
             record[data.pair_column] = examples[i].pair
         lines.append(json.dumps(record, ensure_ascii=False))
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, "\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -188,7 +187,6 @@ def run_one(
     """Fine-tune one start on one subset with one seed; returns (and writes) its result.json record.
     `fingerprint` is the start's `start_fingerprint`, recorded for --resume."""
     from lmforge.finetune import finetune
-    from lmforge.tokenizers.base import write_atomically
     from lmforge.train.logging import read_metrics
 
     if run_dir.exists():
@@ -229,7 +227,7 @@ def run_one(
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     if not config.keep_models:
         shutil.rmtree(run_dir / "model", ignore_errors=True)
-    write_atomically(run_dir / "result.json", json.dumps(record, indent=1) + "\n")
+    write_text(run_dir / "result.json", json.dumps(record, indent=1) + "\n")
     return record
 
 
@@ -503,12 +501,7 @@ def plot(document: dict, runs: list[dict], path: Path) -> Path:
     right.grid(alpha=0.3)
     right.legend(fontsize=7, ncol=2)
     figure.tight_layout()
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(temporary)
-    plt.close(figure)
-    os.replace(temporary, path)
-    return path
+    return save_figure(figure, path)
 
 
 # --- the experiment -----------------------------------------------------------------------------------
@@ -553,7 +546,6 @@ def data_efficiency(config: DataEfficiencyConfig, log=print) -> dict:
     from lmforge.baselines import tfidf_logreg
     from lmforge.finetune.classify import read_splits
     from lmforge.model_source import resolve_model_source
-    from lmforge.tokenizers.base import write_atomically
 
     config = check_settings(config)
     starts = load_starts(config, log)
@@ -614,8 +606,8 @@ def data_efficiency(config: DataEfficiencyConfig, log=print) -> dict:
         """results.json and table.md after every run (an interruption leaves them current); the plot last."""
         document["runs"] = runs
         document["summary"] = summarize(runs, baselines, plans, config)
-        write_atomically(out / "results.json", json.dumps(document, indent=1) + "\n")
-        write_atomically(out / "table.md", render_table(document))
+        write_text(out / "results.json", json.dumps(document, indent=1) + "\n")
+        write_text(out / "table.md", render_table(document))
         if final:
             plot(document, runs, out / "data-efficiency.png")
 

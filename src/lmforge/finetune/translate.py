@@ -474,11 +474,11 @@ def finetune_translate(config, log=print):
 
 def _write_translations(path: Path, hypotheses: Sequence[Translation], references) -> None:
     """The test set's sources, translations and references, one JSON object per line (atomically)."""
-    from lmforge.model.checkpoint import _atomic_write
+    from lmforge.io import write_text
 
     text = "".join(
         json.dumps({"source": h.source, "translation": h.text, "references": list(r)}, ensure_ascii=False)
         + "\n"
         for h, r in zip(hypotheses, references, strict=True)
     )
-    _atomic_write(path, lambda p: Path(p).write_text(text, encoding="utf-8"))
+    write_text(path, text)

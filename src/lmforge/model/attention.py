@@ -14,6 +14,8 @@ import math
 import os
 from pathlib import Path
 
+from lmforge.io import save_figure
+
 
 def attention_maps(model, input_ids, layer: int = -1):
     """Attention weights (H, T, T) of one layer for one sequence `input_ids` (list or (T,) / (1, T) tensor)."""
@@ -69,8 +71,4 @@ def plot_attention(weights, tokens: list[str], path: str | os.PathLike, title: s
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=110)
-    plt.close(figure)
-    os.replace(temporary, path)
-    return path
+    return save_figure(figure, path, dpi=110)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
@@ -33,6 +32,7 @@ from typing import Any
 import regex
 
 from lmforge.errors import LmforgeError
+from lmforge.io import write_text
 from lmforge.tokenizers.pipeline import (
     Alignment,
     Decoder,
@@ -757,7 +757,7 @@ class Tokenizer:
         Both are written atomically: an interrupted save leaves any previous file intact.
         """
         path = Path(path)
-        write_atomically(path, self.to_str() + "\n")
+        write_text(path, self.to_str() + "\n")
         if readable_vocab:
             lines = [f"# {self.kind} tokenizer, {self.vocab_size} ids; machine file: {path.name}"]
             lines += [
@@ -767,7 +767,7 @@ class Tokenizer:
             lines += [
                 line for line in self.model.readable_vocab() if int(line.split("\t", 1)[0]) not in added_ids
             ]
-            write_atomically(readable_vocab_path(path), "\n".join(lines) + "\n")
+            write_text(readable_vocab_path(path), "\n".join(lines) + "\n")
         return path
 
     @staticmethod
@@ -819,25 +819,6 @@ def _word_starts(text: str, words: list[str]) -> list[int]:
 def readable_vocab_path(path: Path) -> Path:
     stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
     return path.with_name(stem + ".vocab.txt")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, fsync it, then rename it over `path`."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise LmforgeError(f"{path}: directory {directory} does not exist; create it first")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def _added_tokens_pattern(tokens: Sequence[AddedToken]) -> regex.Pattern | None:
