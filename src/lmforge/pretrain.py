@@ -119,7 +119,13 @@ def build_tokenizer(
     """Copy the given tokenizer (or the one of `init_dir`, the model continued), or train one on (a sample
     of) the corpus; saved as out/tokenizer.json."""
     from lmforge.text import Corpus
-    from lmforge.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, WordPieceTokenizer, WordTokenizer
+    from lmforge.tokenizers import (
+        BPETokenizer,
+        CharTokenizer,
+        WordPieceTokenizer,
+        WordTokenizer,
+        load_tokenizer,
+    )
 
     target = out / "tokenizer.json"
     if init_dir is not None:  # continued pre-training keeps the vocabulary the weights were trained with
@@ -135,7 +141,7 @@ def build_tokenizer(
         log(f"tokenizer: {source} ({tokenizer.vocab_size:,} tokens)")
         return tokenizer
     if config.tokenizer.path:
-        tokenizer = Tokenizer.load(config.tokenizer.path)
+        tokenizer = load_tokenizer(config.tokenizer.path)
         tokenizer.save(target)
         return tokenizer
     kinds = {

@@ -90,11 +90,11 @@ class TokenizerEncoder:
     """
 
     def __init__(self, path: str | os.PathLike, eot: str | None = None):
-        from lmforge.tokenizers import Tokenizer  # lazy: shards work without the tokenizer package
+        from lmforge.tokenizers import load_tokenizer  # lazy: shards work without the tokenizer package
 
         self.path = Path(path)
         self.eot = eot
-        self.tokenizer = Tokenizer.load(self.path)
+        self.tokenizer = load_tokenizer(self.path)
         self.vocab_size = int(self.tokenizer.vocab_size)
         names = (eot,) if eot else EOT_NAMES
         ids = [self._token_id(name) for name in names]

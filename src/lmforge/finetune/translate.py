@@ -165,7 +165,7 @@ def load_translator(directory: str | Path):
     from lmforge.model import load
     from lmforge.model.checkpoint import read_config
     from lmforge.model.lora import ADAPTER_CONFIG, load_adapters
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -192,7 +192,7 @@ def load_translator(directory: str | Path):
     defaults = GenerationConfig.load(directory)
     if not (directory / "generation.json").is_file():
         defaults = defaults.replace(temperature=0.0)  # translation decodes deterministically by default
-    return model, Tokenizer.load(directory / "tokenizer.json"), defaults
+    return model, load_tokenizer(directory / "tokenizer.json"), defaults
 
 
 def translate(

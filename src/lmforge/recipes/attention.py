@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if not (model_dir / "tokenizer.json").is_file():
         raise MissingFileError(f"--model {model_dir}: no tokenizer.json to turn the text into tokens")
     try:
-        from lmforge.tokenizers import Tokenizer
+        from lmforge.tokenizers import load_tokenizer
     except ImportError:
         raise LmforgeError(
             "lmforge attention needs lmforge.tokenizers, which this installation lacks"
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from lmforge.model import load
     from lmforge.model.attention import attention_maps, plot_attention
 
-    encoding = Tokenizer.load(str(model_dir / "tokenizer.json")).encode(args.text)
+    encoding = load_tokenizer(str(model_dir / "tokenizer.json")).encode(args.text)
     model = load(model_dir)
     if len(encoding.ids) > model.config.max_positions:
         raise ConfigError(

@@ -32,7 +32,7 @@ def load_classifier(directory: str | Path):
     """(model, tokenizer, label names) of a fine-tuned classifier directory (full model or adapters)."""
     from lmforge.model import load
     from lmforge.model.lora import ADAPTER_CONFIG, load_adapters
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -48,7 +48,7 @@ def load_classifier(directory: str | Path):
             f"{directory / 'tokenizer.json'} not found: the model directory needs its tokenizer"
         )
     labels = model.config.extra.get("labels") or [str(i) for i in range(model.config.num_labels)]
-    return model, Tokenizer.load(directory / "tokenizer.json"), list(labels)
+    return model, load_tokenizer(directory / "tokenizer.json"), list(labels)
 
 
 def predict(
