@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from lmforge.errors import ConfigError, LmforgeError
+from lmforge.io import write_json
 
 GENERATION_FILE = "generation.json"
 
@@ -81,14 +82,7 @@ class GenerationConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def save(self, directory: str | os.PathLike) -> Path:
-        path = Path(directory) / GENERATION_FILE
-        tmp = path.with_suffix(".json.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(dataclasses.asdict(self), handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        return path
+        return write_json(Path(directory) / GENERATION_FILE, dataclasses.asdict(self), indent=2)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> GenerationConfig:
@@ -587,17 +581,14 @@ def complete(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     encoder_decoder = callable(getattr(model, "encode", None))
-    eos, pad = resolve_special_ids(model, config)
+    eos = resolve_special_ids(model, config)[0]
     order = list(range(len(prompts)))
     if longest_first:
         order.sort(key=lambda i: -len(prompts[i]))
     results: list[Completion | None] = [None] * len(prompts)
     for first in range(0, len(order), batch_size):
         rows = order[first : first + batch_size]
-        model_pad = getattr(model.config, "pad_token_id", None)
-        ids, mask = _pad_rows(
-            [prompts[r] for r in rows], model_pad if model_pad is not None else 0, not encoder_decoder
-        )
+        ids, mask = _pad_rows([prompts[r] for r in rows], model.config.pad_id(), not encoder_decoder)
         keep_mask = encoder_decoder or len(rows) > 1
         output = generate(model, ids, config, attention_mask=mask if keep_mask else None, tokenizer=tokenizer)
         for row, new in zip(rows, output.new_tokens.tolist(), strict=True):
@@ -612,8 +603,7 @@ def token_logprobs(model, rows: Sequence[Sequence[int]], top_k: int = 0):
     right-padded. Returns per row (logprobs (T,) with NaN for the first token, top ids (T, k), top
     log-probabilities (T, k)) as CPU tensors; position t's top-k is the distribution that chose token t.
     """
-    pad = getattr(model.config, "pad_token_id", None)
-    ids, mask = _pad_rows(rows, pad if pad is not None else 0, left=False)
+    ids, mask = _pad_rows(rows, model.config.pad_id(), left=False)
     device = next(model.parameters()).device
     logits = model(ids.to(device), attention_mask=mask.to(device)).logits.float()  # (B, T, V)
     logprobs = logits.log_softmax(-1).cpu()

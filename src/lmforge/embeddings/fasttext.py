@@ -34,6 +34,7 @@ from lmforge.embeddings.vectors import WordVectors
 from lmforge.embeddings.vocab import EncodedCorpus, encode_corpus
 from lmforge.embeddings.word2vec import TrainStats, init_input_vectors, train_on_device
 from lmforge.errors import ConfigError, LmforgeError
+from lmforge.io import atomic_write
 
 NGRAMS_SUFFIX = ".ngrams.npz"
 
@@ -148,19 +149,19 @@ class FastTextModel:
         """Word vectors in the word2vec format at `path`, n-gram rows in `path` + '.ngrams.npz'."""
         path = Path(path)
         ngrams = path.with_name(path.name + NGRAMS_SUFFIX)
-        tmp = ngrams.with_name(f".{ngrams.name}.tmp{os.getpid()}.npz")
-        try:
-            np.savez(
-                tmp,
-                words=np.array(self.words, dtype=object).astype(str),
-                word_rows=self.word_rows,
-                bucket_ids=self.bucket_ids,
-                bucket_rows=self.bucket_rows,
-                settings=np.array([self.min_n, self.max_n, self.bucket], dtype=np.int64),
-            )
-            os.replace(tmp, ngrams)
-        finally:
-            tmp.unlink(missing_ok=True)
+        arrays = {
+            "words": np.array(self.words, dtype=object).astype(str),
+            "word_rows": self.word_rows,
+            "bucket_ids": self.bucket_ids,
+            "bucket_rows": self.bucket_rows,
+            "settings": np.array([self.min_n, self.max_n, self.bucket], dtype=np.int64),
+        }
+
+        def write(temporary: str) -> None:
+            with open(temporary, "wb") as handle:  # a file object: np.savez would add .npz to a name
+                np.savez(handle, **arrays)
+
+        atomic_write(ngrams, write)
         return self.vectors.save(path, binary)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lmforge.errors import LmforgeError, MissingFileError
+from lmforge.io import atomic_write, save_figure
 
 # The evaluation sets the `gensim` package ships in gensim/test/test_data (used in place, never copied).
 ANALOGY_FILE = "questions-words.txt"  # Mikolov et al. 2013: 19,544 questions in 14 sections
@@ -170,9 +171,9 @@ class WordVectors:
                 raise LmforgeError(
                     f"word {word!r} is empty or has whitespace: the word2vec format cannot hold it"
                 )
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as out:
+
+        def write(temporary: str) -> None:
+            with open(temporary, "wb") as out:
                 out.write(f"{len(self)} {self.dim}\n".encode())
                 if binary:
                     little = self.vectors.astype("<f4")
@@ -185,12 +186,8 @@ class WordVectors:
                         for word, row in zip(self.words, self.vectors.tolist(), strict=True)
                     ]
                     out.write("".join(lines).encode("utf-8"))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+
+        return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike, binary: bool | None = None) -> WordVectors:
@@ -273,9 +270,7 @@ class WordVectors:
         axes.set_title(title or f"PCA of {len(words)} word vectors ({self.dim} dims)")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(figure)
-        return path
+        return save_figure(figure, path, dpi=110, bbox_inches="tight")
 
 
 # --- the word2vec formats ----------------------------------------------------------------------------

@@ -24,13 +24,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from lmforge.errors import LmforgeError, MissingFileError
+from lmforge.io import atomic_write
 from lmforge.model.config import ModelConfig
 from lmforge.model.layers import KVCache
 
@@ -80,21 +80,6 @@ class TransformerModel(nn.Module):
 
 # ---------------------------------------------------------------------------------------------------------
 # Writing
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write via `write(temporary_path)`, fsync, then rename over `path`."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(temporary)
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def unique_state_dict(model: nn.Module) -> dict[str, Tensor]:
@@ -153,14 +138,14 @@ def save_model(
     if task not in TASKS:
         raise LmforgeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in unique_state_dict(model).items()}
-    _atomic_write(directory / "model.safetensors", lambda p: save_file(state, p, metadata={"format": "pt"}))
+    atomic_write(directory / "model.safetensors", lambda p: save_file(state, p, metadata={"format": "pt"}))
     document = {"format": FORMAT, "format_version": FORMAT_VERSION, "task": task, "model": config.to_dict()}
-    _atomic_write(
+    atomic_write(
         directory / "config.json", lambda p: Path(p).write_text(json.dumps(document, indent=2) + "\n")
     )
     if tokenizer is not None:
         copy_tokenizer(tokenizer, directory)
-    _atomic_write(directory / "README.md", lambda p: Path(p).write_text(model_card(model, card)))
+    atomic_write(directory / "README.md", lambda p: Path(p).write_text(model_card(model, card)))
     return directory
 
 
@@ -178,7 +163,7 @@ def copy_tokenizer(tokenizer, directory: Path) -> None:
     for file in files:
         target = directory / (file.name if source.is_dir() else "tokenizer.json")
         if file.resolve() != target.resolve():
-            _atomic_write(target, lambda p, file=file: shutil.copyfile(file, p))
+            atomic_write(target, lambda p, file=file: shutil.copyfile(file, p))
 
 
 def model_card(model: TransformerModel, notes: str = "") -> str:

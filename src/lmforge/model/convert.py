@@ -31,10 +31,10 @@ import torch
 from torch import Tensor
 
 from lmforge.errors import ConfigError, LmforgeError, MissingFileError
+from lmforge.io import atomic_write, write_json
 from lmforge.model.checkpoint import (
     TOKENIZER_FILES,
     CheckpointError,
-    _atomic_write,
     check_state_dict,
     copy_tokenizer,
     load_model,
@@ -464,8 +464,7 @@ def from_hf(source: str | os.PathLike, out: str | os.PathLike) -> Path:
             )
     template = chat_template(source)
     if template is not None:  # generation.json holds only the template: every decoding setting stays default
-        text = json.dumps({"chat_template": template}, indent=2, ensure_ascii=False) + "\n"
-        _atomic_write(out / "generation.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
+        write_json(out / "generation.json", {"chat_template": template}, newline=True)
     return out
 
 
@@ -546,8 +545,8 @@ def to_hf(source: str | os.PathLike, out: str | os.PathLike) -> Path:
             hf_state[rule.hf[0]] = tensor.contiguous()
     hf_state = {name: tensor.detach().cpu() for name, tensor in hf_state.items()}
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "model.safetensors", lambda p: save_file(hf_state, p, metadata={"format": "pt"}))
-    _atomic_write(out / "config.json", lambda p: Path(p).write_text(json.dumps(hf_config, indent=2) + "\n"))
+    atomic_write(out / "model.safetensors", lambda p: save_file(hf_state, p, metadata={"format": "pt"}))
+    atomic_write(out / "config.json", lambda p: Path(p).write_text(json.dumps(hf_config, indent=2) + "\n"))
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
             _copy(source / name, out / name)
@@ -563,7 +562,7 @@ def _concat_sizes(config: ModelConfig, rule: Rule) -> list[int]:
 
 def _copy(source: Path, target: Path) -> None:
     if source.resolve() != target.resolve():
-        _atomic_write(target, lambda p: Path(p).write_bytes(source.read_bytes()))
+        atomic_write(target, lambda p: Path(p).write_bytes(source.read_bytes()))
 
 
 def convert(from_hf_dir: str | None, to_hf_dir: str | None, out: str) -> Path:

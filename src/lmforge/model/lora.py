@@ -159,13 +159,14 @@ def save_adapters(model: nn.Module, directory: str | os.PathLike, *, base: str, 
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    from lmforge.model.checkpoint import _atomic_write, task_of
+    from lmforge.io import atomic_write
+    from lmforge.model.checkpoint import task_of
 
     state = adapter_state_dict(model)
-    _atomic_write(directory / ADAPTER_FILE, lambda p: save_file(state, p, metadata={"format": "pt"}))
+    atomic_write(directory / ADAPTER_FILE, lambda p: save_file(state, p, metadata={"format": "pt"}))
     document = {"base": str(base), **settings, "task": task_of(model.config), "model": model.config.to_dict()}
     text = json.dumps(document, indent=2) + "\n"
-    _atomic_write(directory / ADAPTER_CONFIG, lambda p: Path(p).write_text(text))
+    atomic_write(directory / ADAPTER_CONFIG, lambda p: Path(p).write_text(text))
     return directory
 
 

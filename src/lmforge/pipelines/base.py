@@ -79,7 +79,7 @@ def load_model_and_tokenizer(source: str | os.PathLike, *, device: str = "cpu"):
     from lmforge.model import load
     from lmforge.model.lora import ADAPTER_CONFIG, load_adapters
     from lmforge.model_source import model_directory
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
     directory = model_directory(source)
     tokenizer_file = directory / "tokenizer.json"
@@ -89,7 +89,7 @@ def load_model_and_tokenizer(source: str | os.PathLike, *, device: str = "cpu"):
         model = load_adapters(directory, device=device)
     else:
         model = load(directory, device=device)
-    tokenizer = Tokenizer.load(tokenizer_file)
+    tokenizer = load_tokenizer(tokenizer_file)
     tokenizer.no_padding()  # tokenizer.json files often pad to a fixed length: pipelines pad per batch
     tokenizer.no_truncation()
     return model.eval(), tokenizer

@@ -61,7 +61,7 @@ class Classification(Pipeline):
             encoded = encode_examples(
                 self.tokenizer, examples, self.labels, min(max_length, model.config.max_positions)
             )
-        pad_id = model.config.pad_token_id or 0
+        pad_id = model.config.pad_id()
         results = []
         with torch.no_grad():
             for first in range(0, len(examples), batch_size):

@@ -78,8 +78,7 @@ class QuestionAnswering(Pipeline):
                 max_question_length=settings["max_question_length"],
                 labelled=False,
             )
-        config = self.model.config
-        pad_id = config.pad_token_id if config.pad_token_id is not None else 0
+        pad_id = self.model.config.pad_id()
         starts, ends = [], []  # per window, (T,) logits
         with torch.no_grad():
             for first in range(0, len(features), batch_size):

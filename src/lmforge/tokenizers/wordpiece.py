@@ -10,7 +10,7 @@ This file implements:
   - `WordPieceTokenizer`: `train` (HF's way: BPE merges over characters and ``##`` continuations, then the
     merged strings are the vocabulary) and BERT's ``[CLS] a [SEP] b [SEP]`` template.
 
-    >>> tok = Tokenizer.load("all-MiniLM-L6-v2/tokenizer.json")
+    >>> tok = load_tokenizer("all-MiniLM-L6-v2/tokenizer.json")
     >>> tok.encode("Frog on a log.").tokens[:7]
     ['[CLS]', 'frog', 'on', 'a', 'log', '.', '[SEP]']
 """

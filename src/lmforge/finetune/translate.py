@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmforge.errors import ConfigError
+from lmforge.finetune.common import FinetuneResult, save_finetuned, train_task
 
 PRESET_PREFIX = (
     "preset:"  # `model: preset:transformer-tiny` = that architecture, random weights, new tokenizer
@@ -322,13 +323,12 @@ def translate_card(config, start: str, split: TranslationSplit, result, metrics,
 
 
 def finetune_translate(config, log=print):
-    """The translate task's pipeline; returns a `lmforge.recipes.finetune.FinetuneResult`."""
+    """The translate task's pipeline; returns a `lmforge.finetune.FinetuneResult`."""
     from lmforge.config import dump_yaml
     from lmforge.data.seq2seq import Seq2SeqObjective, encode_texts, read_pairs
     from lmforge.generate import GenerationConfig
     from lmforge.model import lora as lora_
     from lmforge.model_source import resolve_model_source
-    from lmforge.recipes.finetune import FinetuneResult, save_finetuned, train_task
 
     data = config.translate
     started = time.perf_counter()
@@ -377,19 +377,18 @@ def finetune_translate(config, log=print):
         encode_texts(tokenizer, [p.target for p in split.train], max_length, eos),
         encode_texts(tokenizer, [p.source for p in split.validation.pairs], max_length, eos),
         encode_texts(tokenizer, [p.target for p in split.validation.pairs], max_length, eos),
-        pad_id=model_config.pad_token_id if model_config.pad_token_id is not None else 0,
+        pad_id=model_config.pad_id(),
         start_id=model_config.decoder_start_token_id
         if model_config.decoder_start_token_id is not None
-        else (model_config.pad_token_id or 0),
+        else model_config.pad_id(),
         batch_tokens=data.batch_tokens,
         label_smoothing=data.label_smoothing,
         seed=config.train.seed,
     )
     log(f"tokenized in {time.perf_counter() - tokenize_started:.1f}s")
     # the output layer is tied to the token table: with LoRA both stay frozen
-    result, num_parameters, trainable, _ = train_task(
-        config, model, objective, out, start, log, frozen_with_lora=("head",)
-    )
+    training = train_task(config, model, objective, out, start, log, frozen_with_lora=("head",))
+    result = training.result
     model = result.model
     if config.lora.rank and not saves_adapters:
         lora_.merge_lora(model)
@@ -418,25 +417,16 @@ def finetune_translate(config, log=print):
     card = translate_card(config, start, split, result, metrics, samples, time.perf_counter() - started)
     model_dir = save_finetuned(model, config, out, base_dir, tokenizer_file, card, train_modules=[])
     generation.save(model_dir)
-    return FinetuneResult(
-        out=out,
-        model_dir=Path(model_dir),
-        metrics=metrics,
-        steps=result.steps,
-        seconds=result.seconds,
-        num_parameters=num_parameters,
-        trainable_parameters=trainable,
-        labels=[],
-    )
+    return FinetuneResult.of(training, out, model_dir, metrics)
 
 
 def _write_translations(path: Path, hypotheses: Sequence[Translation], references) -> None:
     """The test set's sources, translations and references, one JSON object per line (atomically)."""
-    from lmforge.model.checkpoint import _atomic_write
+    from lmforge.io import write_text
 
     text = "".join(
         json.dumps({"source": h.source, "translation": h.text, "references": list(r)}, ensure_ascii=False)
         + "\n"
         for h, r in zip(hypotheses, references, strict=True)
     )
-    _atomic_write(path, lambda p: Path(p).write_text(text, encoding="utf-8"))
+    write_text(path, text)
