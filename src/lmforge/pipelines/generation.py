@@ -69,7 +69,7 @@ class TextGeneration(Pipeline):
     def unsuitable(cls, config) -> str | None:
         if config.architecture != "decoder":
             return (
-                f"a {config.architecture} model does not continue text; TextGeneration takes a decoder "
+                f"{config.architecture!r} models do not continue text; TextGeneration takes a decoder "
                 "(an encoder-decoder translates: lmforge.pipelines.Translation)"
             )
         return None
