@@ -173,7 +173,7 @@ def load_adapters(directory: str | os.PathLike, *, device: str = "cpu") -> nn.Mo
     """Rebuild the model: the base directory's weights, the task config, LoRA wrappers, trained tensors."""
     from safetensors.torch import load_file
 
-    from lmforge.model import build_model
+    from lmforge.model.build import build_model
     from lmforge.model.checkpoint import read_config
     from lmforge.model.config import ModelConfig
 
