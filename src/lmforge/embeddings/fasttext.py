@@ -17,8 +17,8 @@
 n-gram rows beside them in `PATH.ngrams.npz`; `load_fasttext` / `WordVectors.load` read both back, so the
 loaded vectors still answer for unknown words.
 
-    >>> model = train_fasttext(sentences, FastTextConfig())
-    >>> model.vectors["kingly"]        # not in the vocabulary: built from <ki, kin, ing, ngl, gly, ly>, ...
+    model = train_fasttext(sentences, FastTextConfig())
+    model.vectors["kingly"]        # not in the vocabulary: built from <ki, kin, ing, ngl, gly, ly>, ...
 """
 
 from __future__ import annotations

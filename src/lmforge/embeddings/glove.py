@@ -8,8 +8,8 @@
   over the non-zero entries in a new random order each epoch, Hogwild across threads (numba `prange`);
 - the vectors returned are word + context vectors (W + C), as the paper recommends.
 
-    >>> trained = train_glove(sentences, GloVeConfig(epochs=25))
-    >>> trained.vectors.most_similar("paris")
+    trained = train_glove(sentences, GloVeConfig(epochs=25))
+    trained.vectors.most_similar("paris")
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ fastText's rule: the input vector is the mean of the word's rows and each row re
 The sigmoid is computed, not read from word2vec.c's table; a pair scored beyond ±6 takes no step, as in
 the numba kernel and gensim.
 
-    >>> from lmforge.embeddings import Word2VecConfig, train_word2vec
-    >>> trained = train_word2vec(sentences, Word2VecConfig(device="cuda"))        # the GPU path
-    >>> trained = train_word2vec(sentences, Word2VecConfig(backend="torch"))      # torch, on CPU if no GPU
+    from lmforge.embeddings import Word2VecConfig, train_word2vec
+    trained = train_word2vec(sentences, Word2VecConfig(device="cuda"))        # the GPU path
+    trained = train_word2vec(sentences, Word2VecConfig(backend="torch"))      # torch, on CPU if no GPU
 """
 
 from __future__ import annotations

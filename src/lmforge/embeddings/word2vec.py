@@ -18,9 +18,9 @@ takes a direct path (row = word id).
 gensim's defaults are the defaults here: dim 100, window 5, min count 5, 5 negatives, sample 1e-3,
 alpha 0.025 → 0.0001, 5 epochs, all cores.
 
-    >>> from lmforge.embeddings import train_word2vec, Word2VecConfig
-    >>> result = train_word2vec(sentences, Word2VecConfig(method="skipgram"))  # sentences: lists of words
-    >>> result.vectors.most_similar("king")
+    from lmforge.embeddings import train_word2vec, Word2VecConfig
+    result = train_word2vec(sentences, Word2VecConfig(method="skipgram"))  # sentences: lists of words
+    result.vectors.most_similar("king")
 """
 
 from __future__ import annotations

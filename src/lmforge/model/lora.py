@@ -14,10 +14,10 @@ What this file implements:
   - `adapter_state_dict` / `save_adapters` / `load_adapters`: the trained numbers only (adapters and the
     fully trained modules), to store beside a base model directory.
 
-    >>> names = apply_lora(model, rank=8, alpha=16, targets=["attention", "feed_forward"])
-    >>> ...train...
-    >>> save_adapters(model, "runs/sst2-lora/adapters", base="runs/minilm")   # a few hundred KB
-    >>> merge_lora(model); model.save("runs/sst2-lora/model")                  # or merged weights
+    names = apply_lora(model, rank=8, alpha=16, targets=["attention", "feed_forward"])
+    ...train...
+    save_adapters(model, "runs/sst2-lora/adapters", base="runs/minilm")   # a few hundred KB
+    merge_lora(model); model.save("runs/sst2-lora/model")                  # or merged weights
 """
 
 from __future__ import annotations

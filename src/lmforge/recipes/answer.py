@@ -60,8 +60,8 @@ def answer_questions(
 ):
     """For each question, its `top_k` best spans of `context` (`lmforge.data.qa.Span`), best first.
 
-    >>> model, tokenizer, settings = load_qa_model("runs/squad-minilm/model")
-    >>> answer_questions(model, tokenizer, text, ["Who founded it?"], settings=settings)[0][0].text
+    model, tokenizer, settings = load_qa_model("runs/squad-minilm/model")
+    answer_questions(model, tokenizer, text, ["Who founded it?"], settings=settings)[0][0].text
     """
     import torch
 

@@ -63,9 +63,9 @@ def predict(
 ) -> list[Prediction]:
     """Classify `texts` (with `pairs` as second texts) in batches of `batch_size`, padded per batch.
 
-    >>> model, tokenizer, labels = load_classifier("runs/sst2-minilm/model")
-    >>> predict(model, tokenizer, labels, ["a gorgeous movie ."])[0].label
-    'positive'
+    model, tokenizer, labels = load_classifier("runs/sst2-minilm/model")
+    predict(model, tokenizer, labels, ["a gorgeous movie ."])[0].label
+    # 'positive'
     """
     import torch
 
