@@ -15,9 +15,9 @@ The validation split is either given files (``val_files``, e.g. wikitext-2's val
 nanoGPT's "last 10%" split. A first pass counts the text bytes (streamed) so the cut is known before
 writing; nothing ever holds the whole corpus in memory.
 
-    >>> meta = prepare_shards(["input.txt"], "shards/", ByteEncoder(), val_fraction=0.1)
-    >>> train = TokenShards("shards/", "train")
-    >>> train[:5]                                   # uint16 array: b"First" -> [70, 105, 114, 115, 116]
+    meta = prepare_shards(["input.txt"], "shards/", ByteEncoder(), val_fraction=0.1)
+    train = TokenShards("shards/", "train")
+    train[:5]                                   # uint16 array: b"First" -> [70, 105, 114, 115, 116]
 """
 
 from __future__ import annotations
@@ -232,8 +232,8 @@ def prepare_shards(
 class TokenShards:
     """One split of a shard directory, read through memory maps as one long array of token ids.
 
-    >>> tokens = TokenShards("shards/", "val")
-    >>> len(tokens), tokens.dtype, tokens[100:104]      # slices may cross shard files
+    tokens = TokenShards("shards/", "val")
+    len(tokens), tokens.dtype, tokens[100:104]      # slices may cross shard files
     """
 
     def __init__(self, directory: str | os.PathLike, split: str = "train"):

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmforge.embeddings.ngrams import ngram_file, read_ngram_file
 from lmforge.errors import LmforgeError, MissingFileError
 from lmforge.io import atomic_write, save_figure
 
@@ -213,10 +214,8 @@ class WordVectors:
         else:
             words, vectors = (_parse_binary if binary else _parse_text)(path, data, count, dim)
         oov = None
-        if Path(str(path) + ".ngrams.npz").is_file():  # saved by FastText: unknown words from n-grams
-            from lmforge.embeddings.fasttext import load_fasttext
-
-            oov = load_fasttext(path).oov_vector
+        if ngram_file(path).is_file():  # saved by FastText: unknown words from n-grams
+            oov = read_ngram_file(path)[2].oov_vector
         return cls(words, vectors, oov=oov)
 
     # --- evaluation ---------------------------------------------------------------------------------

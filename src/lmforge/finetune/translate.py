@@ -109,9 +109,9 @@ class TranslationSplit:
 def split_by_source(pairs: Sequence, *, test_sentences: int, validation_sentences: int, salt: str):
     """Hold out `test_sentences` + `validation_sentences` distinct source sentences with all their pairs.
 
-    >>> split = split_by_source(pairs, test_sentences=2000, validation_sentences=500, salt="v1")
-    >>> len(split.test.sources), split.test.references[0]      # 2000 sentences, each with all translations
-    (2000, ['¿Cómo estás?', '¿Cómo está usted?', ...])
+    split = split_by_source(pairs, test_sentences=2000, validation_sentences=500, salt="v1")
+    len(split.test.sources), split.test.references[0]      # 2000 sentences, each with all translations
+    # (2000, ['¿Cómo estás?', '¿Cómo está usted?', ...])
     """
     if test_sentences < 1 or validation_sentences < 0:
         raise ConfigError(
@@ -173,8 +173,8 @@ def translate(
     `config` is a `GenerationConfig` (default: greedy, 64 new tokens); sources are cut to `max_length`
     tokens (default: the model's max_positions).
 
-    >>> translate(model, tokenizer, ["How are you?"], GenerationConfig(max_new_tokens=16, temperature=0))[0].text
-    '¿Cómo estás?'
+    translate(model, tokenizer, ["How are you?"], GenerationConfig(max_new_tokens=16, temperature=0))[0].text
+    # '¿Cómo estás?'
     """
     from lmforge.data.seq2seq import encode_texts
     from lmforge.generate import GenerationConfig, complete, resolve_special_ids
@@ -281,7 +281,9 @@ def _start_from_directory(config, out: Path, log):
 def score(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
     """Multi-reference corpus BLEU (13a) and chrF, as sacrebleu computes them, from per-sentence lists.
 
-    >>> score(["¿Cómo estás?"], [["¿Cómo estás?", "¿Qué tal?"]])
+    >>> scores = score(["Los niños juegan en el jardín."],
+    ...                [["Los niños están jugando en el jardín.", "Los niños juegan en el jardín."]])
+    >>> {name: round(value, 2) for name, value in scores.items()}     # one reference matches exactly
     {'test_bleu': 100.0, 'test_chrf': 100.0}
     """
     from lmforge.metrics import bleu, chrf

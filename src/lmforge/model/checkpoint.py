@@ -9,7 +9,7 @@
 
 - `TransformerModel` — the base class of the three architectures: `save`, `num_parameters`,
   `flops_per_token`, `new_cache`.
-- `save_model(model, dir, tokenizer=None, card="")` and `load_model(dir)`.
+- `save_model(model, dir, tokenizer=None, card="")`, `read_config(dir)`; `build.load_model(dir)` reads it back.
 - `check_state_dict(expected, found)` — names every missing, unexpected or mis-shaped tensor at once.
 - `task_of(config)` — what a model is for, from its architecture and head: "generation" (decoder),
   "translation" (encoder-decoder), "classification", "question-answering" or "embedding" (encoders);
@@ -26,7 +26,6 @@ import os
 import shutil
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from lmforge.errors import LmforgeError, MissingFileError
@@ -255,26 +254,3 @@ def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], wher
         problems.append(f"mis-shaped {misshaped}")
     if problems:
         raise CheckpointError(f"{where}: tensors do not match the config: " + "; ".join(problems))
-
-
-def load_model(directory: str | os.PathLike, *, device: str | torch.device = "cpu") -> TransformerModel:
-    """Build the model a directory's config.json describes and fill it from model.safetensors."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from lmforge.model import build_model
-
-    config = read_config(directory)
-    weights = Path(directory) / "model.safetensors"
-    if not weights.is_file():
-        raise MissingFileError(f"{weights} not found")
-    try:
-        state = load_file(str(weights), device=str(device))
-    except SafetensorError as exc:
-        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
-    model = build_model(config).to(device)
-    expected = unique_state_dict(model)
-    check_state_dict(expected, state, str(weights))
-    model.load_state_dict(state, strict=False)  # tied aliases are filled through their first name
-    model.eval()
-    return model

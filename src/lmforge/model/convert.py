@@ -32,12 +32,12 @@ from torch import Tensor
 
 from lmforge.errors import ConfigError, LmforgeError, MissingFileError
 from lmforge.io import atomic_write, write_json
+from lmforge.model.build import build_model, load_model
 from lmforge.model.checkpoint import (
     TOKENIZER_FILES,
     CheckpointError,
     check_state_dict,
     copy_tokenizer,
-    load_model,
     read_config,
     save_model,
     unique_state_dict,
@@ -415,7 +415,6 @@ def _read_hf(source: Path) -> tuple[dict, dict[str, Tensor]]:
 
 def from_hf(source: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Convert an HF checkpoint directory (GPT-2, BERT, Marian, Llama) into an lmforge model directory."""
-    from lmforge.model import build_model
 
     source, out = Path(source), Path(out)
     hf, hf_state = _read_hf(source)

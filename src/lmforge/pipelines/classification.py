@@ -1,10 +1,10 @@
 """`Classification`: a fine-tuned classifier's label, and every label's probability, for texts or text pairs.
 
-    >>> from lmforge.pipelines import Classification
-    >>> classify = Classification.load("runs/sst2-minilm/model")
-    >>> classify("a gorgeous, witty, seductive movie .").label
-    'positive'
-    >>> classify(["first text"], pair=["second text"])[0].probabilities   # a model tuned on pairs
+    from lmforge.pipelines import Classification
+    classify = Classification.load("runs/sst2-minilm/model")
+    classify("a gorgeous, witty, seductive movie .").label
+    # 'positive'
+    classify(["first text"], pair=["second text"])[0].probabilities   # a model tuned on pairs
 
 The model directory is the `model/` (or, for LoRA runs saved as adapters, `adapters/`) that `lmforge
 finetune` wrote; the label names are in its config.

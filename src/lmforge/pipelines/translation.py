@@ -1,11 +1,11 @@
 """`Translation`: an encoder-decoder model (fine-tuned by `lmforge finetune`, or a converted Marian model)
 translating sentences, in batches of similar length.
 
-    >>> from lmforge.pipelines import Translation
-    >>> translate = Translation.load("runs/translate-en-es-tatoeba/model")
-    >>> translate("How are you?").text
-    '¿Cómo estás?'
-    >>> [t.text for t in translate(["I am hungry.", "Where is Tom?"], num_beams=1)]
+    from lmforge.pipelines import Translation
+    translate = Translation.load("runs/translate-en-es-tatoeba/model")
+    translate("How are you?").text
+    # '¿Cómo estás?'
+    [t.text for t in translate(["I am hungry.", "Where is Tom?"], num_beams=1)]
 
 Decoding defaults come from the model directory's generation.json (the beam width the model was scored
 with; greedy when it has none); any `GenerationConfig` field can be given per call.

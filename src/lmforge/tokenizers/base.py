@@ -13,10 +13,10 @@ This file implements:
 The four kinds (`CharTokenizer`, `WordTokenizer`, `BPETokenizer`, `WordPieceTokenizer`) are this pipeline with
 their own stages and a `train` classmethod:
 
-    >>> tok = BPETokenizer.train(open("train.txt"), vocab_size=8192)
-    >>> enc = tok.encode("Frog on a log.")
-    >>> enc.tokens, enc.ids, enc.offsets
-    >>> tok.save("tok.json"); load_tokenizer("tok.json")   # a BPETokenizer again
+    tok = BPETokenizer.train(open("train.txt"), vocab_size=8192)
+    enc = tok.encode("Frog on a log.")
+    enc.tokens, enc.ids, enc.offsets
+    tok.save("tok.json"); load_tokenizer("tok.json")   # a BPETokenizer again
 """
 
 from __future__ import annotations
@@ -131,9 +131,9 @@ class Tokenizer:
     """A tokenizer: normalizer → pre-tokenizer → model → post-processor, plus decoder, added tokens,
     truncation and padding. The four kinds subclass it with their own stages and `train`.
 
-    >>> tok = load_tokenizer("tokenizer.json")
-    >>> tok.encode("Frog on a log.").tokens
-    ['[CLS]', 'frog', 'on', 'a', 'log', '.', '[SEP]', '[PAD]', ...]
+    tok = load_tokenizer("tokenizer.json")
+    tok.encode("Frog on a log.").tokens
+    # ['[CLS]', 'frog', 'on', 'a', 'log', '.', '[SEP]', '[PAD]', ...]
     """
 
     kind = "generic"
@@ -273,7 +273,7 @@ class Tokenizer:
     def encode(self, text: str, pair: str | None = None, *, add_special_tokens: bool = True) -> Encoding:
         """Encode `text` (and `pair`, the second text of a pair) into an `Encoding`.
 
-        >>> tok.encode("Frog on a log.", "It jumps.").type_ids   # BERT: [CLS] a [SEP] b [SEP]
+        tok.encode("Frog on a log.", "It jumps.").type_ids   # BERT: [CLS] a [SEP] b [SEP]
         """
         if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
             raise TypeError("encode takes str (and optionally a second str for a pair)")
@@ -491,8 +491,8 @@ class Tokenizer:
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         """Ids back to text: `decode(encode(s).ids) == s` for byte-level BPE.
 
-        >>> tok.decode(tok.encode("Frog on a log.").ids)
-        'frog on a log.'
+        tok.decode(tok.encode("Frog on a log.").ids)
+        # 'frog on a log.'
         """
         tokens = []
         for token_id in ids:

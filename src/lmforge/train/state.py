@@ -11,10 +11,10 @@ What this file implements:
   - `latest_checkpoint`, `best_checkpoint`: find them;
   - `capture_rng` / `restore_rng`: Python's, NumPy's and torch's (CPU and CUDA) generator states.
 
-    >>> save_checkpoint("ckpt/", step=100, state={"model": model.state_dict(), "step": 100}, keep_last=2)
-    PosixPath('ckpt/step-00000100')
-    >>> load_checkpoint(latest_checkpoint("ckpt/"))["step"]
-    100
+    save_checkpoint("ckpt/", step=100, state={"model": model.state_dict(), "step": 100}, keep_last=2)
+    # PosixPath('ckpt/step-00000100')
+    load_checkpoint(latest_checkpoint("ckpt/"))["step"]
+    # 100
 """
 
 from __future__ import annotations
