@@ -303,17 +303,18 @@ def measure_step_seconds(model, objective, config: TrainConfig, repeats: int = 3
     With precision bf16 it runs under bf16 autocast as the loop does (~1.5x faster than fp32 on CPUs with
     AVX512-BF16), so the fitted schedule is not cut short.
     """
-    import contextlib
+    import os
     import statistics
 
     import torch
 
-    device = next(model.parameters()).device
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        if config.precision == "bf16"
-        else contextlib.nullcontext()
-    )
+    from lmforge.train.distributed import pick_device
+    from lmforge.train.loop import _autocast, _resolve_precision, _to_device
+
+    # measured where and how the loop will train (a GPU's step, not the CPU's, when the run is on a GPU)
+    device = pick_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    model.to(device)
+    autocast = _autocast(_resolve_precision(config.precision, device), device)
     model.train()
     timings = []
     for index in range(repeats + 1):
@@ -321,8 +322,10 @@ def measure_step_seconds(model, objective, config: TrainConfig, repeats: int = 3
         for micro in range(config.grad_accum):
             batch = objective.train_batch(index * config.grad_accum + micro, config.batch_size, 0, 1)
             with autocast:
-                loss = objective.loss(model, batch)
+                loss = objective.loss(model, _to_device(batch, device))
             loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         timings.append(time.perf_counter() - started)
     model.zero_grad(set_to_none=True)
     torch.manual_seed(config.seed)
@@ -363,22 +366,38 @@ def model_card(config: PretrainConfig, files: list[Path], result, num_parameters
     return "\n".join(lines) + "\n"
 
 
+def _quiet(*args, **kwargs) -> None:
+    """The log of ranks other than 0: one copy of each line is enough."""
+
+
 def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     """The whole pipeline; a notebook can call this with a `PretrainConfig`."""
     from lmforge.data.shards import TokenizerEncoder, prepare_shards
+    from lmforge.train import distributed as distributed_
     from lmforge.train.loop import train
 
     files = corpus_files(config.data)  # fails before any work if a path is wrong
     out = Path(config.out)
+    # under torchrun every rank runs this function: rank 0 prepares the tokenizer and the shards while the
+    # others wait, then they read what it wrote (writing them side by side would race)
+    ctx = distributed_.init_distributed(config.train.device)
+    if not ctx.is_main:
+        log = _quiet
+        distributed_.barrier(ctx)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump_yaml(config))
-
     init_dir = None
+    if ctx.is_main:
+        (out / "config.yaml").write_text(dump_yaml(config))
     if config.model.init_from:  # a directory or py:PACKAGE/DIR; a Hugging Face checkpoint becomes OUT/base
         from lmforge.model_source import prepare_base
 
         init_dir = prepare_base(config.model.init_from, out, log)
-    tokenizer = build_tokenizer(config, files, out, log, init_dir)
+    if ctx.is_main:
+        tokenizer = build_tokenizer(config, files, out, log, init_dir)
+    else:
+        from lmforge.tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.load(out / "tokenizer.json")
     encoder = TokenizerEncoder(out / "tokenizer.json")
     started = time.perf_counter()
     meta = prepare_shards(
@@ -391,6 +410,8 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
         column=config.data.column,
         unit=config.data.unit,
     )
+    if ctx.is_main:
+        distributed_.barrier(ctx)
     how = "reused" if meta.reused else f"written in {time.perf_counter() - started:.1f}s"
     log(f"shards: {meta.tokens('train'):,} train / {meta.tokens('val'):,} validation tokens ({how})")
 
@@ -401,8 +422,11 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     log(f"model: {name}, {num_parameters / 1e6:.2f}M parameters; objective {config.objective}")
     if config.fit_steps_to_minutes and config.train.max_minutes:
         step_seconds = measure_step_seconds(model, objective, config.train)
-        # evaluations and checkpoints take time too: budget 85% of the minutes for training steps
-        steps = max(10, int(config.train.max_minutes * 60 * 0.85 / step_seconds))
+        # evaluations and checkpoints take time too: budget 85% of the minutes for training steps;
+        # every rank must run rank 0's number of steps
+        steps = distributed_.broadcast_int(
+            max(10, int(config.train.max_minutes * 60 * 0.85 / step_seconds)), ctx
+        )
         warmup = min(config.train.warmup_steps, steps // 10)
         config = dataclasses.replace(
             config,
@@ -415,8 +439,14 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
         model, objective, config.train, out, flops_per_token=flops_per_token(model, config.block_size)
     )
     card = model_card(config, files, result, num_parameters)
-    model_dir = save_final_model(result.model, config, out, out / "tokenizer.json", card)
-    (out / "README.md").write_text(card)
+    model_dir = out / "model"
+    if result.is_main:  # under torchrun, rank 0 writes the model directory
+        final = result.model
+        if result.full_state_dict is not None:  # FSDP2 left the module sharded: a plain copy of its weights
+            final = build_model_for(config, tokenizer, encoder.eot_id, init_dir)
+            final.load_state_dict(result.full_state_dict)
+        save_final_model(final, config, out, out / "tokenizer.json", card)
+        (out / "README.md").write_text(card)
     return PretrainResult(
         out=out,
         model_dir=model_dir,
