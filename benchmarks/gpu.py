@@ -281,7 +281,9 @@ def run_generate(args, device: torch.device) -> dict:
     hf = hf.to(device)
     ours_config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=[])
     generator = torch.Generator().manual_seed(1)
-    for batch, (low, high) in [(1, (32, 32)), (32, (8, 32))]:
+    prompt_lengths = {1: (32, 32)}  # larger batches: 8-32-token prompts, left-padded
+    for batch in [int(b) for b in args.batches.split(",")]:
+        low, high = prompt_lengths.get(batch, (8, 32))
         timings: dict[str, list[float]] = {"hf": [], "lmforge": []}
         identical = 0
         for rep in range(args.reps + 1):  # repetition 0 warms up
@@ -308,6 +310,12 @@ def run_generate(args, device: torch.device) -> dict:
                 hf_s = time.perf_counter() - start
             same = ours_out.tolist() == hf_out.tolist()
             identical += same
+            rows = sum(a == b for a, b in zip(ours_out.tolist(), hf_out.tolist(), strict=True))
+            rows_identical = result.setdefault(f"rows_identical_{batch}", [])
+            rows_identical.append(rows)
+            if not same:  # where the two parted: an exact tie of two logits (float noise), or a real difference?
+                ties = result.setdefault(f"divergence_is_a_tie_{batch}", [])
+                ties.append(_generate_benchmark().first_divergence_is_a_tie(ours, ids, mask_arg, ours_out, hf_out))
             if rep:
                 timings["lmforge"].append(ours_s)
                 timings["hf"].append(hf_s)
@@ -323,6 +331,16 @@ def run_generate(args, device: torch.device) -> dict:
             "ms_per_step": {k: statistics.median(v) / new_tokens * 1e3 for k, v in timings.items()},
         }
     return result
+
+
+def _generate_benchmark():
+    """benchmarks/generate.py's helpers (the tie check), imported by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate_benchmark", HERE / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _write(path: str, result: dict) -> None:
@@ -343,6 +361,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per model")
     parser.add_argument("--batch", type=int, default=16, help="sequences per training step")
     parser.add_argument("--reps", type=int, default=3, help="timed generation repetitions (after a warm-up)")
+    parser.add_argument("--batches", default="1,32", help="generation batch sizes")
     parser.add_argument("--new-tokens", type=int, default=128)
     args = parser.parse_args()
     device = torch.device(args.device)
