@@ -19,14 +19,14 @@ $(VENV)/.installed-base: pyproject.toml $(VENV)/.torch
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
-	$(PIP) -e '.[dev,tb]'
+	$(PIP) -e '.[dev]'
 	touch $@ $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base
 	$(VENV)/bin/lmforge quickstart
 
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest
+	$(PY) -m pytest  # tests/ and the docstring examples of src/lmforge (pyproject.toml)
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py

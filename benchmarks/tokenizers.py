@@ -35,7 +35,7 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from lmforge.tokenizers import BPETokenizer, Tokenizer  # noqa: E402
+from lmforge.tokenizers import BPETokenizer, load_tokenizer  # noqa: E402
 from lmforge.tokenizers.bpe import CHAR_TO_BYTE, GPT2_PATTERN  # noqa: E402
 
 DATA = Path(os.environ.get("LMFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -143,8 +143,8 @@ def run(quick: bool) -> str:
     folder = Path(tempfile.mkdtemp())
     theirs_bpe.save(str(folder / "bpe.json"))
     theirs_wp.save(str(folder / "wp.json"))
-    ours_wp = Tokenizer.load(folder / "wp.json")
-    ours_bpe_hf_file = Tokenizer.load(folder / "bpe.json")
+    ours_wp = load_tokenizer(folder / "wp.json")
+    ours_bpe_hf_file = load_tokenizer(folder / "bpe.json")
     encoding_tiktoken = tiktoken_from(ours_bpe)
 
     # --- encoding: unseen slices per repetition ------------------------------------------------------------
@@ -216,7 +216,7 @@ def run(quick: bool) -> str:
     for rep in range(3):
         shifted = big[rep * 100 :] + big[: rep * 100]
         for workers in (1, 2) if rep % 2 == 0 else (2, 1):
-            fresh = Tokenizer.load(folder / "bpe.json")  # the same warm cache for both
+            fresh = load_tokenizer(folder / "bpe.json")  # the same warm cache for both
             fresh.encode_batch(warm)
             before = children_cpu()
             wall, cpu = timed(lambda t=fresh, s=shifted, w=workers: t.encode_batch(s, num_workers=w))

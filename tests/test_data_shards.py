@@ -120,7 +120,7 @@ def test_errors_name_the_problem(tmp_path):
 
 
 class _StandIn:
-    """Until lmforge.tokenizers is merged: the same interface (load, encode_batch -> .ids, token_to_id,
+    """Until lmforge.tokenizers is merged: the same interface (load_tokenizer, encode_batch -> .ids, token_to_id,
     vocab_size) over the reference `tokenizers` library, to check the adapter around it."""
 
     def __init__(self, hf):
@@ -157,7 +157,7 @@ def test_tokenizer_encoder_adapts_a_tokenizer_json(tmp_path, monkeypatch):
     )
     hf.save(str(tmp_path / "tok.json"))
     module = types.ModuleType("lmforge.tokenizers")
-    module.Tokenizer = _StandIn
+    module.load_tokenizer = _StandIn.load
     monkeypatch.setitem(__import__("sys").modules, "lmforge.tokenizers", module)
     encoder = TokenizerEncoder(tmp_path / "tok.json")
     assert (encoder.eot_token, encoder.eot_id, encoder.vocab_size) == ("[SEP]", 1, 4)

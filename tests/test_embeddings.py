@@ -28,8 +28,8 @@ from lmforge.embeddings import (
     train_glove,
     train_word2vec,
 )
-from lmforge.embeddings.fasttext import ngram_buckets
 from lmforge.embeddings.glove import cooccurrence
+from lmforge.embeddings.ngrams import ngram_buckets
 from lmforge.embeddings.vectors import evaluate_analogies, evaluate_pairs, rank_average, spearman
 
 # --- a corpus with a planted relation ----------------------------------------------------------------
@@ -456,7 +456,7 @@ def test_eval_without_gensim_names_the_files(monkeypatch, cli, tmp_path):
 
 
 def test_alias_table_draws_counts_to_the_power():
-    from lmforge.embeddings.word2vec import alias_table
+    from lmforge.embeddings.common import alias_table
 
     counts = np.array([50, 20, 9, 5, 1, 1])
     probability, alias = alias_table(counts, power=0.75)

@@ -25,7 +25,7 @@ from lmforge.embeddings import (
     train_glove,
     train_word2vec,
 )
-from lmforge.embeddings.torch_train import select_device
+from lmforge.embeddings.common import select_device
 from lmforge.errors import ConfigError
 from test_embeddings import planted_accuracy, planted_corpus
 

@@ -22,7 +22,7 @@ from lmforge.baselines import LogisticRegression, TfidfVectorizer, tfidf_logreg
 from lmforge.config import load_config, to_dict
 from lmforge.data.classification import read_examples
 from lmforge.errors import ConfigError
-from lmforge.recipes.experiment import (
+from lmforge.experiments.data_efficiency import (
     DataEfficiencyConfig,
     check_settings,
     first_reaching,
@@ -266,7 +266,7 @@ def test_bad_arguments_fail_before_any_work(cli, tmp_path):
 def tiny_mlm_model(shared_data, tmp_path_factory) -> Path:
     """bert-tiny shrunk to 2 layers of width 32, pre-trained by MLM on 60k characters of wikitext-2 for
     40 steps (a few seconds): a real `lmforge pretrain` model directory."""
-    from lmforge.recipes.pretrain import PretrainConfig, pretrain
+    from lmforge.pretrain import PretrainConfig, pretrain
 
     folder = tmp_path_factory.mktemp("mlm")
     for name in ("train", "valid"):
@@ -365,7 +365,7 @@ def test_tiny_experiment_end_to_end_then_resume(tiny_mlm_model, sst2_slice, tmp_
 
 
 def test_resume_redoes_a_run_made_from_another_model(tmp_path):
-    from lmforge.recipes.experiment import finished_record
+    from lmforge.experiments.data_efficiency import finished_record
 
     plan = {"steps": 10, "eval_every": 5, "train_examples": 30}
     record = {"planned_steps": 10, "eval_every": 5, "train_examples": 30, "model": "runs/a/model"}
@@ -385,8 +385,8 @@ def test_scratch_runs_are_kept_across_models_with_the_same_architecture_and_toke
     a continued pre-training of the same model keeps the scratch runs and redoes the pre-trained ones."""
     import torch
 
+    from lmforge.experiments.data_efficiency import finished_record, start_fingerprint
     from lmforge.model import load
-    from lmforge.recipes.experiment import finished_record, start_fingerprint
 
     model = load(tiny_mlm_model)
     with torch.no_grad():

@@ -13,10 +13,11 @@ import torch
 from lmforge.config import load_config
 from lmforge.data.classification import ClassificationObjective, Example, read_examples
 from lmforge.errors import ConfigError, CorpusError
+from lmforge.finetune import FinetuneConfig, finetune
+from lmforge.finetune.classify import build_classifier
 from lmforge.model import build_model, load, preset
 from lmforge.model.lora import LoRALinear, apply_lora, load_adapters, merge_lora, save_adapters
 from lmforge.recipes.classify import load_classifier, predict
-from lmforge.recipes.finetune import FinetuneConfig, build_classifier, finetune
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,9 +99,9 @@ def test_bad_data_is_reported_with_file_and_line(tmp_path):
 
 
 def test_objective_batches_are_dynamic_padded_and_reproducible(tiny_base):
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
-    tokenizer = Tokenizer.load(tiny_base / "tokenizer.json")
+    tokenizer = load_tokenizer(tiny_base / "tokenizer.json")
     train = [Example("a " * n + "film", None, str(n % 2)) for n in range(1, 40)]
     objective = ClassificationObjective(tokenizer, train, train[:5], labels=["0", "1"], max_length=16, seed=3)
     batch = objective.train_batch(2, 8)
@@ -119,9 +120,9 @@ def test_objective_batches_are_dynamic_padded_and_reproducible(tiny_base):
 
 
 def test_evaluate_sums_every_confusion_cell(tiny_base):
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
-    tokenizer = Tokenizer.load(tiny_base / "tokenizer.json")
+    tokenizer = load_tokenizer(tiny_base / "tokenizer.json")
     dev = [Example("a film", None, "0"), Example("a bad film", None, "2")]
     objective = ClassificationObjective(tokenizer, dev, dev, labels=["0", "1", "2"])
     model = build_classifier(tiny_base, ["0", "1", "2"]).eval()
@@ -221,10 +222,10 @@ def test_finetune_classify_end_to_end_then_classify_cli(tiny_base, sst2_slice, t
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r.get("split") == "train"] == [4 * i for i in range(1, 16)]
     # it learns: the loss on the training examples falls from the fresh classifier's
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
     examples = read_examples(sst2_slice[0], text_column="sentence")
-    tokenizer = Tokenizer.load(tiny_base / "tokenizer.json")
+    tokenizer = load_tokenizer(tiny_base / "tokenizer.json")
     objective = ClassificationObjective(tokenizer, examples, examples[:200], labels=["0", "1"], max_length=64)
     fresh = build_classifier(tiny_base, ["negative", "positive"], seed=config.train.seed).eval()
     model = load(result.model_dir)

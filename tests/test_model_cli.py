@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lmforge.model import build_model, load, preset
-from lmforge.recipes.attention import attention_maps, plot_attention
+from lmforge.model.attention import attention_maps, plot_attention
 
 
 def tiny_gpt(tmp_path, tokenizer=None):
@@ -70,7 +70,7 @@ def test_attention_command(cli, tmp_path):
     tokenizer = hf_tokenizers.Tokenizer(WordLevel(vocabulary, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = Whitespace()
     tokenizer.save(str(tmp_path / "tokenizer.json"))
-    assert tokenizers.Tokenizer.load(str(tmp_path / "tokenizer.json")).encode("the cat").ids == [1, 2]
+    assert tokenizers.load_tokenizer(str(tmp_path / "tokenizer.json")).encode("the cat").ids == [1, 2]
     model_dir = tiny_gpt(tmp_path, tokenizer=tmp_path / "tokenizer.json")
     code, out, err = cli(
         "attention", "--model", model_dir, "--text", "the cat sat on the mat", "--out", tmp_path / "a.png"

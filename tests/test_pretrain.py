@@ -8,7 +8,7 @@ import pytest
 
 from lmforge.config import load_config
 from lmforge.errors import ConfigError
-from lmforge.recipes.pretrain import PretrainConfig, pretrain
+from lmforge.pretrain import PretrainConfig, pretrain
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted((REPO / "configs").glob("*.yaml"))
@@ -23,7 +23,7 @@ def test_every_shipped_preset_loads_and_starts_with_its_command(path):
         config = load_config(PretrainConfig, path)
         assert config.out.startswith("runs/")
     if verb == "finetune":
-        from lmforge.recipes.finetune import FinetuneConfig
+        from lmforge.finetune import FinetuneConfig
 
         config = load_config(FinetuneConfig, path)
         assert config.out.startswith("runs/") and config.model

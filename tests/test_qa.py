@@ -29,8 +29,8 @@ from lmforge.data.qa import (
     spread,
 )
 from lmforge.errors import ConfigError, CorpusError, MissingFileError
+from lmforge.finetune import FinetuneConfig, finetune
 from lmforge.metrics import squad_em_f1
-from lmforge.recipes.finetune import FinetuneConfig, finetune
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -193,10 +193,10 @@ def hf_run_qa_labels(encoding, start_char: int, end_char: int) -> tuple[int, int
 
 def test_windows_and_labels_equal_hf_tokenizers_and_run_qa(squad):
     tokenizers = pytest.importorskip("tokenizers")
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
     path = minilm_tokenizer_file()
-    ours = Tokenizer.load(path)
+    ours = load_tokenizer(path)
     reference = tokenizers.Tokenizer.from_file(str(path))
     reference.no_padding()
     examples = [e for a in squad[:3] for e in a.examples][::4]  # 290 questions of 3 articles
@@ -226,9 +226,9 @@ def test_every_gold_span_maps_to_tokens_and_back_to_its_text(squad):
     """On 2,000 real questions: the labelled tokens give back exactly the answer wherever it starts and
     ends at token boundaries (99.7% of SQuAD; the rest are parts of a token, e.g. '8' in '18'), and every
     answer is found whole in some window."""
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
-    tokenizer = Tokenizer.load(minilm_tokenizer_file())
+    tokenizer = load_tokenizer(minilm_tokenizer_file())
     examples = spread([e for a in squad for e in a.examples], 2000)
     features = build_features(tokenizer, examples, max_length=128, doc_stride=48)
     assert features.unlocated == 0 and len(features) > 1.5 * len(examples)
@@ -254,9 +254,9 @@ def test_answers_across_window_boundaries_are_found_whole_or_labelled_cls(squad)
     """Every run of 1-3 words of a long real paragraph as the answer, with windows of 40 tokens overlapping
     by 12: some window holds it whole and its labels give back exactly those words; every window that
     cuts it is labelled CLS."""
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
-    tokenizer = Tokenizer.load(minilm_tokenizer_file())
+    tokenizer = load_tokenizer(minilm_tokenizer_file())
     prepare_tokenizer(tokenizer, 40, 12, 12)
     context = max((e.context for e in squad[0].examples), key=len)
     words = word_spans(context)
@@ -338,9 +338,9 @@ def test_best_spans_picks_the_best_valid_span_over_windows():
 
 @pytest.fixture(scope="module")
 def objective(tiny_base, squad_slice):
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
-    tokenizer = Tokenizer.load(tiny_base / "tokenizer.json")
+    tokenizer = load_tokenizer(tiny_base / "tokenizer.json")
     train, test = split_by_article(read_squad(squad_slice), every=3, offset=2)
     return QAObjective(tokenizer, train, test, max_length=96, doc_stride=32, max_question_length=24,
                        seed=3, length_buckets=4)  # fmt: skip
@@ -349,9 +349,9 @@ def objective(tiny_base, squad_slice):
 def test_train_batches_are_pure_length_bucketed_and_cover_an_epoch(objective, tiny_base):
     import copy
 
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
-    tokenizer = Tokenizer.load(tiny_base / "tokenizer.json")
+    tokenizer = load_tokenizer(tiny_base / "tokenizer.json")
     batch = objective.train_batch(5, 8)
     assert batch["input_ids"].shape[1] == int(batch["attention_mask"].sum(1).max()) <= 96
     assert torch.equal(batch["window"], objective.train_batch(5, 8)["window"])  # a pure function
@@ -380,7 +380,7 @@ def test_train_batches_are_pure_length_bucketed_and_cover_an_epoch(objective, ti
 
 def test_eval_batches_hold_whole_questions_and_metrics_are_squad_em_f1(objective, tiny_base):
     from lmforge.data.qa import answers_from_logits, span_logits
-    from lmforge.tasks.qa import build_span_model
+    from lmforge.finetune.qa import build_span_model
 
     plan = objective.eval_plan(16)
     windows = [w for batch in plan for w in batch]
@@ -417,7 +417,7 @@ def test_eval_batches_hold_whole_questions_and_metrics_are_squad_em_f1(objective
 
 def test_loss_is_the_mean_of_start_and_end_cross_entropy(objective, tiny_base):
     from lmforge.data.qa import span_logits
-    from lmforge.tasks.qa import build_span_model
+    from lmforge.finetune.qa import build_span_model
 
     model = build_span_model(tiny_base, settings={}).eval()
     batch = objective.train_batch(0, 8)
@@ -434,8 +434,8 @@ def test_loss_is_the_mean_of_start_and_end_cross_entropy(objective, tiny_base):
 
 
 def test_from_scratch_and_pretrained_span_models_differ_only_in_initialisation(tiny_base):
+    from lmforge.finetune.qa import build_span_model
     from lmforge.model import load
-    from lmforge.tasks.qa import build_span_model
 
     pretrained = build_span_model(tiny_base, seed=4, settings={"max_length": 96})
     scratch = build_span_model(tiny_base, from_scratch=True, seed=4, settings={"max_length": 96})
@@ -449,9 +449,9 @@ def test_from_scratch_and_pretrained_span_models_differ_only_in_initialisation(t
 
 
 def test_finetune_qa_end_to_end_then_answer_cli(tiny_base, squad_slice, tmp_path, cli):
+    from lmforge.finetune.qa import build_span_model
     from lmforge.model import load
     from lmforge.recipes.answer import answer_questions, load_qa_model
-    from lmforge.tasks.qa import build_span_model
 
     config = tiny_config(tiny_base, squad_slice, tmp_path / "run")
     result = finetune(config, log=lambda *_: None)
@@ -461,10 +461,10 @@ def test_finetune_qa_end_to_end_then_answer_cli(tiny_base, squad_slice, tmp_path
     card = (result.model_dir / "README.md").read_text()
     assert "i % 3 == 2" in card and f"F1 {result.metrics['val_f1']:.2f}" in card and "Harvard" not in card
     # it learns: the training windows' loss falls from the fresh model's
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
     train, _ = split_by_article(read_squad(squad_slice), every=3, offset=2)
-    tokenizer = Tokenizer.load(tiny_base / "tokenizer.json")
+    tokenizer = load_tokenizer(tiny_base / "tokenizer.json")
     check = QAObjective(tokenizer, train[:60], None, max_length=96, doc_stride=32, max_question_length=24)
     fresh = build_span_model(tiny_base, seed=config.train.seed).eval()
     with torch.no_grad():

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers  # noqa: E402
 
-from lmforge.tokenizers import BPETokenizer, Tokenizer, WordPieceTokenizer  # noqa: E402
+from lmforge.tokenizers import BPETokenizer, WordPieceTokenizer, load_tokenizer  # noqa: E402
 
 FIELDS = ("ids", "tokens", "offsets", "type_ids", "attention_mask", "special_tokens_mask")
 
@@ -130,7 +130,7 @@ def assert_same(ours, theirs, context) -> None:
 @pytest.mark.parametrize("name", [*VARIANTS, "minilm"])
 def test_hf_file_gives_identical_encodings(hf_files, sample_texts, name):
     path = hf_files[name]
-    ours, theirs = Tokenizer.load(path), hf.Tokenizer.from_file(str(path))
+    ours, theirs = load_tokenizer(path), hf.Tokenizer.from_file(str(path))
     expected_kind = WordPieceTokenizer if "wordpiece" in name or name == "minilm" else BPETokenizer
     assert type(ours) is expected_kind
     assert ours.vocab_size == theirs.get_vocab_size()
@@ -150,7 +150,7 @@ def test_hf_file_gives_identical_encodings(hf_files, sample_texts, name):
 
 
 def test_minilm_file_truncates_and_pads_to_128(hf_files, sample_texts):
-    tok = Tokenizer.load(hf_files["minilm"])
+    tok = load_tokenizer(hf_files["minilm"])
     long_text = " ".join(sample_texts[:20])
     assert len(tok.encode(long_text)) == 128 and len(tok.encode("Frog on a log.")) == 128
     encoding = tok.encode("Frog on a log.")
@@ -162,7 +162,7 @@ def test_minilm_file_truncates_and_pads_to_128(hf_files, sample_texts):
 
 @pytest.mark.parametrize("name", ["bpe", "wordpiece-uncased", "minilm"])
 def test_truncation_and_padding_options_match_hf(hf_files, sample_texts, name):
-    ours, theirs = Tokenizer.load(hf_files[name]), hf.Tokenizer.from_file(str(hf_files[name]))
+    ours, theirs = load_tokenizer(hf_files[name]), hf.Tokenizer.from_file(str(hf_files[name]))
     pad = "<|endoftext|>" if name.startswith("bpe") else "[PAD]"
     cases = [
         (dict(max_length=12), dict(length=None, direction="right")),
@@ -242,7 +242,7 @@ _LOADED: dict = {}
 
 def _loaded(path: Path):
     if path not in _LOADED:
-        _LOADED[path] = (Tokenizer.load(path), hf.Tokenizer.from_file(str(path)))
+        _LOADED[path] = (load_tokenizer(path), hf.Tokenizer.from_file(str(path)))
     return _LOADED[path]
 
 
@@ -259,7 +259,7 @@ def test_lmforge_files_load_in_hf_with_identical_output(tmp_path, wikitext_lines
     for tok in made:
         path = tok.save(tmp_path / f"{tok.kind}.json")
         theirs = hf.Tokenizer.from_file(str(path))
-        again = Tokenizer.load(path)
+        again = load_tokenizer(path)
         assert type(again) is type(tok) and again.get_vocab() == tok.get_vocab()
         for text in sample_texts[:200] + [("Frog on a log.", "It jumps.")]:
             args = text if isinstance(text, tuple) else (text,)
@@ -273,7 +273,7 @@ def test_hf_file_saved_by_lmforge_is_unchanged_for_hf(tmp_path, hf_files, sample
     """HF → lmforge → file → HF: the round trip through lmforge's writer keeps every behaviour."""
     for name in ("bpe-prefix-space", "wordpiece-cased", "minilm"):
         path = tmp_path / f"{name}.json"
-        Tokenizer.load(hf_files[name]).save(path)
+        load_tokenizer(hf_files[name]).save(path)
         original, rewritten = hf.Tokenizer.from_file(str(hf_files[name])), hf.Tokenizer.from_file(str(path))
         for text in sample_texts[:150]:
             assert_same(rewritten.encode(text), original.encode(text), (name, text))

@@ -24,15 +24,15 @@ from lmforge.data.seq2seq import (
     read_pairs,
 )
 from lmforge.errors import ConfigError, CorpusError, MissingFileError
-from lmforge.model import build_model, load, preset
-from lmforge.recipes.finetune import FinetuneConfig, finetune
-from lmforge.tasks.translate import (
+from lmforge.finetune import FinetuneConfig, finetune
+from lmforge.finetune.translate import (
     load_translator,
     normalise_sentence,
     score,
     split_by_source,
     translate,
 )
+from lmforge.model import build_model, load, preset
 
 REPO = Path(__file__).resolve().parents[1]
 PRESET = REPO / "configs" / "translate-en-es-tatoeba.yaml"
@@ -366,7 +366,7 @@ def test_lora_on_the_task_merged_equals_adapters_and_leaves_the_base_alone(
 def test_from_a_model_directory_and_from_scratch_differ_only_in_initialisation(
     scratch_run, tatoeba_slice, tmp_path
 ):
-    from lmforge.tasks.translate import _start_from_directory
+    from lmforge.finetune.translate import _start_from_directory
 
     base = scratch_run.model_dir
     pretrained, *_ = _start_from_directory(

@@ -15,10 +15,11 @@ What this file implements (numpy only, deterministic; scikit-learn is the refere
     >>> vectorizer.vocabulary                       # 1-letter words are not tokens
     {'bad': 0, 'film': 1, 'good': 2}
     >>> X = vectorizer.transform(["good good film"])          # tf × idf, unit length
-    >>> X.to_dense().round(3)
-    array([[0.   , 0.578, 0.816]])
-    >>> model = LogisticRegression().fit(vectorizer.transform(texts), labels)
-    >>> model.predict(vectorizer.transform(["a good one"]))    # class indices
+    >>> X.to_dense().round(3)         # good: tf 2 × idf 1.405; film: 1 × 1 (in every document)
+    array([[0.   , 0.335, 0.942]])
+    >>> model = LogisticRegression().fit(vectorizer.transform(["a good film", "a bad film"]), [1, 0])
+    >>> model.predict(vectorizer.transform(["a good one", "bad"]))    # class indices
+    array([1, 0])
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from lmforge.errors import ConfigError, LmforgeError
+from lmforge.io import write_json
 
 GENERATION_FILE = "generation.json"
 
@@ -75,14 +76,7 @@ class GenerationConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def save(self, directory: str | os.PathLike) -> Path:
-        path = Path(directory) / GENERATION_FILE
-        tmp = path.with_suffix(".json.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(dataclasses.asdict(self), handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        return path
+        return write_json(Path(directory) / GENERATION_FILE, dataclasses.asdict(self), indent=2)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> GenerationConfig:

@@ -65,9 +65,9 @@ def prepare_base(spec: str, out: Path, log=print) -> Path:
 
 def base_tokenizer(base_dir: Path):
     """A model directory's tokenizer: (the path of its tokenizer.json, the loaded tokenizer)."""
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
     tokenizer_file = Path(base_dir) / "tokenizer.json"
     if not tokenizer_file.is_file():
         raise MissingFileError(f"{tokenizer_file} not found: the model directory needs its tokenizer")
-    return tokenizer_file, Tokenizer.load(tokenizer_file)
+    return tokenizer_file, load_tokenizer(tokenizer_file)

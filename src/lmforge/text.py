@@ -3,8 +3,8 @@
 Every reader yields one string per document and never holds a whole corpus in memory. Problems are
 `CorpusError`s that say which file, which line or byte, and what to do:
 
-    >>> corpus = Corpus(["data/"], field="text")     # .txt lines, .jsonl "text" fields, .csv/.tsv "text" columns
-    >>> for doc in corpus: ...                     # may be iterated more than once
+    corpus = Corpus(["data/"], field="text")     # .txt lines, .jsonl "text" fields, .csv/.tsv "text" columns
+    for doc in corpus: ...                     # may be iterated more than once
 
 Formats by file suffix: ``.jsonl``/``.ndjson`` (one JSON object per line, `field`), ``.csv``/``.tsv``
 (header line, `column`; TSV is split on tabs with no quoting, as GLUE ships it), anything else is plain

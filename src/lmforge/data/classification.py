@@ -10,11 +10,11 @@ What this file implements:
     (seed, epoch), cross-entropy on the classifier's logits; evaluation sums a confusion table so that
     accuracy and macro-F1 come from `lmforge.metrics` over the whole split (and add up across ranks).
 
-    >>> examples = read_examples("../shared/data/sst2/dev.tsv", text_column="sentence", label_column="label")
-    >>> examples[0]
-    Example(text="it 's a charming and often affecting journey .", pair=None, label='1')
-    >>> objective = ClassificationObjective(tokenizer, train, dev, labels=["0", "1"], max_length=128)
-    >>> objective.train_batch(0, batch_size=32)["input_ids"].shape      # (32, longest in the batch)
+    examples = read_examples("../shared/data/sst2/dev.tsv", text_column="sentence", label_column="label")
+    examples[0]
+    # Example(text="it 's a charming and often affecting journey .", pair=None, label='1')
+    objective = ClassificationObjective(tokenizer, train, dev, labels=["0", "1"], max_length=128)
+    objective.train_batch(0, batch_size=32)["input_ids"].shape      # (32, longest in the batch)
 """
 
 from __future__ import annotations

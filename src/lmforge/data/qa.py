@@ -15,10 +15,10 @@ What this file implements:
     evaluation batches hold whole questions, so exact match and F1 of the generated answers add up over
     batches and ranks.
 
-    >>> articles = read_squad("../shared/data/squad-v1.1/dev-v1.1.json")
-    >>> train, test = split_by_article(articles, every=8, offset=7)     # articles 7, 15, 23, ... held out
-    >>> objective = QAObjective(tokenizer, train, test, max_length=256, doc_stride=128)
-    >>> objective.train_batch(0, batch_size=16)["start_positions"]       # (16,) token index, 0 = [CLS]
+    articles = read_squad("../shared/data/squad-v1.1/dev-v1.1.json")
+    train, test = split_by_article(articles, every=8, offset=7)     # articles 7, 15, 23, ... held out
+    objective = QAObjective(tokenizer, train, test, max_length=256, doc_stride=128)
+    objective.train_batch(0, batch_size=16)["start_positions"]       # (16,) token index, 0 = [CLS]
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def split_by_article(
 ) -> tuple[list[QAExample], list[QAExample]]:
     """(train, test) questions: article i is held out when i % every == offset — no article in both.
 
-    >>> train, test = split_by_article(read_squad("dev-v1.1.json"), every=8, offset=7)  # 42 / 6 articles
+    train, test = split_by_article(read_squad("dev-v1.1.json"), every=8, offset=7)  # 42 / 6 articles
     """
     if every < 2 or not 0 <= offset < every:
         raise ConfigError(
@@ -159,7 +159,7 @@ def split_by_article(
 def spread(examples: Sequence[QAExample], limit: int | None) -> list[QAExample]:
     """`limit` examples spread evenly over the list (every article represented), in order; all if None.
 
-    >>> [e.id for e in spread(examples, 3)]    # of 9 examples: the 1st, 4th and 7th
+    [e.id for e in spread(examples, 3)]    # of 9 examples: the 1st, 4th and 7th
     """
     if limit is None or limit >= len(examples):
         return list(examples)
@@ -372,8 +372,8 @@ def best_spans(
     valid span is scored (not only the n best starts and ends). The same characters found in two
     overlapping windows count once, with their better score.
 
-    >>> best_spans([s], [e], [offsets], "Paris is the capital.")[0].text
-    'Paris'
+    best_spans([s], [e], [offsets], "Paris is the capital.")[0].text
+    # 'Paris'
     """
     candidates: list[tuple[float, int, int, int, float]] = []  # (logit, window, start, end, score)
     for window, (start, end, spans) in enumerate(zip(start_logits, end_logits, offsets, strict=True)):

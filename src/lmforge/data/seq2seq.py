@@ -14,10 +14,10 @@ What this file implements:
     positions only (logits are not even computed at padding); validation loss, perplexity and token
     accuracy without smoothing.
 
-    >>> objective = Seq2SeqObjective(sources, targets, val_sources, val_targets, pad_id=0, start_id=0,
-    ...                              batch_tokens=4096)
-    >>> batch = objective.train_batch(0, batch_size=32)
-    >>> batch["input_ids"].shape, batch["decoder_input_ids"].shape     # (B, S), (B, T): B·max(S, T) <= 4096
+    objective = Seq2SeqObjective(sources, targets, val_sources, val_targets, pad_id=0, start_id=0,
+                                 batch_tokens=4096)
+    batch = objective.train_batch(0, batch_size=32)
+    batch["input_ids"].shape, batch["decoder_input_ids"].shape     # (B, S), (B, T): B·max(S, T) <= 4096
 """
 
 from __future__ import annotations
@@ -99,8 +99,9 @@ def length_batches(
     and cut greedily so that a batch's padded size (examples × its longest length) stays within
     `batch_tokens` (when > 0; else `batch_size` examples per batch); then all batches are shuffled.
 
-    >>> [b.tolist() for b in length_batches(np.array([1, 5, 2, 6]), seed=0, epoch=0, batch_size=2)]
-    [[1, 3], [0, 2]]                                            # short with short, long with long
+    >>> lengths = np.array([1, 5, 2, 6])          # examples 0 and 2 are short, 1 and 3 long
+    >>> [b.tolist() for b in length_batches(lengths, seed=0, epoch=0, batch_size=2)]
+    [[1, 3], [0, 2]]
     """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))

@@ -15,9 +15,9 @@ The validation split is either given files (``val_files``, e.g. wikitext-2's val
 nanoGPT's "last 10%" split. A first pass counts the text bytes (streamed) so the cut is known before
 writing; nothing ever holds the whole corpus in memory.
 
-    >>> meta = prepare_shards(["input.txt"], "shards/", ByteEncoder(), val_fraction=0.1)
-    >>> train = TokenShards("shards/", "train")
-    >>> train[:5]                                   # uint16 array: b"First" -> [70, 105, 114, 115, 116]
+    meta = prepare_shards(["input.txt"], "shards/", ByteEncoder(), val_fraction=0.1)
+    train = TokenShards("shards/", "train")
+    train[:5]                                   # uint16 array: b"First" -> [70, 105, 114, 115, 116]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from lmforge.errors import ConfigError, CorpusError
+from lmforge.io import write_json
 from lmforge.text import Corpus
 
 FORMAT_VERSION = 1
@@ -89,11 +90,11 @@ class TokenizerEncoder:
     """
 
     def __init__(self, path: str | os.PathLike, eot: str | None = None):
-        from lmforge.tokenizers import Tokenizer  # lazy: shards work without the tokenizer package
+        from lmforge.tokenizers import load_tokenizer  # lazy: shards work without the tokenizer package
 
         self.path = Path(path)
         self.eot = eot
-        self.tokenizer = Tokenizer.load(self.path)
+        self.tokenizer = load_tokenizer(self.path)
         self.vocab_size = int(self.tokenizer.vocab_size)
         names = (eot,) if eot else EOT_NAMES
         ids = [self._token_id(name) for name in names]
@@ -224,15 +225,15 @@ def prepare_shards(
         "splits": splits,
         "inputs": inputs,
     }
-    _write_json_atomic(out / "meta.json", data)  # written last: its presence means the shards are whole
+    write_json(out / "meta.json", data)  # written last: its presence means the shards are whole
     return ShardMeta(out / "meta.json", data)
 
 
 class TokenShards:
     """One split of a shard directory, read through memory maps as one long array of token ids.
 
-    >>> tokens = TokenShards("shards/", "val")
-    >>> len(tokens), tokens.dtype, tokens[100:104]      # slices may cross shard files
+    tokens = TokenShards("shards/", "val")
+    len(tokens), tokens.dtype, tokens[100:104]      # slices may cross shard files
     """
 
     def __init__(self, directory: str | os.PathLike, split: str = "train"):
@@ -314,15 +315,6 @@ def _shards_intact(directory: Path, meta: dict[str, Any]) -> bool:
         if sum(sizes) != split["tokens"] * itemsize or min(sizes, default=0) < 0:
             return False
     return True
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _split_at_byte(docs: Iterator[str], cut: int) -> tuple[Iterator[str], Iterator[str]]:

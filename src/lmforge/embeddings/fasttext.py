@@ -17,8 +17,8 @@
 n-gram rows beside them in `PATH.ngrams.npz`; `load_fasttext` / `WordVectors.load` read both back, so the
 loaded vectors still answer for unknown words.
 
-    >>> model = train_fasttext(sentences, FastTextConfig())
-    >>> model.vectors["kingly"]        # not in the vocabulary: built from <ki, kin, ing, ngl, gly, ly>, ...
+    model = train_fasttext(sentences, FastTextConfig())
+    model.vectors["kingly"]        # not in the vocabulary: built from <ki, kin, ing, ngl, gly, ly>, ...
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lmforge.embeddings.common import TrainStats, check_device, init_input_vectors
+from lmforge.embeddings.ngrams import NgramTable, ngram_buckets, read_ngram_file, write_ngram_file
 from lmforge.embeddings.vectors import WordVectors
 from lmforge.embeddings.vocab import EncodedCorpus, encode_corpus
-from lmforge.embeddings.word2vec import TrainStats, init_input_vectors, train_on_device
-from lmforge.errors import ConfigError, LmforgeError
-
-NGRAMS_SUFFIX = ".ngrams.npz"
+from lmforge.embeddings.word2vec import train_on_device
+from lmforge.errors import ConfigError
 
 
 @dataclass
@@ -59,8 +59,6 @@ class FastTextConfig:
     backend: str = "auto"  # auto = numba on CPU, torch on a GPU; torch forces the torch path
 
     def check(self) -> None:
-        from lmforge.embeddings.torch_train import check_device
-
         check_device(self.device, self.backend)
         if self.method not in ("skipgram", "cbow"):
             raise ConfigError(f"method must be 'skipgram' or 'cbow', got {self.method!r}")
@@ -71,40 +69,6 @@ class FastTextConfig:
         for name in ("dim", "window", "min_count", "epochs", "negative"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-
-
-def fasttext_hash(data: bytes) -> int:
-    """fastText's n-gram hash: 32-bit FNV-1a, each byte read as a *signed* char (fastText's C++ casts it
-    to int8_t, then to uint32_t), so a byte ≥ 0x80 is sign-extended before the XOR. gensim's
-    `ft_hash_bytes` does the same, so the bucket ids agree with both.
-
-    >>> fasttext_hash(b"")
-    2166136261
-    >>> fasttext_hash(b"a")
-    3826002220
-    >>> fasttext_hash("é".encode())  # plain FNV-1a over unsigned bytes would give 513665217
-    1023043777
-    """
-    h = 2166136261
-    for byte in data:
-        h = ((h ^ (byte | 0xFFFFFF00 if byte >= 0x80 else byte)) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-def char_ngrams(word: str, min_n: int = 3, max_n: int = 6) -> list[str]:
-    """The character n-grams of "<word>", shortest first.
-
-    >>> char_ngrams("cat", 3, 4)
-    ['<ca', 'cat', 'at>', '<cat', 'cat>']
-    """
-    marked = f"<{word}>"
-    return [marked[i : i + n] for n in range(min_n, max_n + 1) for i in range(len(marked) - n + 1)]
-
-
-def ngram_buckets(word: str, min_n: int, max_n: int, bucket: int) -> list[int]:
-    """The hash bucket of each of a word's n-grams, repeats kept: fastText and gensim average over every
-    n-gram occurrence, so "<banana>"'s "ana" weighs twice and two n-grams sharing a bucket both count."""
-    return [fasttext_hash(gram.encode("utf-8")) % bucket for gram in char_ngrams(word, min_n, max_n)]
 
 
 class FastTextModel:
@@ -122,59 +86,31 @@ class FastTextModel:
     ):
         self.words = list(words)
         self.word_rows = word_rows
-        self.bucket_ids = np.asarray(bucket_ids, dtype=np.int64)
-        self.bucket_rows = bucket_rows
+        self.ngrams = NgramTable(bucket_ids, bucket_rows, min_n, max_n, bucket)
+        self.bucket_ids, self.bucket_rows = self.ngrams.bucket_ids, bucket_rows
         self.min_n, self.max_n, self.bucket = min_n, max_n, bucket
         full = np.empty_like(word_rows)
         for i, word in enumerate(self.words):  # a known word: the mean of its own row and its n-gram rows
-            rows = self._rows(word)
+            rows = self.ngrams.rows(word)
             full[i] = (word_rows[i] + bucket_rows[rows].sum(axis=0)) / (1 + len(rows))
         self.vectors = WordVectors(self.words, full, oov=self.oov_vector)
 
-    def _rows(self, word: str) -> np.ndarray:
-        wanted = np.array(ngram_buckets(word, self.min_n, self.max_n, self.bucket), dtype=np.int64)
-        at = np.searchsorted(self.bucket_ids, wanted)
-        at = np.minimum(at, len(self.bucket_ids) - 1)
-        return at[self.bucket_ids[at] == wanted] if len(self.bucket_ids) else at[:0]
-
     def oov_vector(self, word: str) -> np.ndarray | None:
         """Mean of the trained n-gram rows of an unknown word; None when none of its n-grams was trained."""
-        rows = self._rows(word)
-        if len(rows) == 0:
-            return None
-        return self.bucket_rows[rows].mean(axis=0)
+        return self.ngrams.oov_vector(word)
 
     def save(self, path: str | os.PathLike, binary: bool | None = None) -> Path:
         """Word vectors in the word2vec format at `path`, n-gram rows in `path` + '.ngrams.npz'."""
-        path = Path(path)
-        ngrams = path.with_name(path.name + NGRAMS_SUFFIX)
-        tmp = ngrams.with_name(f".{ngrams.name}.tmp{os.getpid()}.npz")
-        try:
-            np.savez(
-                tmp,
-                words=np.array(self.words, dtype=object).astype(str),
-                word_rows=self.word_rows,
-                bucket_ids=self.bucket_ids,
-                bucket_rows=self.bucket_rows,
-                settings=np.array([self.min_n, self.max_n, self.bucket], dtype=np.int64),
-            )
-            os.replace(tmp, ngrams)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_ngram_file(path, self.words, self.word_rows, self.ngrams)
         return self.vectors.save(path, binary)
 
 
 def load_fasttext(path: str | os.PathLike) -> FastTextModel:
     """Read what `FastTextModel.save` wrote (needs the `.ngrams.npz` beside the vectors)."""
-    ngrams = Path(str(path) + NGRAMS_SUFFIX)
-    if not ngrams.is_file():
-        raise LmforgeError(f"{ngrams}: no n-gram file beside {path}; it was not saved by a FastText model")
-    with np.load(ngrams, allow_pickle=False) as data:
-        min_n, max_n, bucket = (int(x) for x in data["settings"])
-        return FastTextModel(
-            [str(w) for w in data["words"]], data["word_rows"], data["bucket_ids"], data["bucket_rows"],
-            min_n, max_n, bucket,
-        )  # fmt: skip
+    words, word_rows, table = read_ngram_file(path)
+    return FastTextModel(
+        words, word_rows, table.bucket_ids, table.bucket_rows, table.min_n, table.max_n, table.bucket
+    )
 
 
 @dataclass

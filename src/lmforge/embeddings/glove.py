@@ -8,8 +8,8 @@
   over the non-zero entries in a new random order each epoch, Hogwild across threads (numba `prange`);
 - the vectors returned are word + context vectors (W + C), as the paper recommends.
 
-    >>> trained = train_glove(sentences, GloVeConfig(epochs=25))
-    >>> trained.vectors.most_similar("paris")
+    trained = train_glove(sentences, GloVeConfig(epochs=25))
+    trained.vectors.most_similar("paris")
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import numba
 import numpy as np
 from numba import prange
 
+from lmforge.embeddings.common import TrainStats, check_device, progress_bar, resolve_workers
 from lmforge.embeddings.vectors import WordVectors
 from lmforge.embeddings.vocab import EncodedCorpus, encode_corpus
-from lmforge.embeddings.word2vec import TrainStats, _progress_bar, resolve_workers
 from lmforge.errors import ConfigError
 
 
@@ -45,8 +45,6 @@ class GloVeConfig:
     backend: str = "auto"  # auto = numba on CPU, torch on a GPU; torch forces the torch path
 
     def check(self) -> None:
-        from lmforge.embeddings.torch_train import check_device
-
         check_device(self.device, self.backend)
         for name in ("dim", "window", "min_count", "epochs"):
             if getattr(self, name) < 1:
@@ -160,7 +158,8 @@ def train_glove(
     sentences: Iterable[Sequence[str]] | EncodedCorpus, config: GloVeConfig | None = None
 ) -> TrainedGloVe:
     """Count co-occurrences, fit GloVe by AdaGrad, return W + C as `WordVectors`."""
-    from lmforge.embeddings.torch_train import device_name, fit_glove_torch, select_device
+    from lmforge.embeddings.common import device_name, select_device
+    from lmforge.embeddings.torch_train import fit_glove_torch
 
     config = config or GloVeConfig()
     config.check()
@@ -179,7 +178,7 @@ def train_glove(
     word_bias = ((rng.random(vocab_size, dtype=np.float32) - 0.5) / dim).astype(np.float32)
     context_bias = ((rng.random(vocab_size, dtype=np.float32) - 0.5) / dim).astype(np.float32)
     label = "glove" if torch_device is None else f"glove [{torch_device}]"
-    bar = _progress_bar(corpus.vocab.raw_words * config.epochs, label, config.progress)
+    bar = progress_bar(corpus.vocab.raw_words * config.epochs, label, config.progress)
     if torch_device is not None:
         costs = fit_glove_torch(
             words, contexts, word_bias, context_bias, rows, cols, log_counts, weights, epochs=config.epochs,

@@ -1,7 +1,7 @@
 """The PyTorch training path of the static embeddings: the same models on any torch device (a GPU first).
 
-- `select_device(device, backend)`: which path trains — None = the numba kernels on CPU threads (the
-  default on CPU, where they are the fast path), else the torch device ("cuda" when present);
+- which path trains is `common.select_device(device, backend)`: None = the numba kernels on CPU threads
+  (the default on CPU, where they are the fast path), else the torch device ("cuda" when present);
 - `train_negative_sampling_torch`: skip-gram and CBOW with negative sampling, for word2vec (one input
   row per word) and FastText (word row + hashed n-gram rows, the lists `fasttext.py` builds), with the
   numba path's preprocessing: subsampling (sqrt(f/s) + 1)·s/f, windows drawn from 1..window, noise words
@@ -21,90 +21,32 @@ fastText's rule: the input vector is the mean of the word's rows and each row re
 The sigmoid is computed, not read from word2vec.c's table; a pair scored beyond ±6 takes no step, as in
 the numba kernel and gensim.
 
-    >>> from lmforge.embeddings import Word2VecConfig, train_word2vec
-    >>> trained = train_word2vec(sentences, Word2VecConfig(device="cuda"))        # the GPU path
-    >>> trained = train_word2vec(sentences, Word2VecConfig(backend="torch"))      # torch, on CPU if no GPU
+    from lmforge.embeddings import Word2VecConfig, train_word2vec
+    trained = train_word2vec(sentences, Word2VecConfig(device="cuda"))        # the GPU path
+    trained = train_word2vec(sentences, Word2VecConfig(backend="torch"))      # torch, on CPU if no GPU
 """
 
 from __future__ import annotations
 
-import re
 import time
 
 import numpy as np
 
-from lmforge.embeddings.vocab import EncodedCorpus
-from lmforge.embeddings.word2vec import (
+from lmforge.embeddings.common import (
     MAX_EXP,
     TrainStats,
-    _progress_bar,
     alias_table,
     chunk_sentences,
+    device_name,
     keep_probability,
+    progress_bar,
 )
-from lmforge.errors import ConfigError
+from lmforge.embeddings.vocab import EncodedCorpus
 
-BACKENDS = ("auto", "numba", "torch")
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 CHUNK_WORDS = 200_000  # words whose windows are drawn at once: enough work to keep a GPU busy
 MIN_BATCH_PAIRS, MAX_BATCH_PAIRS = 256, 65_536  # (input, output) pairs per step: about one per
 # vocabulary word, within these bounds (see `batch_pairs_for`)
 GLOVE_BATCH = 65_536  # co-occurrence entries per AdaGrad step
-
-
-def check_device(device: str, backend: str) -> None:
-    """Config check shared by the three trainers' configs (no torch import)."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if not DEVICE_PATTERN.fullmatch(device):
-        raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
-    if backend == "numba" and device not in ("auto", "cpu"):
-        raise ConfigError(f"backend 'numba' trains on CPU threads; device {device!r} needs backend torch")
-
-
-def select_device(device: str = "auto", backend: str = "auto") -> str | None:
-    """None = the numba CPU kernels; otherwise the torch device to train on.
-
-    backend auto: device auto = cuda when torch sees one, else numba; cpu = numba; cuda/cuda:N/mps = torch.
-    backend torch: the same devices, with cpu (and auto without a GPU) trained by torch on CPU.
-    backend numba: CPU threads only.
-
-    >>> select_device("cpu"), select_device("cpu", "torch")
-    (None, 'cpu')
-    """
-    check_device(device, backend)
-    if backend == "numba" or (device == "cpu" and backend == "auto"):
-        return None
-    if device == "cpu":
-        return "cpu"
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        return "cpu" if backend == "torch" else None
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"device {device!r}: torch {torch.__version__} sees no CUDA GPU; use device cpu "
-                "(numba, the fast CPU path) or auto"
-            )
-        index = int(device.split(":")[1]) if ":" in device else 0
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device 'mps': torch sees no Apple GPU; use device cpu or auto")
-    return device
-
-
-def device_name(device: str) -> str:
-    """'cuda' -> 'cuda:0 (NVIDIA H100 ...)', 'cpu' -> 'cpu': what the progress label and stats show."""
-    import torch
-
-    if device.startswith("cuda"):
-        index = torch.device(device).index or 0
-        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
-    return device
 
 
 # --- skip-gram and CBOW with negative sampling -------------------------------------------------------
@@ -270,7 +212,7 @@ def _train_sgns(corpus, inputs_np, output_np, rows, row_starts, cbow, window, ne
     corpus_words = max(1, len(corpus.ids))
     raw_per_epoch = corpus.vocab.raw_words
     centres_per_block = max(1, batch_pairs // (window + 1))  # a centre has about window + 1 contexts
-    bar = _progress_bar(raw_per_epoch * epochs, f"{label} [{device}]", progress)
+    bar = progress_bar(raw_per_epoch * epochs, f"{label} [{device}]", progress)
     effective = 0
     started = time.perf_counter()
     for epoch in range(epochs):

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lmforge.embeddings.ngrams import ngram_file, read_ngram_file
 from lmforge.errors import LmforgeError, MissingFileError
+from lmforge.io import atomic_write, save_figure
 
 # The evaluation sets the `gensim` package ships in gensim/test/test_data (used in place, never copied).
 ANALOGY_FILE = "questions-words.txt"  # Mikolov et al. 2013: 19,544 questions in 14 sections
@@ -170,9 +172,9 @@ class WordVectors:
                 raise LmforgeError(
                     f"word {word!r} is empty or has whitespace: the word2vec format cannot hold it"
                 )
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as out:
+
+        def write(temporary: str) -> None:
+            with open(temporary, "wb") as out:
                 out.write(f"{len(self)} {self.dim}\n".encode())
                 if binary:
                     little = self.vectors.astype("<f4")
@@ -185,12 +187,8 @@ class WordVectors:
                         for word, row in zip(self.words, self.vectors.tolist(), strict=True)
                     ]
                     out.write("".join(lines).encode("utf-8"))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+
+        return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike, binary: bool | None = None) -> WordVectors:
@@ -216,10 +214,8 @@ class WordVectors:
         else:
             words, vectors = (_parse_binary if binary else _parse_text)(path, data, count, dim)
         oov = None
-        if Path(str(path) + ".ngrams.npz").is_file():  # saved by FastText: unknown words from n-grams
-            from lmforge.embeddings.fasttext import load_fasttext
-
-            oov = load_fasttext(path).oov_vector
+        if ngram_file(path).is_file():  # saved by FastText: unknown words from n-grams
+            oov = read_ngram_file(path)[2].oov_vector
         return cls(words, vectors, oov=oov)
 
     # --- evaluation ---------------------------------------------------------------------------------
@@ -273,9 +269,7 @@ class WordVectors:
         axes.set_title(title or f"PCA of {len(words)} word vectors ({self.dim} dims)")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(figure)
-        return path
+        return save_figure(figure, path, dpi=110, bbox_inches="tight")
 
 
 # --- the word2vec formats ----------------------------------------------------------------------------

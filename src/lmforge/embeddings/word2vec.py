@@ -18,9 +18,9 @@ takes a direct path (row = word id).
 gensim's defaults are the defaults here: dim 100, window 5, min count 5, 5 negatives, sample 1e-3,
 alpha 0.025 → 0.0001, 5 epochs, all cores.
 
-    >>> from lmforge.embeddings import train_word2vec, Word2VecConfig
-    >>> result = train_word2vec(sentences, Word2VecConfig(method="skipgram"))  # sentences: lists of words
-    >>> result.vectors.most_similar("king")
+    from lmforge.embeddings import train_word2vec, Word2VecConfig
+    result = train_word2vec(sentences, Word2VecConfig(method="skipgram"))  # sentences: lists of words
+    result.vectors.most_similar("king")
 """
 
 from __future__ import annotations
@@ -33,17 +33,22 @@ import numba
 import numpy as np
 from numba import prange
 
+from lmforge.embeddings.common import (
+    MAX_EXP,
+    TrainStats,
+    alias_table,
+    check_device,
+    chunk_sentences,
+    init_input_vectors,
+    keep_probability,
+    progress_bar,
+    resolve_workers,
+)
 from lmforge.embeddings.vectors import WordVectors
 from lmforge.embeddings.vocab import MAX_SENTENCE_WORDS, EncodedCorpus, encode_corpus
 from lmforge.errors import ConfigError
 
 EXP_TABLE_SIZE = 1000  # sigmoid sampled at 1000 points on [-MAX_EXP, MAX_EXP], as word2vec.c
-MAX_EXP = 6.0  # beyond ±6 the sigmoid is 0 or 1 to 3 digits: the pair is saturated and takes no step,
-# right or wrong, as gensim does (word2vec.c gives a wrong saturated pair the full step, ±alpha). Paired
-# over 21 seeds (same seed, same random streams; per-seed scores correlate at 0.96-1.00), CBOW scored higher
-# with gensim's rule on all three measures (paired t +2.6 analogies, +4.2 WordSim, +7.8 SimLex); skip-gram
-# barely meets a saturated pair. See benchmarks/RESULTS.md, "Embeddings".
-CHUNK_WORDS = 10_000  # words per Hogwild work item (gensim's batch_words)
 BLOCKS_PER_EPOCH = 20  # kernel calls per epoch: how often the progress bar moves
 
 
@@ -65,8 +70,6 @@ class Word2VecConfig:
     backend: str = "auto"  # auto = numba on CPU (the fast path there), torch on a GPU; torch forces torch
 
     def check(self) -> None:
-        from lmforge.embeddings.torch_train import check_device
-
         check_device(self.device, self.backend)
         if self.method not in ("skipgram", "cbow"):
             raise ConfigError(f"method must be 'skipgram' or 'cbow', got {self.method!r}")
@@ -82,20 +85,6 @@ class Word2VecConfig:
 
 
 @dataclass
-class TrainStats:
-    seconds: float  # wall time of the epochs (vocabulary building not included)
-    raw_words: int  # corpus tokens × epochs, as gensim counts "raw words"
-    effective_words: int  # words actually trained on (in vocabulary, kept by subsampling)
-    workers: int  # CPU threads (1 on a GPU)
-    backend: str = "numba"  # "numba" (CPU kernels) or "torch"
-    device: str = "cpu"  # where it trained: "cpu" or e.g. "cuda:0 (NVIDIA H100 80GB HBM3)"
-
-    @property
-    def words_per_second(self) -> float:
-        return self.raw_words / self.seconds if self.seconds > 0 else float("inf")
-
-
-@dataclass
 class Trained:
     vectors: WordVectors
     stats: TrainStats
@@ -108,56 +97,6 @@ def sigmoid_table() -> np.ndarray:
     """(EXP_TABLE_SIZE,) float32: sigmoid at the centres of the bins of [-MAX_EXP, MAX_EXP]."""
     x = (np.arange(EXP_TABLE_SIZE, dtype=np.float64) / EXP_TABLE_SIZE * 2 - 1) * MAX_EXP
     return (1 / (1 + np.exp(-x))).astype(np.float32)
-
-
-def alias_table(counts: np.ndarray, power: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
-    """Walker's alias tables for drawing word ids ∝ count^power: (probability float32, alias int32).
-
-    Draw: pick a column c uniformly; keep c with probability[c], else take alias[c]. Every column holds
-    exactly 1/V of the mass, split between c and its alias (Vose's construction).
-
-    >>> probability, alias = alias_table(np.array([3, 1]), power=1.0)
-    >>> probability.tolist(), alias.tolist()
-    ([1.0, 0.5], [0, 0])
-    """
-    weights = np.asarray(counts, dtype=np.float64) ** power
-    scaled = weights * len(weights) / weights.sum()  # mean 1
-    probability = np.ones(len(weights), dtype=np.float64)
-    alias = np.arange(len(weights), dtype=np.int32)
-    small = [i for i, x in enumerate(scaled) if x < 1.0]
-    large = [i for i, x in enumerate(scaled) if x >= 1.0]
-    while small and large:
-        low, high = small.pop(), large.pop()
-        probability[low] = scaled[low]
-        alias[low] = high
-        scaled[high] -= 1.0 - scaled[low]
-        (small if scaled[high] < 1.0 else large).append(high)
-    return probability.astype(np.float32), alias
-
-
-def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
-    """(V,) float32: probability to keep each occurrence of a word, (sqrt(f/s) + 1)·s/f capped at 1."""
-    if sample <= 0:
-        return np.ones(len(counts), dtype=np.float32)
-    threshold = sample * float(np.sum(counts))
-    counts = np.asarray(counts, dtype=np.float64)
-    return np.minimum(1.0, (np.sqrt(counts / threshold) + 1) * threshold / counts).astype(np.float32)
-
-
-def chunk_sentences(starts: np.ndarray, chunk_words: int = CHUNK_WORDS) -> np.ndarray:
-    """Sentence boundaries of work items of about `chunk_words` words: (K + 1,) int64.
-
-    >>> chunk_sentences(np.array([0, 4, 8, 9, 20]), chunk_words=5).tolist()
-    [0, 2, 4]
-    """
-    bounds = [0]
-    count = len(starts) - 1
-    target = chunk_words
-    for s in range(1, count + 1):
-        if starts[s] >= target or s == count:
-            bounds.append(s)
-            target = starts[s] + chunk_words
-    return np.array(bounds if count else [0], dtype=np.int64)
 
 
 # --- the kernel --------------------------------------------------------------------------------------
@@ -387,12 +326,6 @@ def train_block(
 # --- the driver --------------------------------------------------------------------------------------
 
 
-def resolve_workers(workers: int) -> int:
-    """0 = every core numba may use."""
-    available = numba.config.NUMBA_NUM_THREADS
-    return available if workers == 0 else min(workers, available)
-
-
 def train_negative_sampling(
     corpus: EncodedCorpus,
     inputs: np.ndarray,
@@ -423,7 +356,7 @@ def train_negative_sampling(
     block = max(threads, -(-n_chunks // BLOCKS_PER_EPOCH))
     block = -(-block // threads) * threads  # whole rounds of the threads
     raw_per_epoch = corpus.vocab.raw_words
-    bar = _progress_bar(raw_per_epoch * epochs, label, progress)
+    bar = progress_bar(raw_per_epoch * epochs, label, progress)
     effective = 0
     started = time.perf_counter()
     for epoch in range(epochs):
@@ -448,26 +381,13 @@ def train_negative_sampling(
 def train_on_device(device: str, backend: str, *args, **kwargs) -> TrainStats:
     """`train_negative_sampling` on the path `device`/`backend` select: the numba kernels on CPU threads,
     or `torch_train.train_negative_sampling_torch` on a torch device (same arguments, same result)."""
-    from lmforge.embeddings.torch_train import select_device, train_negative_sampling_torch
+    from lmforge.embeddings.common import select_device
+    from lmforge.embeddings.torch_train import train_negative_sampling_torch
 
     torch_device = select_device(device, backend)
     if torch_device is None:
         return train_negative_sampling(*args, **kwargs)
     return train_negative_sampling_torch(*args, **kwargs, device=torch_device)
-
-
-def _progress_bar(total: int, label: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=label, unit="word", unit_scale=True, leave=False, smoothing=0.1)
-
-
-def init_input_vectors(rows: int, dim: int, seed: int, scale: float) -> np.ndarray:
-    """(rows, dim) float32 uniform in ±scale: small, so that early updates are not noise-dominated."""
-    rng = np.random.default_rng(seed)
-    return ((rng.random((rows, dim), dtype=np.float32) * 2 - 1) * scale).astype(np.float32)
 
 
 def train_word2vec(

@@ -8,7 +8,7 @@
 
 - `TransformerModel` — the base class of the three architectures: `save`, `num_parameters`,
   `flops_per_token`, `new_cache`.
-- `save_model(model, dir, tokenizer=None, card="")` and `load_model(dir)`.
+- `save_model(model, dir, tokenizer=None, card="")`, `read_config(dir)`; `build.load_model(dir)` reads it back.
 - `check_state_dict(expected, found)` — names every missing, unexpected or mis-shaped tensor at once.
 
 Loading reads safetensors only, so a model directory can never run code. Every file is written to a
@@ -20,13 +20,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from lmforge.errors import LmforgeError, MissingFileError
+from lmforge.io import atomic_write
 from lmforge.model.config import ModelConfig
 from lmforge.model.layers import KVCache
 
@@ -77,21 +76,6 @@ class TransformerModel(nn.Module):
 # Writing
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write via `write(temporary_path)`, fsync, then rename over `path`."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(temporary)
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 def unique_state_dict(model: nn.Module) -> dict[str, Tensor]:
     """The state dict with each shared tensor once (under its first name) and wrapper prefixes removed."""
     seen: set[tuple[int, int]] = set()
@@ -123,14 +107,14 @@ def save_model(model: TransformerModel, directory: str | os.PathLike, tokenizer=
     model = getattr(model, "module", model)  # DDP wrapper
     config: ModelConfig = model.config
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in unique_state_dict(model).items()}
-    _atomic_write(directory / "model.safetensors", lambda p: save_file(state, p, metadata={"format": "pt"}))
+    atomic_write(directory / "model.safetensors", lambda p: save_file(state, p, metadata={"format": "pt"}))
     document = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": config.to_dict()}
-    _atomic_write(
+    atomic_write(
         directory / "config.json", lambda p: Path(p).write_text(json.dumps(document, indent=2) + "\n")
     )
     if tokenizer is not None:
         copy_tokenizer(tokenizer, directory)
-    _atomic_write(directory / "README.md", lambda p: Path(p).write_text(model_card(model, card)))
+    atomic_write(directory / "README.md", lambda p: Path(p).write_text(model_card(model, card)))
     return directory
 
 
@@ -148,7 +132,7 @@ def copy_tokenizer(tokenizer, directory: Path) -> None:
     for file in files:
         target = directory / (file.name if source.is_dir() else "tokenizer.json")
         if file.resolve() != target.resolve():
-            _atomic_write(target, lambda p, file=file: shutil.copyfile(file, p))
+            atomic_write(target, lambda p, file=file: shutil.copyfile(file, p))
 
 
 def model_card(model: TransformerModel, notes: str = "") -> str:
@@ -223,26 +207,3 @@ def check_state_dict(expected: dict[str, Tensor], found: dict[str, Tensor], wher
         problems.append(f"mis-shaped {misshaped}")
     if problems:
         raise CheckpointError(f"{where}: tensors do not match the config: " + "; ".join(problems))
-
-
-def load_model(directory: str | os.PathLike, *, device: str | torch.device = "cpu") -> TransformerModel:
-    """Build the model a directory's config.json describes and fill it from model.safetensors."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from lmforge.model import build_model
-
-    config = read_config(directory)
-    weights = Path(directory) / "model.safetensors"
-    if not weights.is_file():
-        raise MissingFileError(f"{weights} not found")
-    try:
-        state = load_file(str(weights), device=str(device))
-    except SafetensorError as exc:
-        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from None
-    model = build_model(config).to(device)
-    expected = unique_state_dict(model)
-    check_state_dict(expected, state, str(weights))
-    model.load_state_dict(state, strict=False)  # tied aliases are filled through their first name
-    model.eval()
-    return model

@@ -87,6 +87,18 @@ class ModelConfig:
         """Pre-norm stacks end with one more norm; post-norm ones already end normalized."""
         return self.pre_norm
 
+    def pad_id(self, tokenizer=None) -> int:
+        """The id batches are padded with: `pad_token_id`; without one, the tokenizer's [PAD] (when a
+        tokenizer is given); else 0 (the padded positions are masked out, so any valid id serves).
+
+        >>> ModelConfig(pad_token_id=3).pad_id(), ModelConfig().pad_id()
+        (3, 0)
+        """
+        if self.pad_token_id is not None:
+            return self.pad_token_id
+        found = tokenizer.token_to_id("[PAD]") if tokenizer is not None else None
+        return found if found is not None else 0
+
     def validate(self) -> None:
         def bad(name: str, value, valid) -> ConfigError:
             return ConfigError(f"model config: {name}={value!r} is not valid; choose one of {list(valid)}")

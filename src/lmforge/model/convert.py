@@ -27,13 +27,13 @@ import torch
 from torch import Tensor
 
 from lmforge.errors import ConfigError, LmforgeError, MissingFileError
+from lmforge.io import atomic_write
+from lmforge.model.build import build_model, load_model
 from lmforge.model.checkpoint import (
     TOKENIZER_FILES,
     CheckpointError,
-    _atomic_write,
     check_state_dict,
     copy_tokenizer,
-    load_model,
     read_config,
     save_model,
     unique_state_dict,
@@ -411,7 +411,6 @@ def _read_hf(source: Path) -> tuple[dict, dict[str, Tensor]]:
 
 def from_hf(source: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Convert an HF checkpoint directory (GPT-2, BERT, Marian, Llama) into an lmforge model directory."""
-    from lmforge.model import build_model
 
     source, out = Path(source), Path(out)
     hf, hf_state = _read_hf(source)
@@ -486,8 +485,8 @@ def to_hf(source: str | os.PathLike, out: str | os.PathLike) -> Path:
             hf_state[rule.hf[0]] = tensor.contiguous()
     hf_state = {name: tensor.detach().cpu() for name, tensor in hf_state.items()}
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "model.safetensors", lambda p: save_file(hf_state, p, metadata={"format": "pt"}))
-    _atomic_write(out / "config.json", lambda p: Path(p).write_text(json.dumps(hf_config, indent=2) + "\n"))
+    atomic_write(out / "model.safetensors", lambda p: save_file(hf_state, p, metadata={"format": "pt"}))
+    atomic_write(out / "config.json", lambda p: Path(p).write_text(json.dumps(hf_config, indent=2) + "\n"))
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
             _copy(source / name, out / name)
@@ -503,7 +502,7 @@ def _concat_sizes(config: ModelConfig, rule: Rule) -> list[int]:
 
 def _copy(source: Path, target: Path) -> None:
     if source.resolve() != target.resolve():
-        _atomic_write(target, lambda p: Path(p).write_bytes(source.read_bytes()))
+        atomic_write(target, lambda p: Path(p).write_bytes(source.read_bytes()))
 
 
 def convert(from_hf_dir: str | None, to_hf_dir: str | None, out: str) -> Path:

@@ -9,6 +9,7 @@
 Sentence embeddings (all-MiniLM-L6-v2 and friends) are the mean of `hidden_states` over the real tokens:
 `mean_pool(out.hidden_states, attention_mask)`.
 
+    >>> import torch
     >>> from lmforge.model import build_model, preset
     >>> model = build_model(preset("bert-tiny", vocab_size=100))
     >>> out = model(torch.tensor([[2, 7, 3, 0]]), attention_mask=torch.tensor([[1, 1, 1, 0]]))

@@ -14,10 +14,10 @@ What this file implements:
   - `adapter_state_dict` / `save_adapters` / `load_adapters`: the trained numbers only (adapters and the
     fully trained modules), to store beside a base model directory.
 
-    >>> names = apply_lora(model, rank=8, alpha=16, targets=["attention", "feed_forward"])
-    >>> ...train...
-    >>> save_adapters(model, "runs/sst2-lora/adapters", base="runs/minilm")   # a few hundred KB
-    >>> merge_lora(model); model.save("runs/sst2-lora/model")                  # or merged weights
+    names = apply_lora(model, rank=8, alpha=16, targets=["attention", "feed_forward"])
+    ...train...
+    save_adapters(model, "runs/sst2-lora/adapters", base="runs/minilm")   # a few hundred KB
+    merge_lora(model); model.save("runs/sst2-lora/model")                  # or merged weights
 """
 
 from __future__ import annotations
@@ -159,13 +159,13 @@ def save_adapters(model: nn.Module, directory: str | os.PathLike, *, base: str, 
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    from lmforge.model.checkpoint import _atomic_write
+    from lmforge.io import atomic_write
 
     state = adapter_state_dict(model)
-    _atomic_write(directory / ADAPTER_FILE, lambda p: save_file(state, p, metadata={"format": "pt"}))
+    atomic_write(directory / ADAPTER_FILE, lambda p: save_file(state, p, metadata={"format": "pt"}))
     document = {"base": str(base), **settings, "model": model.config.to_dict()}
     text = json.dumps(document, indent=2) + "\n"
-    _atomic_write(directory / ADAPTER_CONFIG, lambda p: Path(p).write_text(text))
+    atomic_write(directory / ADAPTER_CONFIG, lambda p: Path(p).write_text(text))
     return directory
 
 
@@ -173,7 +173,7 @@ def load_adapters(directory: str | os.PathLike, *, device: str = "cpu") -> nn.Mo
     """Rebuild the model: the base directory's weights, the task config, LoRA wrappers, trained tensors."""
     from safetensors.torch import load_file
 
-    from lmforge.model import build_model
+    from lmforge.model.build import build_model
     from lmforge.model.checkpoint import read_config
     from lmforge.model.config import ModelConfig
 

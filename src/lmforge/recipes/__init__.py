@@ -21,3 +21,11 @@ class Command:
     run: Callable[[argparse.Namespace], int | None]  # does the work; returns the exit code (None = 0)
     description: str = ""  # longer text shown by `lmforge NAME --help`
     takes_overrides: bool = False  # accepts `--section.key=value` config overrides (in args.overrides)
+
+
+def with_library_doc(recipe_doc: str, library_doc: str) -> str:
+    """A verb's `--help` text: its own docstring (what it is, how to call it) followed by the body of the
+    library module's docstring — everything after that docstring's title and Python example — so the
+    steps are written once, where the code is."""
+    body = library_doc.strip().split("\n\n", 2)[2:]
+    return recipe_doc.rstrip() + ("\n\n" + body[0] if body else "") + "\n"

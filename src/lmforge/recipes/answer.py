@@ -28,7 +28,7 @@ def load_qa_model(directory: str | Path):
     """(model, tokenizer, window settings) of a fine-tuned QA directory (full model or adapters)."""
     from lmforge.model import load
     from lmforge.model.lora import ADAPTER_CONFIG, load_adapters
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -45,7 +45,7 @@ def load_qa_model(directory: str | Path):
         )
     settings = {**DEFAULT_SETTINGS, **model.config.extra.get("qa", {})}
     settings["max_length"] = min(settings["max_length"], model.config.max_positions)
-    return model, Tokenizer.load(directory / "tokenizer.json"), settings
+    return model, load_tokenizer(directory / "tokenizer.json"), settings
 
 
 def answer_questions(
@@ -60,8 +60,8 @@ def answer_questions(
 ):
     """For each question, its `top_k` best spans of `context` (`lmforge.data.qa.Span`), best first.
 
-    >>> model, tokenizer, settings = load_qa_model("runs/squad-minilm/model")
-    >>> answer_questions(model, tokenizer, text, ["Who founded it?"], settings=settings)[0][0].text
+    model, tokenizer, settings = load_qa_model("runs/squad-minilm/model")
+    answer_questions(model, tokenizer, text, ["Who founded it?"], settings=settings)[0][0].text
     """
     import torch
 

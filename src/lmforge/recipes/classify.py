@@ -32,7 +32,7 @@ def load_classifier(directory: str | Path):
     """(model, tokenizer, label names) of a fine-tuned classifier directory (full model or adapters)."""
     from lmforge.model import load
     from lmforge.model.lora import ADAPTER_CONFIG, load_adapters
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -48,7 +48,7 @@ def load_classifier(directory: str | Path):
             f"{directory / 'tokenizer.json'} not found: the model directory needs its tokenizer"
         )
     labels = model.config.extra.get("labels") or [str(i) for i in range(model.config.num_labels)]
-    return model, Tokenizer.load(directory / "tokenizer.json"), list(labels)
+    return model, load_tokenizer(directory / "tokenizer.json"), list(labels)
 
 
 def predict(
@@ -63,9 +63,9 @@ def predict(
 ) -> list[Prediction]:
     """Classify `texts` (with `pairs` as second texts) in batches of `batch_size`, padded per batch.
 
-    >>> model, tokenizer, labels = load_classifier("runs/sst2-minilm/model")
-    >>> predict(model, tokenizer, labels, ["a gorgeous movie ."])[0].label
-    'positive'
+    model, tokenizer, labels = load_classifier("runs/sst2-minilm/model")
+    predict(model, tokenizer, labels, ["a gorgeous movie ."])[0].label
+    # 'positive'
     """
     import torch
 

@@ -149,7 +149,7 @@ def check_training_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--workers must be ≥ 0 (0 = all cores), got {args.workers}")
     if args.sample < 0 or args.alpha <= 0 or args.min_alpha < 0:
         raise ConfigError("--sample and --min-alpha must be ≥ 0, --alpha > 0")
-    from lmforge.embeddings.torch_train import select_device
+    from lmforge.embeddings.common import select_device
 
     try:
         select_device(args.device, args.backend)  # a missing GPU is reported before the corpus is read
@@ -356,7 +356,7 @@ def run_compare(args: argparse.Namespace) -> int:
         raise LmforgeError(f"--out-dir {args.out_dir}: no such directory")
     analogies, similarity = evaluation_files(args)
     corpus = read_training_corpus(args.files, args)
-    from lmforge.embeddings.torch_train import select_device
+    from lmforge.embeddings.common import select_device
 
     torch_device = select_device(args.device, args.backend)
     trainer = "numba kernels on CPU threads" if torch_device is None else f"PyTorch on {torch_device}"

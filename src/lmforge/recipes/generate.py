@@ -54,7 +54,7 @@ def load_for_generation(model_dir: str):
     """(model, tokenizer, GenerationConfig defaults) from a model directory, with clear errors."""
     from lmforge.generate import GenerationConfig
     from lmforge.model import load
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
     directory = Path(model_dir)
     if not directory.is_dir():
@@ -65,7 +65,7 @@ def load_for_generation(model_dir: str):
             f"--model {directory}: no tokenizer.json; save the model with its tokenizer to generate text"
         )
     model = load(directory).eval()
-    tokenizer = Tokenizer.load(tokenizer_file)
+    tokenizer = load_tokenizer(tokenizer_file)
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return model, tokenizer, GenerationConfig.load(directory)

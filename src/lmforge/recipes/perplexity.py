@@ -34,32 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def pseudo_log_likelihood(model, ids, *, mask_id: int, cls_id, sep_id, context: int, batch_size: int = 32):
-    """Summed NLL of each token when it alone is masked, in windows of `context` tokens (with [CLS]/[SEP])."""
-    import torch
-    import torch.nn.functional as F
-
-    body = context - (cls_id is not None) - (sep_id is not None)
-    nll, scored = 0.0, 0
-    model.eval()
-    with torch.no_grad():
-        for begin in range(0, len(ids), body):
-            window = ids[begin : begin + body]
-            row = ([cls_id] if cls_id is not None else []) + window + ([sep_id] if sep_id is not None else [])
-            offset = 1 if cls_id is not None else 0
-            row = torch.tensor(row)
-            for start in range(0, len(window), batch_size):
-                positions = torch.arange(start, min(start + batch_size, len(window))) + offset
-                batch = row.repeat(len(positions), 1)  # (N, T): one copy per masked position
-                batch[torch.arange(len(positions)), positions] = mask_id
-                logits = model(batch).logits[torch.arange(len(positions)), positions].float()  # (N, V)
-                nll += float(F.cross_entropy(logits, row[positions], reduction="sum"))
-                scored += len(positions)
-    return nll, scored
-
-
 def run(args: argparse.Namespace) -> int:
-    from lmforge.metrics.perplexity import bits_per_byte, sliding_window_nll
+    from lmforge.metrics.perplexity import bits_per_byte, pseudo_log_likelihood, sliding_window_nll
     from lmforge.recipes.generate import load_for_generation
     from lmforge.text import Corpus
 

@@ -107,7 +107,7 @@ PROMPTS = ["def ", "import os\n", "class Config:\n    def __init__(self", "    f
 
 def pretrain_stage(out, minutes: float):
     """A small GPT on the standard library's source, its schedule fitted to `minutes`."""
-    from lmforge.recipes.pretrain import DataConfig, ModelSpec, PretrainConfig, TokenizerConfig, pretrain
+    from lmforge.pretrain import DataConfig, ModelSpec, PretrainConfig, TokenizerConfig, pretrain
     from lmforge.train.config import TrainConfig
 
     files = corpus_sample(4_000_000)

@@ -149,9 +149,9 @@ def train_run(args: argparse.Namespace) -> int:
 
 def encode_run(args: argparse.Namespace) -> int:
     """Encode TEXT and print its tokens, ids and offsets (or one JSON object with --json)."""
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
-    tok = Tokenizer.load(args.tokenizer)
+    tok = load_tokenizer(args.tokenizer)
     encoding = tok.encode(args.text, args.pair, add_special_tokens=not args.no_special_tokens)
     if args.json:
         record = {

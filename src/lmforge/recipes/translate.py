@@ -8,7 +8,7 @@ The model directory is the `model/` that `lmforge finetune` (task translate) wro
 converted by `lmforge convert --from-hf`. Decoding settings default to the directory's generation.json
 (the beam width the model was scored with); `--num-beams` and `--max-new-tokens` override them. Sentences
 are translated in batches of similar length; the output keeps the input order, one translation per line.
-The library function is `lmforge.tasks.translate.translate`.
+The library function is `lmforge.finetune.translate.translate`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if not texts:
         raise LmforgeError("nothing to translate: give a sentence, or --file with one sentence per line")
 
-    from lmforge.tasks.translate import load_translator, translate
+    from lmforge.finetune.translate import load_translator, translate
 
     model, tokenizer, defaults = load_translator(args.model)
     config = defaults.replace(

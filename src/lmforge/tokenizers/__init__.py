@@ -5,7 +5,7 @@
     enc = tok.encode("Frog on a log.")                     # Encoding: ids, tokens, offsets, type_ids, ...
     tok.decode(enc.ids)                                    # 'Frog on a log.'
     tok.save("tok.json")                                   # HF tokenizer.json + tok.vocab.txt for people
-    Tokenizer.load("tok.json")                             # the right kind back (HF files too)
+    load_tokenizer("tok.json")                             # the right kind back (HF files too)
 
 Modules: base (Encoding, Tokenizer, special tokens, truncation, padding, templates) · pipeline (normalizers,
 pre-tokenizers, post-processors, decoders) · char · word · bpe (byte-level) · wordpiece · hf (tokenizer.json)
@@ -15,6 +15,7 @@ pre-tokenizers, post-processors, decoders) · char · word · bpe (byte-level) �
 from lmforge.tokenizers.base import AddedToken, Encoding, Padding, Tokenizer, Truncation
 from lmforge.tokenizers.bpe import END_OF_TEXT, BPETokenizer
 from lmforge.tokenizers.char import CharTokenizer
+from lmforge.tokenizers.hf import load_tokenizer, tokenizer_from_str
 from lmforge.tokenizers.word import WordTokenizer
 from lmforge.tokenizers.wordpiece import BERT_SPECIAL_TOKENS, WordPieceTokenizer
 
@@ -38,4 +39,6 @@ __all__ = [
     "Truncation",
     "WordPieceTokenizer",
     "WordTokenizer",
+    "load_tokenizer",
+    "tokenizer_from_str",
 ]

@@ -12,9 +12,9 @@ This file implements:
     incrementally for the words that hold the pair only — the same algorithm and tie-breaking as HF);
   - `BPETokenizer`: `train`, and a readable vocabulary that shows each merge with its two parts.
 
-    >>> tok = BPETokenizer.train(["low lower lowest"] * 10, vocab_size=260)
-    >>> tok.encode(" lower").tokens
-    ['Ġlow', 'er']
+    >>> tok = BPETokenizer.train(["low lower lowest"] * 10, vocab_size=262)   # 256 bytes + 6 merges
+    >>> tok.encode(" lower").tokens, tok.encode(" lowest").tokens
+    (['Ġlowe', 'r'], ['Ġlowe', 'st'])
 """
 
 from __future__ import annotations
@@ -211,8 +211,8 @@ class BPEModel(Model):
         """Merge adjacent symbols by rank until no learned pair is left; with `spans` (one per symbol), also
         return the span of each merged token.
 
-        >>> model.merge(["l", "o", "w"])   # with merges [("l", "o"), ("lo", "w")]
-        ['low']
+        model.merge(["l", "o", "w"])   # with merges [("l", "o"), ("lo", "w")]
+        # ['low']
         """
         rank_of = self._rank_of
         no_rank = len(rank_of) + 1

@@ -3,8 +3,8 @@
 The smaller the token, the longer the sequence: characters need no [UNK] but make long sequences; words
 make short sequences but a huge vocabulary and [UNK]s; BPE and WordPiece sit between.
 
-    >>> rows = compare_kinds(train_docs, held_out_docs, vocab_size=4096)
-    >>> print(format_table(rows))
+    rows = compare_kinds(train_docs, held_out_docs, vocab_size=4096)
+    print(format_table(rows))
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Hugging Face ``tokenizer.json``: read every section into lmforge's stages, and write them back.
+"""Hugging Face ``tokenizer.json``: read every section into lmforge's stages (writing is `Tokenizer.to_dict`).
 
-This file implements `load_tokenizer(path)` (what `Tokenizer.load` calls), `tokenizer_from_dict` and
-`tokenizer_to_dict`. Sections, as HF applies them: ``normalizer``, ``pre_tokenizer``, ``model`` (BPE,
+This file implements `load_tokenizer(path)` (exported as `lmforge.tokenizers.load_tokenizer`),
+`tokenizer_from_str` and `tokenizer_from_dict`; it sits above the kinds it builds, so `base` never
+imports it. Sections, as HF applies them: ``normalizer``, ``pre_tokenizer``, ``model`` (BPE,
 WordPiece, WordLevel), ``post_processor`` (ByteLevel, TemplateProcessing, BertProcessing, RobertaProcessing,
 Sequence), ``decoder``, ``added_tokens``, ``truncation`` and ``padding``. A file lmforge writes is a file HF
 reads, and the reverse; a stage lmforge does not implement is an error naming it, never a silent guess.
@@ -115,45 +116,6 @@ def tokenizer_from_dict(data: Any, source: str = "<dict>") -> Tokenizer:
         truncation=reader.truncation(data.get("truncation")),
         padding=reader.padding(data.get("padding")),
     )
-
-
-def tokenizer_to_dict(tok: Tokenizer) -> dict:
-    """The ``tokenizer.json`` of `tok`, in HF's layout (so HF `tokenizers` loads it)."""
-    truncation = None
-    if tok.truncation is not None:
-        t = tok.truncation
-        truncation = {
-            "direction": t.direction.capitalize(),
-            "max_length": t.max_length,
-            "strategy": "".join(p.capitalize() for p in t.strategy.split("_")),
-            "stride": t.stride,
-        }
-    padding = None
-    if tok.padding is not None:
-        p = tok.padding
-        padding = {
-            "strategy": "BatchLongest" if p.length is None else {"Fixed": p.length},
-            "direction": p.direction.capitalize(),
-            "pad_to_multiple_of": p.pad_to_multiple_of,
-            "pad_id": p.pad_id,
-            "pad_type_id": p.pad_type_id,
-            "pad_token": p.pad_token,
-        }
-
-    def stage(value):
-        return None if value is None else value.to_json()
-
-    return {
-        "version": "1.0",
-        "truncation": truncation,
-        "padding": padding,
-        "added_tokens": [t.to_json() for t in sorted(tok.added_tokens, key=lambda t: t.id)],
-        "normalizer": stage(tok.normalizer),
-        "pre_tokenizer": stage(tok.pre_tokenizer),
-        "post_processor": stage(tok.post_processor),
-        "decoder": stage(tok.decoder),
-        "model": tok.model.to_json(),
-    }
 
 
 # --- reading each section --------------------------------------------------------------------------------

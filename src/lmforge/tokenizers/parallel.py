@@ -15,8 +15,10 @@ from array import array
 from itertools import chain
 from typing import TYPE_CHECKING
 
+from lmforge.tokenizers.encoding import Encoding
+
 if TYPE_CHECKING:
-    from lmforge.tokenizers.base import Encoding, Tokenizer
+    from lmforge.tokenizers.base import Tokenizer
 
 _worker_tokenizer: Tokenizer | None = None
 
@@ -60,8 +62,6 @@ def pack(encoding: Encoding) -> tuple:
 
 
 def unpack(packed: tuple, tok: Tokenizer, item, add_special_tokens: bool) -> Encoding:
-    from lmforge.tokenizers.base import Encoding
-
     if len(packed) == 4:
         ids, type_ids, special, sequence_ids = packed
         overflowing: list = []

@@ -10,9 +10,9 @@ This file implements:
   - `WordPieceTokenizer`: `train` (HF's way: BPE merges over characters and ``##`` continuations, then the
     merged strings are the vocabulary) and BERT's ``[CLS] a [SEP] b [SEP]`` template.
 
-    >>> tok = Tokenizer.load("all-MiniLM-L6-v2/tokenizer.json")
-    >>> tok.encode("Frog on a log.").tokens[:7]
-    ['[CLS]', 'frog', 'on', 'a', 'log', '.', '[SEP]']
+    tok = load_tokenizer("all-MiniLM-L6-v2/tokenizer.json")
+    tok.encode("Frog on a log.").tokens[:7]
+    # ['[CLS]', 'frog', 'on', 'a', 'log', '.', '[SEP]']
 """
 
 from __future__ import annotations
@@ -207,8 +207,8 @@ class WordPieceModel(Model):
     def tokenize(self, word: str) -> list[tuple[int, str, int, int]]:
         """Longest matches left to right.
 
-        >>> model.tokenize("unaffable")
-        [(1, 'un', 0, 2), (2, '##aff', 2, 5), (3, '##able', 5, 9)]
+        model.tokenize("unaffable")
+        # [(1, 'un', 0, 2), (2, '##aff', 2, 5), (3, '##able', 5, 9)]
         """
         vocab = self.vocab
         n = len(word)

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lmforge.io import save_figure
+
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets; a name matches by substring.
 GPU_PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
 
@@ -187,12 +189,7 @@ def plot_losses(jsonl: str | Path, png: str | Path) -> Path | None:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    png = Path(png)
-    tmp = png.with_name(f".{png.stem}.tmp.png")
-    figure.savefig(tmp)
-    plt.close(figure)
-    tmp.replace(png)
-    return png
+    return save_figure(figure, png)
 
 
 def _truncate_after(jsonl: Path, step: int) -> None:

@@ -11,9 +11,9 @@ What this file implements:
     optimizer, schedule step, RNG states, data position), DDP / FSDP2 under torchrun, a progress bar with
     tokens/s, MFU and ETA, metrics.jsonl, TensorBoard and loss.png.
 
-    >>> objective = CLMObjective(TokenShards("shards", "train"), TokenShards("shards", "val"), block_size=256)
-    >>> result = train(model, objective, TrainConfig(max_steps=2000, lr=1e-3), "runs/gpt")
-    >>> result.metrics                         # {'val_loss': 1.62, 'val_perplexity': 5.05, 'val_bpb': 2.34}
+    objective = CLMObjective(TokenShards("shards", "train"), TokenShards("shards", "val"), block_size=256)
+    result = train(model, objective, TrainConfig(max_steps=2000, lr=1e-3), "runs/gpt")
+    result.metrics                         # {'val_loss': 1.62, 'val_perplexity': 5.05, 'val_bpb': 2.34}
 
 Data position: micro-batch `index` of rank `r` is a pure function of (index, r), so the position is the
 step count and resuming reproduces the exact batches. A run resumed from step N computes the same losses,

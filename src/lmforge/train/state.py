@@ -11,10 +11,10 @@ What this file implements:
   - `latest_checkpoint`, `best_checkpoint`: find them;
   - `capture_rng` / `restore_rng`: Python's, NumPy's and torch's (CPU and CUDA) generator states.
 
-    >>> save_checkpoint("ckpt/", step=100, state={"model": model.state_dict(), "step": 100}, keep_last=2)
-    PosixPath('ckpt/step-00000100')
-    >>> load_checkpoint(latest_checkpoint("ckpt/"))["step"]
-    100
+    save_checkpoint("ckpt/", step=100, state={"model": model.state_dict(), "step": 100}, keep_last=2)
+    # PosixPath('ckpt/step-00000100')
+    load_checkpoint(latest_checkpoint("ckpt/"))["step"]
+    # 100
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lmforge.errors import MissingFileError
+from lmforge.io import write_json
 
 FORMAT_VERSION = 1
 STEP_DIR = re.compile(r"^step-(\d{8})$")
@@ -53,7 +54,7 @@ def save_checkpoint(
     """Write `state` as checkpoint `step` under `root`, atomically; keep the last `keep_last` and the best."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(".tmp-*"):  # left by a crash during an earlier save
+    for stale in [*root.glob(".tmp-*"), *root.glob(f".{INDEX_FILE}.*.tmp")]:  # left by a crash mid-save
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     tree = _flatten(state, tensors, "")
@@ -214,12 +215,7 @@ def _prune(root: Path, keep_last: int) -> None:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_json(path, data, indent=None)
     _fsync_dir(path.parent)
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmforge.errors import ConfigError, MissingFileError
+from lmforge.finetune.common import FinetuneResult, save_finetuned, train_task
 
 PRESET_PREFIX = (
     "preset:"  # `model: preset:transformer-tiny` = that architecture, random weights, new tokenizer
@@ -108,9 +109,9 @@ class TranslationSplit:
 def split_by_source(pairs: Sequence, *, test_sentences: int, validation_sentences: int, salt: str):
     """Hold out `test_sentences` + `validation_sentences` distinct source sentences with all their pairs.
 
-    >>> split = split_by_source(pairs, test_sentences=2000, validation_sentences=500, salt="v1")
-    >>> len(split.test.sources), split.test.references[0]      # 2000 sentences, each with all translations
-    (2000, ['¿Cómo estás?', '¿Cómo está usted?', ...])
+    split = split_by_source(pairs, test_sentences=2000, validation_sentences=500, salt="v1")
+    len(split.test.sources), split.test.references[0]      # 2000 sentences, each with all translations
+    # (2000, ['¿Cómo estás?', '¿Cómo está usted?', ...])
     """
     if test_sentences < 1 or validation_sentences < 0:
         raise ConfigError(
@@ -164,7 +165,7 @@ def load_translator(directory: str | Path):
     from lmforge.model import load
     from lmforge.model.checkpoint import read_config
     from lmforge.model.lora import ADAPTER_CONFIG, load_adapters
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.tokenizers import load_tokenizer
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -191,7 +192,7 @@ def load_translator(directory: str | Path):
     defaults = GenerationConfig.load(directory)
     if not (directory / "generation.json").is_file():
         defaults = defaults.replace(temperature=0.0)  # translation decodes deterministically by default
-    return model, Tokenizer.load(directory / "tokenizer.json"), defaults
+    return model, load_tokenizer(directory / "tokenizer.json"), defaults
 
 
 def translate(
@@ -208,9 +209,9 @@ def translate(
     `config` is a `GenerationConfig` (default: greedy, 64 new tokens); sources are cut to `max_length`
     tokens (default: the model's max_positions).
 
-    >>> model, tokenizer, defaults = load_translator("runs/translate-en-es-tatoeba/model")
-    >>> translate(model, tokenizer, ["How are you?"], defaults)[0].text
-    '¿Cómo estás?'
+    model, tokenizer, defaults = load_translator("runs/translate-en-es-tatoeba/model")
+    translate(model, tokenizer, ["How are you?"], defaults)[0].text
+    # '¿Cómo estás?'
     """
     import torch
 
@@ -222,7 +223,7 @@ def translate(
     config = config or GenerationConfig(max_new_tokens=64, temperature=0.0)
     model_config = model.config
     eos = model_config.eos_token_id
-    pad = model_config.pad_token_id if model_config.pad_token_id is not None else 0
+    pad = model_config.pad_id()
     limit = min(max_length or model_config.max_positions, model_config.max_positions)
     sources = encode_texts(tokenizer, list(texts), limit, eos)
     order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))  # longest first: memory peaks early
@@ -332,7 +333,9 @@ def _start_from_directory(config, out: Path, log):
 def score(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
     """Multi-reference corpus BLEU (13a) and chrF, as sacrebleu computes them, from per-sentence lists.
 
-    >>> score(["¿Cómo estás?"], [["¿Cómo estás?", "¿Qué tal?"]])
+    >>> scores = score(["Los niños juegan en el jardín."],
+    ...                [["Los niños están jugando en el jardín.", "Los niños juegan en el jardín."]])
+    >>> {name: round(value, 2) for name, value in scores.items()}     # one reference matches exactly
     {'test_bleu': 100.0, 'test_chrf': 100.0}
     """
     from lmforge.metrics import bleu, chrf
@@ -374,13 +377,12 @@ def translate_card(config, start: str, split: TranslationSplit, result, metrics,
 
 
 def finetune_translate(config, log=print):
-    """The translate task's pipeline; returns a `lmforge.recipes.finetune.FinetuneResult`."""
+    """The translate task's pipeline; returns a `lmforge.finetune.FinetuneResult`."""
     from lmforge.config import dump_yaml
     from lmforge.data.seq2seq import Seq2SeqObjective, encode_texts, read_pairs
     from lmforge.generate import GenerationConfig
     from lmforge.model import lora as lora_
     from lmforge.model_source import resolve_model_source
-    from lmforge.recipes.finetune import FinetuneResult, save_finetuned, train_task
 
     data = config.translate
     started = time.perf_counter()
@@ -429,19 +431,18 @@ def finetune_translate(config, log=print):
         encode_texts(tokenizer, [p.target for p in split.train], max_length, eos),
         encode_texts(tokenizer, [p.source for p in split.validation.pairs], max_length, eos),
         encode_texts(tokenizer, [p.target for p in split.validation.pairs], max_length, eos),
-        pad_id=model_config.pad_token_id if model_config.pad_token_id is not None else 0,
+        pad_id=model_config.pad_id(),
         start_id=model_config.decoder_start_token_id
         if model_config.decoder_start_token_id is not None
-        else (model_config.pad_token_id or 0),
+        else model_config.pad_id(),
         batch_tokens=data.batch_tokens,
         label_smoothing=data.label_smoothing,
         seed=config.train.seed,
     )
     log(f"tokenized in {time.perf_counter() - tokenize_started:.1f}s")
     # the output layer is tied to the token table: with LoRA both stay frozen
-    result, num_parameters, trainable, _ = train_task(
-        config, model, objective, out, start, log, frozen_with_lora=("head",)
-    )
+    training = train_task(config, model, objective, out, start, log, frozen_with_lora=("head",))
+    result = training.result
     model = result.model
     if config.lora.rank and not saves_adapters:
         lora_.merge_lora(model)
@@ -470,25 +471,16 @@ def finetune_translate(config, log=print):
     card = translate_card(config, start, split, result, metrics, samples, time.perf_counter() - started)
     model_dir = save_finetuned(model, config, out, base_dir, tokenizer_file, card, train_modules=[])
     generation.save(model_dir)
-    return FinetuneResult(
-        out=out,
-        model_dir=Path(model_dir),
-        metrics=metrics,
-        steps=result.steps,
-        seconds=result.seconds,
-        num_parameters=num_parameters,
-        trainable_parameters=trainable,
-        labels=[],
-    )
+    return FinetuneResult.of(training, out, model_dir, metrics)
 
 
 def _write_translations(path: Path, hypotheses: Sequence[Translation], references) -> None:
     """The test set's sources, translations and references, one JSON object per line (atomically)."""
-    from lmforge.model.checkpoint import _atomic_write
+    from lmforge.io import write_text
 
     text = "".join(
         json.dumps({"source": h.source, "translation": h.text, "references": list(r)}, ensure_ascii=False)
         + "\n"
         for h, r in zip(hypotheses, references, strict=True)
     )
-    _atomic_write(path, lambda p: Path(p).write_text(text, encoding="utf-8"))
+    write_text(path, text)

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmforge.finetune.common import FinetuneResult, card_start, copy_base_weights, save_finetuned, train_task
+
 
 @dataclass
 class QAData:
@@ -87,7 +89,6 @@ def build_span_model(
     from lmforge.errors import ConfigError
     from lmforge.model import build_model
     from lmforge.model.checkpoint import read_config
-    from lmforge.recipes.finetune import copy_base_weights
 
     base = read_config(base_dir)
     if base.architecture != "encoder":
@@ -108,15 +109,7 @@ def build_span_model(
 
 def qa_card(config, base_dir: Path, result, metrics: dict, split: dict, trainable: int) -> str:
     data = config.qa
-    source = f"`{config.model}`" + (
-        f" (converted into `{base_dir}`)" if str(base_dir) != config.model else ""
-    )
-    start = (
-        f"random initialisation of {source}'s architecture (--from-scratch)"
-        if config.from_scratch
-        else source
-    )
-    saved = "adapters" if config.lora.rank and config.lora.save == "adapters" else "model"
+    start, saved = card_start(config, base_dir)
     questions = f"{split['test_questions']:,} questions"
     if split["test_questions"] < split["test_available"]:
         questions += f", a spread sample of {split['test_available']:,}"
@@ -146,7 +139,6 @@ def finetune_qa(config, log=print):
     from lmforge.config import dump_yaml
     from lmforge.data.qa import QAObjective, prepare_tokenizer
     from lmforge.model_source import base_tokenizer, prepare_base, resolve_model_source
-    from lmforge.recipes.finetune import FinetuneResult, save_finetuned, train_task
 
     data = config.qa
     check_settings(data)
@@ -178,16 +170,13 @@ def finetune_qa(config, log=print):
             f"qa.max_length {data.max_length} exceeds the model's {model.config.max_positions} positions"
         )
     prepare_tokenizer(tokenizer, data.max_length, data.doc_stride, data.max_question_length)
-    pad_id = model.config.pad_token_id
-    if pad_id is None:
-        pad_id = tokenizer.token_to_id("[PAD]") or 0
     started = time.perf_counter()
     objective = QAObjective(
         tokenizer,
         train_examples,
         test_examples,
         **settings,
-        pad_id=pad_id,
+        pad_id=model.config.pad_id(tokenizer),
         seed=config.train.seed,
     )
     log(
@@ -196,7 +185,8 @@ def finetune_qa(config, log=print):
         + (f"; {objective.train.unlocated} answers fit no window" if objective.train.unlocated else "")
     )
     start = "random initialisation" if config.from_scratch else str(base_dir)
-    result, num_parameters, trainable, train_config = train_task(config, model, objective, out, start, log)
+    training = train_task(config, model, objective, out, start, log)
+    result, trainable, train_config = training.result, training.trainable, training.train_config
     model = result.model
     metrics = result.metrics
     if train_config.eval_batches or not metrics:  # the loop scored a sample: now every test question
@@ -213,13 +203,4 @@ def finetune_qa(config, log=print):
     }
     card = qa_card(config, base_dir, result, metrics, split, trainable)
     model_dir = save_finetuned(model, config, out, base_dir, tokenizer_file, card, train_modules=["head"])
-    return FinetuneResult(
-        out=out,
-        model_dir=Path(model_dir),
-        metrics=metrics,
-        steps=result.steps,
-        seconds=result.seconds,
-        num_parameters=num_parameters,
-        trainable_parameters=trainable,
-        labels=[],
-    )
+    return FinetuneResult.of(training, out, model_dir, metrics)

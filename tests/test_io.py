@@ -1,0 +1,52 @@
+"""lmforge.io: an interrupted write leaves the previous file whole and no temporary behind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lmforge.errors import LmforgeError
+from lmforge.io import atomic_write, save_figure, write_bytes, write_json, write_text
+
+
+def test_a_failed_write_keeps_the_old_file_and_removes_its_temporary(tmp_path):
+    target = write_text(tmp_path / "notes.txt", "old\n")
+
+    def half_then_crash(temporary: str) -> None:
+        with open(temporary, "w") as handle:
+            handle.write("new but unfinish")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, half_then_crash)
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_writers_round_trip(tmp_path):
+    assert write_bytes(tmp_path / "b.bin", b"\x00\xff").read_bytes() == b"\x00\xff"
+    assert write_text(tmp_path / "t.txt", "é\r\n").read_bytes() == "é\r\n".encode()
+    data = {"step": 3, "loss": [1.5, None]}
+    assert json.loads(write_json(tmp_path / "d.json", data).read_text()) == data
+    assert write_json(tmp_path / "n.json", data, indent=None, newline=True).read_text().endswith("]}\n")
+
+
+def test_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(LmforgeError, match="does not exist"):
+        write_text(tmp_path / "absent" / "x.txt", "text")
+
+
+def test_save_figure_writes_the_format_of_the_suffix(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [1, 0])
+    png = save_figure(figure, tmp_path / "curve.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(figure.number)  # closed
+    figure, _ = plt.subplots()
+    assert save_figure(figure, tmp_path / "curve.svg").read_text().lstrip().startswith("<?xml")
