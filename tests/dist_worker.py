@@ -57,6 +57,7 @@ def run(shards: Path, out: Path, mode: str, batch_size: int) -> dict:
         state = load_checkpoint(latest_checkpoint(out / "checkpoints"))
         record = {
             "world_size": ctx.world_size,
+            "backend": ctx.backend,  # None when the process group was not joined
             "losses": result.losses,
             "metrics": result.metrics,
             "parameter_names": sorted(state["model"]),

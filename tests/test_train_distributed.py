@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import torch.distributed as dist
 
 from train_helpers import NGramMLP, one_torch_thread, shakespeare_shards  # noqa: F401
@@ -29,16 +30,19 @@ def shards(shared_data, tmp_path_factory):
     return root / "shards"
 
 
-@pytest.fixture(scope="module")
-def two_ranks(shards, tmp_path_factory) -> Path:
-    """torchrun with 2 ranks x 4 sequences per micro-batch, DDP then FSDP2, in one launch."""
-    out = tmp_path_factory.mktemp("two")
+def _torchrun(shards: Path, out: Path, processes: int, batch_size: int) -> Path:
+    """torchrun with `processes` ranks x `batch_size` sequences per micro-batch, DDP then FSDP2, one launch."""
     env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{HERE}", OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    command += [str(HERE / "dist_worker.py"), str(shards), str(out), "4", "ddp", "fsdp"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    command += [str(HERE / "dist_worker.py"), str(shards), str(out), str(batch_size), "ddp", "fsdp"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="module")
+def two_ranks(shards, tmp_path_factory) -> Path:
+    return _torchrun(shards, tmp_path_factory.mktemp("two"), 2, 4)
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +66,46 @@ def test_two_ranks_match_one_process(two_ranks, single, mode):
     # checkpoints hold the plain module's names, whatever wrapped it
     assert double["parameter_names"] == sorted(NGramMLP().state_dict())
     assert double["optimizer_state_entries"] == len(list(NGramMLP().parameters()))
+
+
+@pytest.fixture(scope="module")
+def one_rank(shards, tmp_path_factory) -> Path:
+    return _torchrun(shards, tmp_path_factory.mktemp("one"), 1, 8)
+
+
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_one_process_under_torchrun_joins_the_group(one_rank, single, mode):
+    """One GPU is a common machine: `torchrun --nproc_per_node 1` must still run the DDP / FSDP2 path (the
+    wrappers, the collectives, the sharded checkpoint) with its backend, and train as one plain process."""
+    record = json.loads((one_rank / mode / "result.json").read_text())
+    assert record["world_size"] == 1 and record["backend"] == "gloo"
+    assert single["backend"] is None
+    for (_, plain), (_, launched) in zip(single["losses"], record["losses"], strict=True):
+        assert launched == pytest.approx(plain, rel=1e-5)
+    assert record["parameter_names"] == sorted(NGramMLP().state_dict())
+
+
+def test_pretrain_under_fsdp_saves_a_whole_model(shared_data, tmp_path):
+    """FSDP2 leaves each rank holding a shard of every parameter: the model directory `pretrain` writes at
+    the end must still hold the whole model (gathered), equal to the last checkpoint's weights."""
+    from lmforge.model import load
+    from lmforge.train.state import latest_checkpoint, load_checkpoint
+
+    text = tmp_path / "tiny.txt"
+    text.write_bytes((shared_data / "tinyshakespeare" / "input.txt").read_bytes()[:30_000])
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
+    command += ["lmforge", "pretrain", "--config", str(HERE.parent / "configs" / "gpt-char-shakespeare.yaml")]
+    command += [f"--data.files=[{text}]", f"--out={out}", "--model.preset=gpt-tiny", "--set", "block_size=32"]
+    command += ["--model.changes={n_layers: 1, d_model: 32, n_heads: 2, d_ff: 64}", "--train.parallel=fsdp"]
+    command += ["--train.max_steps=3", "--train.eval_batches=1", "--train.batch_size=2", "--train.device=cpu"]
+    command += ["--train.progress=false", "--train.tensorboard=false", "--set", "fit_steps_to_minutes=false"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "FSDP2 over 2 process(es), backend gloo" in done.stdout
+    saved = load(out / "model").state_dict()
+    final = load_checkpoint(latest_checkpoint(out / "checkpoints"))["model"]
+    assert set(final) <= set(saved)
+    for name, tensor in final.items():
+        assert torch.equal(saved[name], tensor), name

@@ -336,23 +336,39 @@ def model_card(config: PretrainConfig, files: list[Path], result, num_parameters
     return "\n".join(lines) + "\n"
 
 
+def _quiet(*args, **kwargs) -> None:
+    """The log of ranks other than 0: one copy of each line is enough."""
+
+
 def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     """The whole pipeline; a notebook can call this with a `PretrainConfig`."""
     from lmforge.data.shards import TokenizerEncoder, prepare_shards
+    from lmforge.train import distributed as distributed_
     from lmforge.train.budget import fit_steps_to_minutes
     from lmforge.train.loop import train
 
     files = corpus_files(config.data)  # fails before any work if a path is wrong
     out = Path(config.out)
+    # under torchrun every rank runs this function: rank 0 prepares the tokenizer and the shards while the
+    # others wait, then they read what it wrote (writing them side by side would race)
+    ctx = distributed_.init_distributed(config.train.device)
+    if not ctx.is_main:
+        log = _quiet
+        distributed_.barrier(ctx)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump_yaml(config))
-
     init_dir = None
+    if ctx.is_main:
+        (out / "config.yaml").write_text(dump_yaml(config))
     if config.model.init_from:  # a directory or py:PACKAGE/DIR; a Hugging Face checkpoint becomes OUT/base
         from lmforge.model_source import prepare_base
 
         init_dir = prepare_base(config.model.init_from, out, log)
-    tokenizer = build_tokenizer(config, files, out, log, init_dir)
+    if ctx.is_main:
+        tokenizer = build_tokenizer(config, files, out, log, init_dir)
+    else:
+        from lmforge.tokenizers import load_tokenizer
+
+        tokenizer = load_tokenizer(out / "tokenizer.json")
     encoder = TokenizerEncoder(out / "tokenizer.json")
     started = time.perf_counter()
     meta = prepare_shards(
@@ -365,6 +381,8 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
         column=config.data.column,
         unit=config.data.unit,
     )
+    if ctx.is_main:
+        distributed_.barrier(ctx)
     how = "reused" if meta.reused else f"written in {time.perf_counter() - started:.1f}s"
     log(f"shards: {meta.tokens('train'):,} train / {meta.tokens('val'):,} validation tokens ({how})")
 
@@ -374,13 +392,21 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     name = f"{config.model.init_from} (continued)" if config.model.init_from else config.model.preset
     log(f"model: {name}, {num_parameters / 1e6:.2f}M parameters; objective {config.objective}")
     if config.fit_steps_to_minutes:
-        config = dataclasses.replace(config, train=fit_steps_to_minutes(model, objective, config.train, log))
+        # every rank must run rank 0's number of steps
+        fitted = fit_steps_to_minutes(model, objective, config.train, log, ctx)
+        config = dataclasses.replace(config, train=fitted)
     result = train(
         model, objective, config.train, out, flops_per_token=flops_per_token(model, config.block_size)
     )
     card = model_card(config, files, result, num_parameters)
-    model_dir = save_final_model(result.model, config, out, out / "tokenizer.json", card)
-    (out / "README.md").write_text(card)
+    model_dir = out / "model"
+    if result.is_main:  # under torchrun, rank 0 writes the model directory
+        final = result.model
+        if result.full_state_dict is not None:  # FSDP2 left the module sharded: a plain copy of its weights
+            final = build_model_for(config, tokenizer, encoder.eot_id, init_dir)
+            final.load_state_dict(result.full_state_dict)
+        save_final_model(final, config, out, out / "tokenizer.json", card)
+        (out / "README.md").write_text(card)
     return PretrainResult(
         out=out,
         model_dir=model_dir,

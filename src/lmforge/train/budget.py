@@ -8,8 +8,8 @@ the pace changes (`schedule_follows_time`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import os
 import statistics
 import time
 
@@ -27,12 +27,13 @@ def measure_step_seconds(model, objective, config: TrainConfig, repeats: int = 3
     """
     import torch
 
-    device = next(model.parameters()).device
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        if config.precision == "bf16"
-        else contextlib.nullcontext()
-    )
+    from lmforge.train.distributed import pick_device
+    from lmforge.train.loop import _autocast, _resolve_precision, _to_device
+
+    # measured where and how the loop will train (a GPU's step, not the CPU's, when the run is on a GPU)
+    device = pick_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    model.to(device)
+    autocast = _autocast(_resolve_precision(config.precision, device), device)
     model.train()
     timings = []
     for index in range(repeats + 1):
@@ -40,21 +41,28 @@ def measure_step_seconds(model, objective, config: TrainConfig, repeats: int = 3
         for micro in range(config.grad_accum):
             batch = objective.train_batch(index * config.grad_accum + micro, config.batch_size, 0, 1)
             with autocast:
-                loss = objective.loss(model, batch)
+                loss = objective.loss(model, _to_device(batch, device))
             loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         timings.append(time.perf_counter() - started)
     model.zero_grad(set_to_none=True)
     torch.manual_seed(config.seed)
     return statistics.median(timings[1:])  # the first step pays one-off allocation costs
 
 
-def fit_steps_to_minutes(model, objective, config: TrainConfig, log=print) -> TrainConfig:
+def fit_steps_to_minutes(model, objective, config: TrainConfig, log=print, ctx=None) -> TrainConfig:
     """`config` with `max_steps` (and a warmup of at most a tenth of them) fitted to `config.max_minutes`
-    from a measured step time; unchanged when there is no time budget."""
+    from a measured step time; unchanged when there is no time budget. Under torchrun (`ctx`, from
+    `distributed.init_distributed`) every rank takes rank 0's number of steps."""
     if not config.max_minutes:
         return config
+    from lmforge.train.distributed import broadcast_int
+
     step_seconds = measure_step_seconds(model, objective, config)
     steps = max(MIN_STEPS, int(config.max_minutes * 60 * TRAINING_SHARE / step_seconds))
+    if ctx is not None:
+        steps = broadcast_int(steps, ctx)
     warmup = min(config.warmup_steps, steps // 10)
     log(f"schedule: {steps:,} steps of {step_seconds * 1e3:.0f} ms fit {config.max_minutes:g} min")
     return dataclasses.replace(config, max_steps=steps, warmup_steps=warmup, schedule_follows_time=True)

@@ -32,6 +32,7 @@ class Distributed:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    launched: bool = False  # started by torchrun: the process group is joined even with one process
 
     @property
     def is_main(self) -> bool:
@@ -39,7 +40,12 @@ class Distributed:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """Whether this process is in a process group (and its model wrapped in DDP / FSDP2)."""
+        return self.world_size > 1 or self.launched
+
+    @property
+    def backend(self) -> str | None:
+        return dist.get_backend() if self.enabled and dist.is_initialized() else None
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -57,12 +63,17 @@ def init_distributed(device: str = "auto") -> Distributed:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     chosen = pick_device(device, local_rank)
-    if world_size > 1 and not dist.is_initialized():
+    # torchrun sets these; a one-process torchrun run still joins the group, so that the DDP / FSDP2 path
+    # and its backend (nccl on a single GPU) run exactly as they will on more processes
+    launched = "TORCHELASTIC_RUN_ID" in os.environ and "MASTER_ADDR" in os.environ
+    if (world_size > 1 or launched) and not dist.is_initialized():
         backend = "nccl" if chosen.type == "cuda" else "gloo"
         if chosen.type == "cuda":
             torch.cuda.set_device(chosen)
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
-    return Distributed(rank=rank, world_size=world_size, local_rank=local_rank, device=chosen)
+    return Distributed(
+        rank=rank, world_size=world_size, local_rank=local_rank, device=chosen, launched=launched
+    )
 
 
 def wrap_model(model: nn.Module, ctx: Distributed, mode: str = "ddp") -> nn.Module:

@@ -96,6 +96,10 @@ class TrainResult:
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) at each log point
     out_dir: Path | None = None
     model: nn.Module | None = None  # the trained module, unwrapped (no DDP / compile wrappers)
+    # under FSDP2 the module's parameters stay sharded over the ranks: its full weights, gathered onto
+    # rank 0's CPU (other ranks: an empty dict), for whoever saves the model; None without FSDP
+    full_state_dict: dict[str, torch.Tensor] | None = None
+    is_main: bool = True  # rank 0 (or a single process): the one that writes the model directory
 
 
 def train(
@@ -137,6 +141,11 @@ def train(
         tensorboard=config.tensorboard,
         enabled=ctx.is_main,
     )
+    if ctx.enabled:
+        logger.message(
+            f"{'FSDP2' if fsdp else 'DDP'} over {ctx.world_size} process(es), backend {ctx.backend}, "
+            f"device {ctx.device}, precision {precision}"
+        )
     autocast = _autocast(precision, ctx.device)
     result = TrainResult(steps=step, tokens=0, seconds=0.0, stopped_by="steps", resumed_from=step)
     started = time.perf_counter()
@@ -153,7 +162,7 @@ def train(
             f"time budget of {config.max_minutes} min already spent ({spent / 60:.1f} min) at step {step}; "
             "raise train.max_minutes to continue"
         )
-        result.metrics = _evaluate(forward_model, objective, config, ctx, autocast, fsdp)
+        result.metrics = _evaluate(forward_model, objective, config, ctx, autocast)
         result.stopped_by = "time"
         horizon = step
     while step < horizon:
@@ -209,7 +218,7 @@ def train(
         paused = config.stop_after is not None and step >= config.stop_after
         finished = step >= horizon or out_of_time or paused
         if (config.eval_every and step % config.eval_every == 0) or finished:
-            result.metrics = _evaluate(forward_model, objective, config, ctx, autocast, fsdp)
+            result.metrics = _evaluate(forward_model, objective, config, ctx, autocast)
             evaluated_at = step
             if result.metrics:
                 logger.eval(step, result.metrics)
@@ -245,6 +254,9 @@ def train(
     result.best_metrics = best
     result.out_dir = out_dir
     result.model = distributed_.unwrap(model)
+    result.is_main = ctx.is_main
+    if fsdp:  # every rank takes part in the gathering
+        result.full_state_dict = _state_dicts(model, None, fsdp)[0]
     logger.close()
     distributed_.barrier(ctx)
     return result
@@ -316,25 +328,24 @@ def _gradient_sync(wrapped: nn.Module, sync: bool, ctx, fsdp: bool):
 
 
 @torch.no_grad()
-def _evaluate(
-    model, objective: Objective, config: TrainConfig, ctx, autocast, fsdp: bool
-) -> dict[str, float]:
+def _evaluate(model, objective: Objective, config: TrainConfig, ctx, autocast) -> dict[str, float]:
     batch_size = config.eval_batch_size or config.batch_size
     batches = objective.eval_batches(config.eval_batches or None, batch_size, ctx.rank, ctx.world_size)
     sums: dict[str, float] = {}
     model.eval()
-    if fsdp:
-        # every rank must run the same number of forwards (each gathers parameters collectively):
-        # ranks with fewer batches repeat their last one and discard the result
+    if ctx.enabled:
+        # every rank runs the same number of forwards (under FSDP each gathers parameters collectively) and
+        # ends with the same keys to add up: a rank with fewer batches repeats one and counts it as zero
         batches = list(batches)
         most = _max_over_ranks(len(batches), ctx)
+        filler = batches[-1] if batches else next(iter(objective.eval_batches(1, batch_size, 0, 1)), None)
         for i in range(most):
-            batch = _to_device(batches[min(i, len(batches) - 1)], ctx.device)
+            batch = _to_device(batches[i] if i < len(batches) else filler, ctx.device)
             with autocast:
                 part = objective.evaluate(model, batch)
-            if i < len(batches):
-                for key, value in part.items():
-                    sums[key] = sums.get(key, 0.0) + value
+            weight = 1.0 if i < len(batches) else 0.0
+            for key, value in part.items():
+                sums[key] = sums.get(key, 0.0) + weight * value
     else:
         for batch in batches:
             with autocast:
@@ -355,7 +366,8 @@ def _max_over_ranks(value: int, ctx) -> int:
 
 
 def _state_dicts(model: nn.Module, optimizer, fsdp: bool) -> tuple[dict, dict]:
-    """Unwrapped model and optimizer state (full, on CPU). Under FSDP every rank must call this."""
+    """Unwrapped model and optimizer state (full, on CPU; no optimizer: {}). Under FSDP every rank must
+    call this, and rank 0 alone gets the tensors."""
     if fsdp:
         from torch.distributed.checkpoint.state_dict import (
             StateDictOptions,
@@ -364,9 +376,10 @@ def _state_dicts(model: nn.Module, optimizer, fsdp: bool) -> tuple[dict, dict]:
         )
 
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        return get_model_state_dict(model, options=options), get_optimizer_state_dict(
-            model, optimizer, options=options
-        )
+        model_state = get_model_state_dict(model, options=options)
+        if optimizer is None:
+            return model_state, {}
+        return model_state, get_optimizer_state_dict(model, optimizer, options=options)
     return distributed_.unwrap(model).state_dict(), optimizer.state_dict()
 
 
