@@ -313,9 +313,13 @@ def run_generate(args, device: torch.device) -> dict:
             rows = sum(a == b for a, b in zip(ours_out.tolist(), hf_out.tolist(), strict=True))
             rows_identical = result.setdefault(f"rows_identical_{batch}", [])
             rows_identical.append(rows)
-            if not same:  # where the two parted: an exact tie of two logits (float noise), or a real difference?
+            if (
+                not same
+            ):  # where the two parted: an exact tie of two logits (float noise), or a real difference?
                 ties = result.setdefault(f"divergence_is_a_tie_{batch}", [])
-                ties.append(_generate_benchmark().first_divergence_is_a_tie(ours, ids, mask_arg, ours_out, hf_out))
+                ties.append(
+                    _generate_benchmark().first_divergence_is_a_tie(ours, ids, mask_arg, ours_out, hf_out)
+                )
             if rep:
                 timings["lmforge"].append(ours_s)
                 timings["hf"].append(hf_s)

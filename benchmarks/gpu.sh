@@ -9,6 +9,7 @@
 #                (git ignores .gpu/; `carry` takes it along)
 #   there:       run(command="bash benchmarks/gpu.sh checks", carry=[".gpu"], timeout_s=450)
 #                run(command="PRETRAIN_MINUTES=3 bash benchmarks/gpu.sh pretrain", carry=[".gpu"], ...)
+#                run(command="bash benchmarks/gpu.sh recheck", carry=[".gpu"], timeout_s=120)  (~1 minute)
 #   back here:   python benchmarks/gpu_report.py FILES_AT  (the "GPU" section of RESULTS.md), and
 #                lmforge embed eval FILES_AT/*-cuda.bin  (the GPU-trained vectors, scored beside gensim)
 #   dry run:     DEVICE=cpu TINY=1 PYTHON=.venv/bin/python bash benchmarks/gpu.sh checks
@@ -47,6 +48,17 @@ device_info() {
     "$PY" -c "import torch, transformers, numba, os, platform; gpu = torch.cuda.is_available(); print('python', platform.python_version(), '| torch', torch.__version__, '| cuda', torch.version.cuda, '|', torch.cuda.get_device_name(0) if gpu else 'no GPU', '| transformers', transformers.__version__, '| numba', numba.__version__, '|', os.cpu_count(), 'CPUs')"
 }
 
+# 5-epoch (or $1) skip-gram, CBOW and FastText vectors on the GPU, sent back to be scored with embed eval
+train_vectors() {
+    local method
+    for method in skipgram cbow fasttext; do
+        # FastText's n-gram table (OUT.ngrams.npz, ~800 MB) stays behind: the word vectors are what is scored
+        step "vectors-$method" 30 "$PY" -m lmforge embed train --method "$method" --device "$DEVICE" \
+            --backend torch --epochs "$1" --quiet --out "/tmp/$method-$DEVICE.bin" "$WIKI/train.txt" &&
+            cp "/tmp/$method-$DEVICE.bin" "$OUT/" 2>/dev/null
+    done
+}
+
 # the pretrain preset's data and tokenizer, from .gpu/; more options follow
 pretrain_args() {
     echo --config configs/gpt-bpe-wikitext2.yaml "--data.files=[$1]" "--data.val_files=[$WIKI/valid.txt]" \
@@ -66,12 +78,7 @@ checks() {
     [ -n "$TINY" ] && words=30000 epochs=1
     step embeddings-speed 45 "$PY" benchmarks/embeddings_torch.py --device "$DEVICE" --corpus "$WIKI/train.txt" \
         --words "$words" --threads "$(nproc)" --repeats 1
-    for method in skipgram cbow fasttext; do
-        # FastText's n-gram table (OUT.ngrams.npz, ~800 MB) stays behind: the word vectors are what is scored
-        step "vectors-$method" 30 "$PY" -m lmforge embed train --method "$method" --device "$DEVICE" \
-            --backend torch --epochs "$epochs" --quiet --out "/tmp/$method-$DEVICE.bin" "$WIKI/train.txt" &&
-            cp "/tmp/$method-$DEVICE.bin" "$OUT/" 2>/dev/null
-    done
+    train_vectors "$epochs"
 
     # torchrun with one process still joins a process group (nccl on CUDA): DDP and FSDP2 start, step,
     # checkpoint, and resume from that checkpoint
@@ -103,8 +110,19 @@ pretrain() {
     cp /tmp/gpt2-wikitext2/loss.png "$OUT/pretrain-loss.png" 2>/dev/null
 }
 
+# a short second look: where batched generation parts from HF (per row, tie check) and the word vectors
+# after a change to the torch path (fits what is left of a session's device time: ~1 minute)
+recheck() {
+    local small=()
+    [ -n "$TINY" ] && small=(--tiny)
+    step generate-32 50 "$PY" benchmarks/gpu.py generate --device "$DEVICE" "${small[@]}" --batches 32 --reps 1 \
+        --out "$OUT/generate-recheck.json"
+    train_vectors "${RECHECK_EPOCHS:-5}"
+}
+
 case "$WHAT" in
     checks) checks 2>&1 | tee "$OUT/gpu-checks.log" ;;
     pretrain) pretrain 2>&1 | tee "$OUT/gpu-pretrain.log" ;;
-    *) echo "gpu.sh: say checks or pretrain" >&2; exit 2 ;;
+    recheck) recheck 2>&1 | tee "$OUT/gpu-recheck.log" ;;
+    *) echo "gpu.sh: say checks, pretrain or recheck" >&2; exit 2 ;;
 esac
