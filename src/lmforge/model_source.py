@@ -3,7 +3,12 @@ checkpoint converted on the fly. Every verb that starts from a model (finetune, 
 `model.init_from`, experiment, embed contextual) resolves the spelling here. No torch import at module
 level, so the CLI can check a path before it loads torch.
 
-- `resolve_model_source(spec)`: `DIR` or `py:PACKAGE/DIR` → the directory, which must hold a config.json;
+- `resolve_model_source(spec)`: `DIR` or `py:PACKAGE/DIR` → the directory, which must hold a config.json
+  (or, where `adapters=True`, a LoRA adapter_config.json); a run directory is refused with the path of the
+  model directory inside it (`runs/X` → `runs/X/model`);
+- `load_model_source(spec)`: (the model, its directory) for use — an lmforge model directory, LoRA adapters,
+  or a Hugging Face checkpoint converted in a temporary directory; every verb that takes `--model` loads here;
+- `require_kind(config, spec, ...)`: a one-line error when a model's architecture or head cannot do the job;
 - `prepare_base(spec, out)`: that directory when it is an lmforge model directory, else (a Hugging Face
   checkpoint) its conversion into `OUT/base`, done once and reused while the source is the same;
 - `base_tokenizer(dir)`: a model directory's tokenizer.json, loaded.
@@ -24,23 +29,110 @@ from lmforge.errors import ConfigError, MissingFileError
 PACKAGE_PREFIX = "py:"
 
 
-def resolve_model_source(spec: str) -> Path:
-    """A path, or py:PACKAGE/SUBDIR (a folder inside an installed package)."""
+ADAPTER_CONFIG = (
+    "adapter_config.json"  # what `lmforge.model.lora.save_adapters` writes instead of config.json
+)
+RUN_PARTS = ("model", "adapters")  # where a run directory (pretrain, finetune) keeps what it trained
+
+
+def resolve_model_source(spec: str, *, name: str = "model", adapters: bool = False) -> Path:
+    """A path, or py:PACKAGE/SUBDIR (a folder inside an installed package), that holds a model.
+
+    `name` is how errors call the spelling (``--model`` on the command line). With `adapters`, a LoRA
+    adapter directory counts too. A run directory is refused with the model directory to give instead.
+    """
+    spec = str(spec)
     if not spec:
         raise ConfigError(
-            "model is empty: name a model directory (e.g. --model=runs/bert-mlm-wikitext2/model)"
+            f"{name} is empty: name a model directory (e.g. {name} runs/bert-mlm-wikitext2/model)"
         )
     if spec.startswith(PACKAGE_PREFIX):
         package, _, inner = spec[len(PACKAGE_PREFIX) :].partition("/")
         found = importlib.util.find_spec(package)
         if found is None or not found.submodule_search_locations:
-            raise MissingFileError(f"model {spec}: Python package {package!r} is not installed")
+            raise MissingFileError(f"{name} {spec}: Python package {package!r} is not installed")
         path = Path(list(found.submodule_search_locations)[0]) / inner
     else:
         path = Path(spec)
-    if not (path / "config.json").is_file():
-        raise MissingFileError(f"model {spec}: no config.json in {path} (expected a model directory)")
-    return path
+    if not path.is_dir():
+        what = "a file, not a directory" if path.exists() else "no such directory"
+        raise MissingFileError(f"{name} {spec}: {what} (expected a model directory)")
+    if _holds_model(path, adapters):
+        return path
+    inner = next((path / part for part in RUN_PARTS if _holds_model(path / part, adapters)), None)
+    if inner is not None:
+        raise MissingFileError(
+            f"{name} {spec}: a run directory, not a model directory; its model is {inner} ({name} {inner})"
+        )
+    raise MissingFileError(f"{name} {spec}: no config.json in {path} (expected a model directory)")
+
+
+def _holds_model(path: Path, adapters: bool) -> bool:
+    return (path / "config.json").is_file() or (adapters and (path / ADAPTER_CONFIG).is_file())
+
+
+def load_model_source(spec: str, *, name: str = "model", adapters: bool = False, device: str = "cpu"):
+    """(model in eval mode, its directory) of an lmforge model directory, a LoRA adapter directory (with
+    `adapters`) or a Hugging Face checkpoint, converted in a temporary directory that lives as long as the
+    load. The directory returned is the source's: its tokenizer.json and generation.json are the model's."""
+    import tempfile
+
+    from lmforge.model import load
+    from lmforge.model.checkpoint import FORMAT
+
+    source = resolve_model_source(spec, name=name, adapters=adapters)
+    if adapters and (source / ADAPTER_CONFIG).is_file():
+        from lmforge.model.lora import load_adapters
+
+        return load_adapters(source, device=device).eval(), source
+    if _read_json(source / "config.json", name, spec).get("format") == FORMAT:
+        return load(source, device=device), source
+    from lmforge.model.convert import from_hf
+
+    with tempfile.TemporaryDirectory(prefix="lmforge-converted-") as scratch:
+        return load(from_hf(source, Path(scratch) / "model"), device=device), source
+
+
+def require_kind(
+    config,
+    spec: str,
+    *,
+    name: str = "model",
+    architectures: tuple[str, ...] = (),
+    heads: tuple[str | None, ...] = (),
+    purpose: str,
+    hint: str = "",
+) -> None:
+    """Refuse, in one line, a model whose architecture or head cannot serve `purpose` (e.g. "generate text").
+
+    >>> from lmforge.model.config import ModelConfig
+    >>> require_kind(ModelConfig(architecture="encoder", head="mlm"), "bert/", name="--model",
+    ...              architectures=("decoder",), purpose="generate text")
+    Traceback (most recent call last):
+    lmforge.errors.ConfigError: --model bert/: an encoder model (head 'mlm') cannot generate text; it needs a decoder
+    """
+    if architectures and config.architecture not in architectures or heads and config.head not in heads:
+        needs = " or ".join(_a(a) for a in architectures) if architectures else "a model"
+        if heads:
+            needs += " with head " + " or ".join(repr(h) for h in heads)
+        raise ConfigError(
+            f"{name} {spec}: {_a(config.architecture)} model (head {config.head!r}) cannot {purpose}; "
+            f"it needs {needs}" + (f"; {hint}" if hint else "")
+        )
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
+
+
+def _read_json(path: Path, name: str, spec: str) -> dict:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{name} {spec}: {path} is not valid JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{name} {spec}: {path} is not a JSON object")
+    return document
 
 
 def prepare_base(spec: str, out: Path, log=print) -> Path:
@@ -49,8 +141,7 @@ def prepare_base(spec: str, out: Path, log=print) -> Path:
     from lmforge.model.convert import from_hf
 
     source = resolve_model_source(spec)
-    document = json.loads((source / "config.json").read_text())
-    if document.get("format") == FORMAT:
+    if _read_json(source / "config.json", "model", spec).get("format") == FORMAT:
         return source
 
     target = Path(out) / "base"

@@ -4,8 +4,11 @@
 
 One heatmap per head: row i is the query token i, column j the key token j, colour the weight
 softmax(q_i·k_j/√d) — the query/key/value picture of the course, on a real model. Encoder-decoders show
-their encoder's self-attention. Library functions: `attention_maps(model, input_ids, layer)` and
-`plot_attention(weights, tokens, path)`.
+their encoder's self-attention. Only the text's own tokens are drawn: a tokenizer that pads (MiniLM's pads
+to 128) has its padding turned off, and the model runs with the attention mask, so the weights drawn are
+the ones the model uses. `--model` is an lmforge model directory, `py:PACKAGE/DIR` or a Hugging Face
+checkpoint. Library functions: `text_attention(model, tokenizer, text, layer)`,
+`attention_maps(model, input_ids, layer, attention_mask)` and `plot_attention(weights, tokens, path)`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from lmforge.recipes import Command
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="DIR", help="an lmforge model directory")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="DIR",
+        help="a model directory (lmforge or Hugging Face) or py:PACKAGE/DIR",
+    )
     parser.add_argument("--text", required=True, help="the text to look at")
     parser.add_argument(
         "--layer", type=int, default=-1, help="layer index (negative counts from the end; default -1)"
@@ -27,13 +35,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="attn.png", help="the PNG to write (default: attn.png)")
 
 
-def attention_maps(model, input_ids, layer: int = -1):
-    """Attention weights (H, T, T) of one layer for one sequence `input_ids` (list or (T,) / (1, T) tensor)."""
+def attention_maps(model, input_ids, layer: int = -1, attention_mask=None):
+    """Attention weights (H, T, T) of one layer for one sequence `input_ids` (list or (T,) / (1, T) tensor).
+
+    With an `attention_mask` (1 = token, 0 = padding) the model runs with it and only the T real tokens'
+    rows and columns are returned: the weights among the tokens, as the model computes them.
+    """
     import torch
 
     from lmforge.errors import ConfigError
 
     ids = torch.as_tensor(input_ids).reshape(1, -1)
+    mask = None if attention_mask is None else torch.as_tensor(attention_mask).reshape(1, -1)
     n_layers = model.config.n_layers
     if not -n_layers <= layer < n_layers:
         raise ConfigError(
@@ -41,10 +54,29 @@ def attention_maps(model, input_ids, layer: int = -1):
         )
     with torch.no_grad():
         if model.config.architecture == "encoder-decoder":
-            _, attentions = model.encode(ids, return_attentions=True)
+            _, attentions = model.encode(ids, attention_mask=mask, return_attentions=True)
         else:
-            attentions = model(ids, return_attentions=True).attentions
-    return attentions[layer][0]  # (H, T, T)
+            attentions = model(ids, attention_mask=mask, return_attentions=True).attentions
+    weights = attentions[layer][0]  # (H, T, T)
+    if mask is None:
+        return weights
+    real = mask[0].bool()
+    return weights[:, real][:, :, real]
+
+
+def text_attention(model, tokenizer, text: str, layer: int = -1):
+    """(weights (H, T, T), tokens) of one layer over the T tokens of `text`, padding left out."""
+    from lmforge.errors import ConfigError
+
+    tokenizer.no_padding()  # a copy's setting: the tokens of the text, not a fixed length
+    tokenizer.no_truncation()
+    encoding = tokenizer.encode(text)
+    limit = model.config.max_positions
+    if len(encoding.ids) > limit:
+        raise ConfigError(f"--text has {len(encoding.ids)} tokens; the model reads at most {limit}")
+    weights = attention_maps(model, encoding.ids, layer, encoding.attention_mask)
+    tokens = [t for t, m in zip(encoding.tokens, encoding.attention_mask, strict=True) if m]
+    return weights, tokens
 
 
 def plot_attention(weights, tokens: list[str], path: str | os.PathLike, title: str = "") -> Path:
@@ -89,38 +121,20 @@ def plot_attention(weights, tokens: list[str], path: str | os.PathLike, title: s
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmforge.errors import ConfigError, LmforgeError, MissingFileError
+    from lmforge.errors import ConfigError
+    from lmforge.model_source import base_tokenizer, load_model_source
 
     if not args.text.strip():
         raise ConfigError("--text is empty: give the text whose attention to draw")
     if not str(args.out).lower().endswith(".png"):
         raise ConfigError(f"--out {args.out}: the picture is written as PNG; name it *.png")
-    model_dir = Path(args.model)
-    if not (model_dir / "config.json").is_file():
-        raise MissingFileError(f"--model {model_dir}: not a model directory (no config.json)")
-    if not (model_dir / "tokenizer.json").is_file():
-        raise MissingFileError(f"--model {model_dir}: no tokenizer.json to turn the text into tokens")
-    try:
-        from lmforge.tokenizers import Tokenizer
-    except ImportError:
-        raise LmforgeError(
-            "lmforge attention needs lmforge.tokenizers, which this installation lacks"
-        ) from None
-
-    from lmforge.model import load
-
-    encoding = Tokenizer.load(str(model_dir / "tokenizer.json")).encode(args.text)
-    model = load(model_dir)
-    if len(encoding.ids) > model.config.max_positions:
-        raise ConfigError(
-            f"--text has {len(encoding.ids)} tokens; the model reads at most {model.config.max_positions}"
-        )
-    layer = args.layer
-    weights = attention_maps(model, encoding.ids, layer)
-    index = layer % model.config.n_layers
-    title = f"{model_dir.name}: layer {index}, {weights.shape[0]} heads, {len(encoding.ids)} tokens"
-    out = plot_attention(weights, list(encoding.tokens), args.out, title)
-    print(f"wrote {out}: layer {index}, {weights.shape[0]} heads × {len(encoding.ids)} tokens")
+    model, source = load_model_source(args.model, name="--model")
+    _, tokenizer = base_tokenizer(source)
+    weights, tokens = text_attention(model, tokenizer, args.text, args.layer)
+    index = args.layer % model.config.n_layers
+    title = f"{args.model}: layer {index}, {weights.shape[0]} heads, {len(tokens)} tokens"
+    out = plot_attention(weights, tokens, args.out, title)
+    print(f"wrote {out}: layer {index}, {weights.shape[0]} heads × {len(tokens)} tokens")
     return 0
 
 
