@@ -255,7 +255,7 @@ def test_finetune_classify_end_to_end_then_classify_cli(tiny_base, sst2_slice, t
     code, out, _ = cli("classify", "--model", result.model_dir, "a gorgeous , witty film")
     assert code == 0 and out.split("\t")[0] in ("negative", "positive")
     code, _, err = cli("classify", "--model", tmp_path / "nowhere", "x")
-    assert code == 2 and "not found" in err
+    assert code == 2 and "nowhere: no such directory" in err
 
 
 def test_finetune_from_scratch_changes_only_the_start(tiny_base, sst2_slice, tmp_path, cli):

@@ -495,8 +495,8 @@ def test_answer_cli_errors(tiny_base, tmp_path, cli):
     context.write_text("Paris is the capital of France.")
     (tmp_path / "empty.txt").write_text("  \n")
     cases = [
-        (["--model", tmp_path / "nowhere", "--context", context, "Where?"], "directory not found"),
-        (["--model", tiny_base, "--context", context, "Where?"], "not a span"),
+        (["--model", tmp_path / "nowhere", "--context", context, "Where?"], "nowhere: no such directory"),
+        (["--model", tiny_base, "--context", context, "Where?"], "cannot answer questions"),
         (["--model", tiny_base, "--context", tmp_path / "missing.txt", "Where?"], "file not found"),
         (["--model", tiny_base, "--context", tmp_path / "empty.txt", "Where?"], "context is empty"),
         (["--model", tiny_base, "--context", context], "nothing to answer"),

@@ -93,32 +93,54 @@ def load_model_source(spec: str, *, name: str = "model", adapters: bool = False,
         return load(from_hf(source, Path(scratch) / "model"), device=device), source
 
 
+def load_model_and_tokenizer(
+    spec: str,
+    kinds: dict[str, tuple[str | None, ...] | None] | None = None,
+    *,
+    purpose: str = "",
+    hint: str = "",
+    name: str = "model",
+    adapters: bool = False,
+    device: str = "cpu",
+):
+    """(model, tokenizer, directory) for use: `load_model_source`, the model checked against `kinds` (see
+    `require_kind`) when given, then the directory's tokenizer.json."""
+    model, source = load_model_source(spec, name=name, adapters=adapters, device=device)
+    if kinds is not None:
+        require_kind(model.config, spec, kinds, purpose=purpose, name=name, hint=hint)
+    _, tokenizer = base_tokenizer(source, name=f"{name} {spec}")
+    return model, tokenizer, source
+
+
 def require_kind(
     config,
     spec: str,
+    kinds: dict[str, tuple[str | None, ...] | None],
     *,
-    name: str = "model",
-    architectures: tuple[str, ...] = (),
-    heads: tuple[str | None, ...] = (),
     purpose: str,
+    name: str = "model",
     hint: str = "",
 ) -> None:
-    """Refuse, in one line, a model whose architecture or head cannot serve `purpose` (e.g. "generate text").
+    """Refuse, in one line, a model that cannot serve `purpose` (e.g. "generate text"). `kinds` maps each
+    architecture that can to the heads it needs (None: any head).
 
     >>> from lmforge.model.config import ModelConfig
-    >>> require_kind(ModelConfig(architecture="encoder", head="mlm"), "bert/", name="--model",
-    ...              architectures=("decoder",), purpose="generate text")
+    >>> require_kind(ModelConfig(architecture="encoder", head="mlm"), "bert/", {"decoder": None},
+    ...              purpose="generate text", name="--model")
     Traceback (most recent call last):
     lmforge.errors.ConfigError: --model bert/: an encoder model (head 'mlm') cannot generate text; it needs a decoder
     """
-    if architectures and config.architecture not in architectures or heads and config.head not in heads:
-        needs = " or ".join(_a(a) for a in architectures) if architectures else "a model"
-        if heads:
-            needs += " with head " + " or ".join(repr(h) for h in heads)
-        raise ConfigError(
-            f"{name} {spec}: {_a(config.architecture)} model (head {config.head!r}) cannot {purpose}; "
-            f"it needs {needs}" + (f"; {hint}" if hint else "")
-        )
+    heads = kinds.get(config.architecture, ())
+    if config.architecture in kinds and (heads is None or config.head in heads):
+        return
+    needs = " or ".join(
+        _a(architecture) + (f" with head {' or '.join(repr(h) for h in heads)}" if heads else "")
+        for architecture, heads in kinds.items()
+    )
+    raise ConfigError(
+        f"{name} {spec}: {_a(config.architecture)} model (head {config.head!r}) cannot {purpose}; "
+        f"it needs {needs}" + (f"; {hint}" if hint else "")
+    )
 
 
 def _a(noun: str) -> str:
@@ -154,11 +176,12 @@ def prepare_base(spec: str, out: Path, log=print) -> Path:
     return target
 
 
-def base_tokenizer(base_dir: Path):
+def base_tokenizer(base_dir: Path, *, name: str = ""):
     """A model directory's tokenizer: (the path of its tokenizer.json, the loaded tokenizer)."""
     from lmforge.tokenizers import Tokenizer
 
     tokenizer_file = Path(base_dir) / "tokenizer.json"
     if not tokenizer_file.is_file():
-        raise MissingFileError(f"{tokenizer_file} not found: the model directory needs its tokenizer")
+        where = f"{name}: " if name else ""
+        raise MissingFileError(f"{where}{tokenizer_file} not found: the model directory needs its tokenizer")
     return tokenizer_file, Tokenizer.load(tokenizer_file)

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from lmforge.errors import ConfigError, LmforgeError, MissingFileError
 from lmforge.model.checkpoint import (
+    FORMAT,
     TOKENIZER_FILES,
     CheckpointError,
     _atomic_write,
@@ -393,6 +394,10 @@ def _read_hf(source: Path) -> tuple[dict, dict[str, Tensor]]:
         hf = json.loads(config_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConversionError(f"{config_path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if isinstance(hf, dict) and hf.get("format") == FORMAT:
+        raise ConversionError(
+            f"{source}: already an lmforge model directory; `lmforge convert --to-hf` writes it in HF layout"
+        )
     _hf_family(hf, str(config_path))  # an unsupported architecture fails before any weight is read
     files = sorted(source.glob("*.safetensors"))
     if not files:

@@ -18,34 +18,27 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lmforge.errors import ConfigError, LmforgeError, MissingFileError
+from lmforge.errors import LmforgeError, MissingFileError
 from lmforge.recipes import Command
 
 DEFAULT_SETTINGS = {"max_length": 384, "doc_stride": 128, "max_question_length": 64, "max_answer_length": 30}
 
 
-def load_qa_model(directory: str | Path):
+def load_qa_model(directory: str | Path, name: str = "--model"):
     """(model, tokenizer, window settings) of a fine-tuned QA directory (full model or adapters)."""
-    from lmforge.model import load
-    from lmforge.model.lora import ADAPTER_CONFIG, load_adapters
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.model_source import load_model_and_tokenizer
 
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise MissingFileError(f"--model: directory not found: {directory}")
-    model = load_adapters(directory) if (directory / ADAPTER_CONFIG).is_file() else load(directory)
-    if model.config.head != "question-answering":
-        raise ConfigError(
-            f"--model {directory}: head is {model.config.head!r}, not a span (question-answering) head; "
-            "fine-tune one with `lmforge finetune` (task qa, e.g. configs/squad-minilm.yaml)"
-        )
-    if not (directory / "tokenizer.json").is_file():
-        raise MissingFileError(
-            f"{directory / 'tokenizer.json'} not found: the model directory needs its tokenizer"
-        )
+    model, tokenizer, _ = load_model_and_tokenizer(
+        str(directory),
+        {"encoder": ("question-answering",)},
+        purpose="answer questions",
+        hint="fine-tune one with `lmforge finetune` (task qa, e.g. configs/squad-minilm.yaml)",
+        name=name,
+        adapters=True,
+    )
     settings = {**DEFAULT_SETTINGS, **model.config.extra.get("qa", {})}
     settings["max_length"] = min(settings["max_length"], model.config.max_positions)
-    return model, Tokenizer.load(directory / "tokenizer.json"), settings
+    return model, tokenizer, settings
 
 
 def answer_questions(

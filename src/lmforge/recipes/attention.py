@@ -122,14 +122,13 @@ def plot_attention(weights, tokens: list[str], path: str | os.PathLike, title: s
 
 def run(args: argparse.Namespace) -> int:
     from lmforge.errors import ConfigError
-    from lmforge.model_source import base_tokenizer, load_model_source
+    from lmforge.model_source import load_model_and_tokenizer
 
     if not args.text.strip():
         raise ConfigError("--text is empty: give the text whose attention to draw")
     if not str(args.out).lower().endswith(".png"):
         raise ConfigError(f"--out {args.out}: the picture is written as PNG; name it *.png")
-    model, source = load_model_source(args.model, name="--model")
-    _, tokenizer = base_tokenizer(source)
+    model, tokenizer, _ = load_model_and_tokenizer(args.model, name="--model")
     weights, tokens = text_attention(model, tokenizer, args.text, args.layer)
     index = args.layer % model.config.n_layers
     title = f"{args.model}: layer {index}, {weights.shape[0]} heads, {len(tokens)} tokens"

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmforge.errors import ConfigError, LmforgeError, MissingFileError
+from lmforge.errors import LmforgeError, MissingFileError
 from lmforge.recipes import Command
 
 
@@ -28,27 +28,20 @@ class Prediction:
     probabilities: dict[str, float]  # every label's probability, in the model's label order
 
 
-def load_classifier(directory: str | Path):
+def load_classifier(directory: str | Path, name: str = "--model"):
     """(model, tokenizer, label names) of a fine-tuned classifier directory (full model or adapters)."""
-    from lmforge.model import load
-    from lmforge.model.lora import ADAPTER_CONFIG, load_adapters
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.model_source import load_model_and_tokenizer
 
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise MissingFileError(f"--model: directory not found: {directory}")
-    model = load_adapters(directory) if (directory / ADAPTER_CONFIG).is_file() else load(directory)
-    if model.config.head != "sequence-classification":
-        raise ConfigError(
-            f"--model {directory}: head is {model.config.head!r}, not a classifier; "
-            "fine-tune one with `lmforge finetune` (task classify)"
-        )
-    if not (directory / "tokenizer.json").is_file():
-        raise MissingFileError(
-            f"{directory / 'tokenizer.json'} not found: the model directory needs its tokenizer"
-        )
+    model, tokenizer, _ = load_model_and_tokenizer(
+        str(directory),
+        {"encoder": ("sequence-classification",)},
+        purpose="classify text",
+        hint="fine-tune one with `lmforge finetune` (task classify)",
+        name=name,
+        adapters=True,
+    )
     labels = model.config.extra.get("labels") or [str(i) for i in range(model.config.num_labels)]
-    return model, Tokenizer.load(directory / "tokenizer.json"), list(labels)
+    return model, tokenizer, list(labels)
 
 
 def predict(

@@ -50,22 +50,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_for_generation(model_dir: str):
+def load_for_generation(model_dir: str, name: str = "--model"):
     """(model, tokenizer, GenerationConfig defaults) from a model directory, with clear errors."""
     from lmforge.generate import GenerationConfig
-    from lmforge.model import load
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.model_source import load_model_and_tokenizer
 
-    directory = Path(model_dir)
-    if not directory.is_dir():
-        raise MissingFileError(f"--model {directory}: no such model directory")
-    tokenizer_file = directory / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        raise MissingFileError(
-            f"--model {directory}: no tokenizer.json; save the model with its tokenizer to generate text"
-        )
-    model = load(directory).eval()
-    tokenizer = Tokenizer.load(tokenizer_file)
+    model, tokenizer, directory = load_model_and_tokenizer(
+        model_dir,
+        {"decoder": None, "encoder-decoder": None},
+        purpose="generate text",
+        hint="an encoder (BERT) fills in masked tokens: `lmforge perplexity` scores text with it",
+        name=name,
+    )
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return model, tokenizer, GenerationConfig.load(directory)

@@ -60,12 +60,15 @@ def pseudo_log_likelihood(model, ids, *, mask_id: int, cls_id, sep_id, context: 
 
 def run(args: argparse.Namespace) -> int:
     from lmforge.metrics.perplexity import bits_per_byte, sliding_window_nll
-    from lmforge.recipes.generate import load_for_generation
+    from lmforge.model_source import load_model_and_tokenizer
     from lmforge.text import Corpus
 
     corpus = Corpus(args.files, field=args.field, column=args.column, unit="file")  # checks paths first
-    model, tokenizer, _ = load_for_generation(args.model)
+    kinds = {"decoder": None, "encoder": ("mlm",)}  # perplexity (GPT), pseudo-perplexity (BERT)
+    model, tokenizer, _ = load_model_and_tokenizer(args.model, kinds, purpose="score text", name="--model")
     config = model.config
+    tokenizer.no_padding()
+    tokenizer.no_truncation()  # the whole text, cut into windows here
     text = "\n\n".join(corpus)
     ids = tokenizer.encode(text, add_special_tokens=False).ids
     if len(ids) < 2:
@@ -80,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
 
     if config.architecture == "encoder":
         mask_id = tokenizer.token_to_id("[MASK]")
-        if mask_id is None or config.head != "mlm":
-            raise LmforgeError("pseudo-perplexity needs a masked-LM model (head mlm) and a [MASK] token")
+        if mask_id is None:
+            raise LmforgeError(
+                f"--model {args.model}: pseudo-perplexity needs a [MASK] token in the tokenizer"
+            )
         ids = ids[: args.max_tokens]
         nll, scored = pseudo_log_likelihood(
             model,
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             "tokens": scored,
             "context": context,
         }
-    elif config.architecture == "decoder":
+    else:
         scored = sliding_window_nll(model, ids, context=context, stride=stride)
         result = {
             "metric": "perplexity",
@@ -110,8 +115,6 @@ def run(args: argparse.Namespace) -> int:
             "stride": stride,
             "windows": scored.windows,
         }
-    else:
-        raise LmforgeError("perplexity is defined here for decoder (GPT) and encoder (BERT, MLM) models")
     result["tokenizer"] = kind
     result["files"] = [str(p) for p in corpus.files]
     if args.json:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmforge.errors import ConfigError, MissingFileError
+from lmforge.errors import ConfigError
 
 PRESET_PREFIX = (
     "preset:"  # `model: preset:transformer-tiny` = that architecture, random weights, new tokenizer
@@ -158,40 +158,23 @@ class Translation:
     token_ids: list[int]  # the generated ids, EOS and padding removed
 
 
-def load_translator(directory: str | Path):
+def load_translator(directory: str | Path, name: str = "--model"):
     """(model, tokenizer, default GenerationConfig) of an encoder-decoder model directory (or adapters)."""
     from lmforge.generate import GenerationConfig
-    from lmforge.model import load
-    from lmforge.model.checkpoint import read_config
-    from lmforge.model.lora import ADAPTER_CONFIG, load_adapters
-    from lmforge.tokenizers import Tokenizer
+    from lmforge.model_source import load_model_and_tokenizer
 
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise MissingFileError(f"--model: directory not found: {directory}")
-    adapters = (directory / ADAPTER_CONFIG).is_file()
-    if not adapters and not (directory / "config.json").is_file() and (directory / "model").is_dir():
-        raise MissingFileError(
-            f"--model {directory}: no config.json; a run directory holds its model in {directory / 'model'}"
-        )
-    if adapters:
-        architecture = json.loads((directory / ADAPTER_CONFIG).read_text())["model"]["architecture"]
-    else:
-        architecture = read_config(directory).architecture
-    if architecture != "encoder-decoder":
-        raise ConfigError(
-            f"--model {directory}: a {architecture} model cannot translate; give an encoder-decoder "
-            "(`lmforge finetune` task translate, or `lmforge convert --from-hf` of a Marian model)"
-        )
-    if not (directory / "tokenizer.json").is_file():
-        raise MissingFileError(
-            f"{directory / 'tokenizer.json'} not found: the model directory needs its tokenizer"
-        )
-    model = load_adapters(directory) if adapters else load(directory)
-    defaults = GenerationConfig.load(directory)
-    if not (directory / "generation.json").is_file():
+    model, tokenizer, source = load_model_and_tokenizer(
+        str(directory),
+        {"encoder-decoder": None},
+        purpose="translate",
+        hint="`lmforge finetune` task translate, or `lmforge convert --from-hf` of a Marian model",
+        name=name,
+        adapters=True,
+    )
+    defaults = GenerationConfig.load(source)
+    if not (source / "generation.json").is_file():
         defaults = defaults.replace(temperature=0.0)  # translation decodes deterministically by default
-    return model, Tokenizer.load(directory / "tokenizer.json"), defaults
+    return model, tokenizer, defaults
 
 
 def translate(
