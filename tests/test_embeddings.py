@@ -420,7 +420,10 @@ def test_cli_compare(cli, planted_file, tmp_path):
     "args, message",
     [
         (["train", "--out", "{tmp}/v.txt", "{tmp}/missing.txt"], "missing.txt: no such file"),
-        (["train", "--dim", "0", "--out", "{tmp}/v.txt", "{corpus}"], "--dim must be at least 1"),
+        (
+            ["train", "--dim", "0", "--out", "{tmp}/v.txt", "{corpus}"],
+            "argument --dim: must be at least 1, got 0",
+        ),
         (["train", "--out", "{tmp}/nodir/v.txt", "{corpus}"], "directory"),
         (["train", "--min-count", "1000", "--out", "{tmp}/v.txt", "{corpus}"], "no word occurs 1000 times"),
         (["query", "{tmp}/missing.txt", "king"], "no such vectors file"),

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lmforge.errors import CorpusError, MissingFileError
-from lmforge.text import Corpus, read_corpus, read_text, resolve_files, stdlib_files
+from lmforge.text import Corpus, read_corpus, read_items, read_text, resolve_files, stdlib_files
 
 
 def test_plain_text_lines_skip_blank(tmp_path):
@@ -85,6 +85,32 @@ def test_non_utf8_names_file_and_byte_offset(tmp_path):
         list(read_corpus([path]))
     with pytest.raises(CorpusError, match=r"byte 8 \(line 2\)"):
         read_text(path)
+
+
+def test_read_items_one_text_per_line_and_its_errors(tmp_path, monkeypatch):
+    """What `classify --file`, `translate --file` and `generate --prompts` read: a non-UTF-8 file used to
+    escape as a UnicodeDecodeError traceback."""
+    import io
+
+    good = tmp_path / "good.txt"
+    good.write_bytes("\ufeffcafé\r\n\n  \nsecond line\n".encode())
+    assert read_items(good) == ["café", "second line"]
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"fine\ncaf\xe9\n")
+    with pytest.raises(CorpusError, match=r"^--file .*latin.txt: byte 8 \(line 2\) is not valid UTF-8"):
+        read_items(latin, option="--file")
+    (tmp_path / "blank.txt").write_text(" \n\n")
+    with pytest.raises(CorpusError, match=r"blank.txt: no text \(empty\); expected one prompt per line"):
+        read_items(tmp_path / "blank.txt", what="prompt")
+    with pytest.raises(MissingFileError, match=r"^--file .*absent.txt: no such file$"):
+        read_items(tmp_path / "absent.txt", option="--file")
+    with pytest.raises(CorpusError, match="a directory"):
+        read_items(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"one\n\ntwo\n")))
+    assert read_items("-") == ["one", "two"]
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\xff\n")))
+    with pytest.raises(CorpusError, match="standard input: byte 0"):
+        read_items("-")
 
 
 def test_empty_corpus_is_an_error(tmp_path):

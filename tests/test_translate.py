@@ -422,6 +422,6 @@ def test_translate_command_errors(cli, scratch_run, tmp_path):
     code, _, err = cli("translate", "--model", scratch_run.model_dir)
     assert code == 2 and "nothing to translate" in err
     code, _, err = cli("translate", "--model", scratch_run.model_dir, "--num-beams", "0", "Hi.")
-    assert code == 2 and "--num-beams must be at least 1" in err
+    assert code == 2 and "argument --num-beams: must be at least 1, got 0" in err
     code, _, err = cli("translate", "--model", scratch_run.model_dir, "--file", tmp_path / "absent.txt")
-    assert code == 2 and "--file: not found" in err
+    assert code == 2 and "--file " in err and "absent.txt: no such file" in err

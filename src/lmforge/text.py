@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 import sysconfig
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -161,6 +162,37 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
                 line = line[1:]
             offset += len(raw)
             yield number, line.rstrip("\r\n")
+
+
+def read_items(source: str | os.PathLike, *, option: str = "", what: str = "text") -> list[str]:
+    """The non-blank lines of a UTF-8 file (end-of-line removed), or of standard input when `source` is
+    ``-``: the inputs of the verbs that take ``--file`` / ``--prompts``. A missing, empty or non-UTF-8 file
+    is a one-line error that names `option` (e.g. ``--file``), the file and, for bad bytes, the line.
+    """
+    where = f"{option} {source}" if option else str(source)
+    if str(source) == "-":
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        try:
+            lines = data.decode("utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise _not_utf8(
+                Path("standard input"), exc.start, line, data[exc.start : exc.start + 1]
+            ) from None
+    else:
+        path = Path(source)
+        if path.is_dir():
+            raise CorpusError(f"{where}: a directory; give a file with one {what} per line")
+        if not path.is_file():
+            raise MissingFileError(f"{where}: no such file")
+        try:
+            lines = [line for _, line in iter_lines(path)]
+        except CorpusError as exc:
+            raise CorpusError(f"{option + ' ' if option else ''}{exc}") from None
+    items = [line for line in lines if line.strip()]
+    if not items:
+        raise CorpusError(f"{where}: no text (empty); expected one {what} per line")
+    return items
 
 
 def stdlib_files(include_tests: bool = False) -> list[Path]:

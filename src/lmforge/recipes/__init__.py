@@ -4,6 +4,12 @@ Each module defines ``COMMANDS``: a list of `Command`s. `lmforge.cli` finds them
 so adding a verb is adding a module. Recipes only compose the library: everything a verb does is a
 function a notebook can call. Keep module-level imports light (no torch at import time) so that
 `lmforge --help` stays instant; import heavy things inside `run`.
+
+Numeric options say their range through their argparse type, so a bad value is refused by the parser, in
+one line that names the option, before any work: `count` (how many of something: 1 or more),
+`count_or_zero` (0 has the meaning the option's help gives it: off, all, every core), `positive_number`.
+A plain ``type=int`` is for values that may be negative (a layer index counted from the end); a test of
+every verb keeps it so.
 """
 
 from __future__ import annotations
@@ -11,6 +17,41 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+def count(text: str) -> int:
+    """argparse type: an integer of at least 1.
+
+    >>> count("3")
+    3
+    """
+    return _integer_at_least(text, 1)
+
+
+def count_or_zero(text: str) -> int:
+    """argparse type: an integer of at least 0."""
+    return _integer_at_least(text, 0)
+
+
+def positive_number(text: str) -> float:
+    """argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _integer_at_least(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lmforge.errors import LmforgeError, MissingFileError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count
 
 DEFAULT_SETTINGS = {"max_length": 384, "doc_stride": 128, "max_question_length": 64, "max_answer_length": 30}
 
@@ -102,7 +102,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", required=True, help="a UTF-8 text file to answer from ('-' = stdin)")
     parser.add_argument("--json", action="store_true", help="one JSON object per question (score, offsets)")
     parser.add_argument(
-        "--top-k", type=int, default=1, help="with --json: also list the k best distinct spans (default 1)"
+        "--top-k", type=count, default=1, help="with --json: also list the k best distinct spans (default 1)"
     )
 
 
@@ -113,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
     empty = [i + 1 for i, q in enumerate(questions) if not q.strip()]
     if empty:
         raise LmforgeError(f"question {empty[0]} is empty")
-    if args.top_k < 1:
-        raise LmforgeError(f"--top-k must be at least 1, got {args.top_k}")
     if args.context == "-":
         context = sys.stdin.read()
     else:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmforge.errors import LmforgeError, MissingFileError
-from lmforge.recipes import Command
+from lmforge.errors import LmforgeError
+from lmforge.recipes import Command, count
 
 
 @dataclass
@@ -84,21 +83,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="a model directory written by `lmforge finetune`")
     parser.add_argument("--pair", help="second text, for a model fine-tuned on text pairs")
     parser.add_argument("--file", help="a file of texts, one per line ('-' = standard input)")
-    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
-    parser.add_argument("--max-length", type=int, default=128, help="tokens per text after truncation")
+    parser.add_argument("--batch-size", type=count, default=32, help="texts per forward pass (default 32)")
+    parser.add_argument("--max-length", type=count, default=128, help="tokens per text after truncation")
     parser.add_argument("--json", action="store_true", help="one JSON object per text")
 
 
 def run(args: argparse.Namespace) -> int:
     texts = list(args.text)
-    if args.batch_size < 1:
-        raise LmforgeError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.file:
-        if args.file != "-" and not Path(args.file).is_file():
-            raise MissingFileError(f"--file: not found: {args.file}")
-        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
-        with stream:
-            texts += [line.rstrip("\n") for line in stream if line.strip()]
+        from lmforge.text import read_items
+
+        texts += read_items(args.file, option="--file", what="text")
     if not texts:
         raise LmforgeError("nothing to classify: give a text, or --file with one text per line")
     if args.pair is not None and len(texts) != 1:

@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 
 from lmforge.errors import ConfigError, LmforgeError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count, count_or_zero
 
 METHODS = ("cbow", "skipgram", "glove", "fasttext")
 DEFAULT_EPOCHS = {"cbow": 5, "skipgram": 5, "fasttext": 5, "glove": 25}  # GloVe passes over counts
@@ -49,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     query.add_argument("vectors", help="word2vec text (.txt) or binary (.bin) vectors")
     query.add_argument("expression", nargs="+", help="a word, or words joined by + and -")
-    query.add_argument("--topn", type=int, default=10, help="how many neighbours (default: 10)")
+    query.add_argument("--topn", type=count, default=10, help="how many neighbours (default: 10)")
 
     evaluate = sub.add_parser("eval", help="analogy accuracy and word-similarity Spearman")
     evaluate.add_argument("vectors", help="word2vec text (.txt) or binary (.bin) vectors")
@@ -79,9 +79,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     contextual.add_argument(
         "--layer", type=int, default=-1, help="0 = embedding layer, i = layer i, -1 = last (default)"
     )
-    contextual.add_argument("--topn", type=int, default=3, help="nearest words shown per --word (default 3)")
-    contextual.add_argument("--max-length", type=int, help="tokens per sentence (default: the model's)")
-    contextual.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
+    contextual.add_argument(
+        "--topn", type=count, default=3, help="nearest words shown per --word (default 3)"
+    )
+    contextual.add_argument("--max-length", type=count, help="tokens per sentence (default: the model's)")
+    contextual.add_argument("--batch-size", type=count, default=32, help="sentences per forward pass")
     contextual.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     contextual.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     for action_parser in (
@@ -98,19 +100,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dim", type=int, default=100, help="vector size (default: 100)")
-    parser.add_argument("--window", type=int, default=5, help="max context distance (default: 5)")
+    parser.add_argument("--dim", type=count, default=100, help="vector size (default: 100)")
+    parser.add_argument("--window", type=count, default=5, help="max context distance (default: 5)")
     parser.add_argument(
-        "--epochs", type=int, default=None, help="passes (default: 5; GloVe: 25 passes over the counts)"
+        "--epochs", type=count, default=None, help="passes (default: 5; GloVe: 25 passes over the counts)"
     )
-    parser.add_argument("--min-count", type=int, default=5, help="drop rarer words (default: 5)")
-    parser.add_argument("--negative", type=int, default=5, help="noise words per pair (default: 5)")
+    parser.add_argument("--min-count", type=count, default=5, help="drop rarer words (default: 5)")
+    parser.add_argument("--negative", type=count, default=5, help="noise words per pair (default: 5)")
     parser.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (default: 1e-3)")
     parser.add_argument("--alpha", type=float, default=0.025, help="initial learning rate (default: 0.025)")
     parser.add_argument(
         "--min-alpha", type=float, default=0.0001, help="final learning rate (default: 0.0001)"
     )
-    parser.add_argument("--workers", type=int, default=0, help="threads (default: 0 = all cores)")
+    parser.add_argument("--workers", type=count_or_zero, default=0, help="threads (default: 0 = all cores)")
     parser.add_argument(
         "--device",
         default="auto",
@@ -122,7 +124,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto (default): numba kernels on CPU, PyTorch on a GPU; torch: PyTorch on any device",
     )
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    parser.add_argument("--seed", type=count_or_zero, default=1, help="random seed (default: 1)")
     parser.add_argument("--keep-case", action="store_true", help="do not lower-case the text")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -140,13 +142,6 @@ def _evaluation_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_training_args(args: argparse.Namespace) -> None:
-    for name in ("dim", "window", "min_count", "negative"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.epochs is not None and args.epochs < 1:
-        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.workers < 0:
-        raise ConfigError(f"--workers must be ≥ 0 (0 = all cores), got {args.workers}")
     if args.sample < 0 or args.alpha <= 0 or args.min_alpha < 0:
         raise ConfigError("--sample and --min-alpha must be ≥ 0, --alpha > 0")
     from lmforge.embeddings.torch_train import select_device
@@ -251,8 +246,6 @@ def run_query(args: argparse.Namespace) -> int:
     from lmforge.embeddings import WordVectors
     from lmforge.embeddings.vectors import _unit
 
-    if args.topn < 1:
-        raise ConfigError(f"--topn must be at least 1, got {args.topn}")
     terms = parse_expression(args.expression)
     vectors = WordVectors.load(args.vectors)
     for _, word in terms:
@@ -455,10 +448,6 @@ def run_contextual(args: argparse.Namespace) -> int:
 
     from lmforge.embeddings.contextual import load_embedder
 
-    if args.topn < 1:
-        raise ConfigError(f"--topn must be at least 1, got {args.topn}")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.max_length is not None and args.max_length < 2:
         raise ConfigError(f"--max-length must be at least 2, got {args.max_length}")
     if any(not s.strip() for s in args.sentences):

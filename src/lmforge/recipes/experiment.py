@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmforge.errors import ConfigError, LmforgeError, MissingFileError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count, count_or_zero
 
 STARTS = ("pretrained", "scratch")
 START_NAMES = {"pretrained": "pre-trained", "scratch": "from scratch"}
@@ -760,7 +760,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--evaluations",
-        type=int,
+        type=count,
         default=defaults.evaluations,
         help="dev evaluations per run (default: %(default)s)",
     )
@@ -772,7 +772,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--subset-seed",
-        type=int,
+        type=count_or_zero,
         default=defaults.subset_seed,
         help="seed of the permutation the subsets are cut from (default: %(default)s)",
     )

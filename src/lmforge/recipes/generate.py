@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from lmforge.errors import LmforgeError, MissingFileError
-from lmforge.recipes import Command
+from lmforge.errors import LmforgeError
+from lmforge.recipes import Command, count, count_or_zero
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,19 +27,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--prompt", help="the text to continue")
     source.add_argument("--prompts", help="a file with one prompt per line; generated in batches")
     parser.add_argument(
-        "--max-new-tokens", type=int, help="upper bound on new tokens (default: generation.json or 100)"
+        "--max-new-tokens", type=count, help="upper bound on new tokens (default: generation.json or 100)"
     )
     parser.add_argument("--temperature", type=float, help="0 = greedy; higher = more random (default 1.0)")
-    parser.add_argument("--top-k", type=int, help="sample among the k most likely tokens (0 = off)")
+    parser.add_argument("--top-k", type=count_or_zero, help="sample among the k most likely tokens (0 = off)")
     parser.add_argument("--top-p", type=float, help="nucleus sampling: smallest set with probability >= p")
     parser.add_argument("--min-p", type=float, help="drop tokens below min_p x the top token's probability")
     parser.add_argument("--repetition-penalty", type=float, help="> 1 discourages repeating tokens (CTRL)")
-    parser.add_argument("--no-repeat-ngram-size", type=int, help="never repeat an n-gram of this size")
-    parser.add_argument("--num-beams", type=int, help="beam search with this many beams (deterministic)")
-    parser.add_argument("--stop", action="append", help="stop when this text appears (repeatable)")
-    parser.add_argument("--seed", type=int, help="seed for reproducible sampling")
     parser.add_argument(
-        "--batch-size", type=int, default=16, help="prompts per batch with --prompts (default 16)"
+        "--no-repeat-ngram-size", type=count_or_zero, help="never repeat an n-gram of this size"
+    )
+    parser.add_argument("--num-beams", type=count, help="beam search with this many beams (deterministic)")
+    parser.add_argument("--stop", action="append", help="stop when this text appears (repeatable)")
+    parser.add_argument("--seed", type=count_or_zero, help="seed for reproducible sampling")
+    parser.add_argument(
+        "--batch-size", type=count, default=16, help="prompts per batch with --prompts (default 16)"
     )
     parser.add_argument(
         "--stream", action="store_true", help="print the text as it is generated (one prompt)"
@@ -148,23 +149,16 @@ def show(result: dict, as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lmforge.generate import stream
+    from lmforge.text import read_items
 
-    if args.prompts and not Path(args.prompts).is_file():
-        raise MissingFileError(f"--prompts {args.prompts}: no such file")
-    if args.batch_size < 1:
-        raise LmforgeError("--batch-size must be at least 1")
+    prompts = read_items(args.prompts, option="--prompts", what="prompt") if args.prompts else None
     model, tokenizer, defaults = load_for_generation(args.model)
     try:
         config = settings_from_args(args, defaults)
     except ValueError as exc:
         raise LmforgeError(f"bad decoding option: {exc}") from None
 
-    if args.prompts:
-        from lmforge.text import iter_lines
-
-        prompts = [line for _, line in iter_lines(args.prompts) if line.strip()]
-        if not prompts:
-            raise LmforgeError(f"--prompts {args.prompts}: the file has no prompts")
+    if prompts is not None:
         for start in range(0, len(prompts), args.batch_size):
             for result in generate_texts(model, tokenizer, prompts[start : start + args.batch_size], config):
                 show(result, args.json)

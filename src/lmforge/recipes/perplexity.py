@@ -18,18 +18,20 @@ import json
 import math
 
 from lmforge.errors import LmforgeError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="text to score (txt / JSONL / CSV / TSV)")
     parser.add_argument("--model", required=True, help="model directory with its tokenizer.json")
-    parser.add_argument("--context", type=int, help="window length in tokens (default: the model's context)")
-    parser.add_argument("--stride", type=int, help="window step in tokens (default: context / 2)")
+    parser.add_argument(
+        "--context", type=count, help="window length in tokens (default: the model's context)"
+    )
+    parser.add_argument("--stride", type=count, help="window step in tokens (default: context / 2)")
     parser.add_argument("--field", default="text", help="JSONL field with the text (default: text)")
     parser.add_argument("--column", help="CSV/TSV column with the text")
     parser.add_argument(
-        "--max-tokens", type=int, default=4096, help="masked models: tokens scored (default 4096)"
+        "--max-tokens", type=count, default=4096, help="masked models: tokens scored (default 4096)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 

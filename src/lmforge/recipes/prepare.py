@@ -14,7 +14,7 @@ import argparse
 import time
 
 from lmforge.errors import ConfigError, LmforgeError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--eot", default=None, help="end-of-text token (default: <|endoftext|>, [SEP], </s>, ...)"
     )
-    parser.add_argument("--workers", type=int, default=None, help="tokenizer processes (default: every core)")
+    parser.add_argument(
+        "--workers", type=count, default=None, help="tokenizer processes (default: every core)"
+    )
 
 
 def load_encoder(tokenizer: str, eot: str | None = None):
@@ -74,8 +76,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.val_fraction < 1.0:
         raise ConfigError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     encoder = load_encoder(args.tokenizer, args.eot)
     started = time.perf_counter()
     meta = prepare_shards(

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from lmforge.errors import LmforgeError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count, count_or_zero
 
 KIND_NAMES = ("char", "word", "bpe", "wordpiece")
 
@@ -31,11 +31,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     train = actions.add_parser("train", help="train a tokenizer on text files", description=train_run.__doc__)
     train.add_argument("--kind", required=True, choices=KIND_NAMES, help="which tokenizer to train")
-    train.add_argument("--vocab-size", type=int, required=True, help="number of ids, special tokens included")
+    train.add_argument(
+        "--vocab-size", type=count, required=True, help="number of ids, special tokens included"
+    )
     train.add_argument(
         "--out", required=True, help="where to write tokenizer.json (a .vocab.txt goes beside it)"
     )
-    train.add_argument("--min-frequency", type=int, default=None, help="drop words/pairs seen fewer times")
+    train.add_argument(
+        "--min-frequency", type=count_or_zero, default=None, help="drop words/pairs seen fewer times"
+    )
     train.add_argument(
         "--special-tokens", default=None, help="comma-separated special tokens (default: the kind's own)"
     )
@@ -58,14 +62,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="train the four kinds on the same text and compare them",
         description=compare_run.__doc__,
     )
-    compare.add_argument("--vocab-size", type=int, required=True, help="vocabulary size for every kind")
+    compare.add_argument("--vocab-size", type=count, required=True, help="vocabulary size for every kind")
     compare.add_argument(
         "--held-out",
         type=float,
         default=0.1,
         help="share of the documents held out for measuring (default 0.1)",
     )
-    compare.add_argument("--min-frequency", type=int, default=2, help="drop words/pairs seen fewer times")
+    compare.add_argument(
+        "--min-frequency", type=count_or_zero, default=2, help="drop words/pairs seen fewer times"
+    )
     _corpus_options(compare)
     _debug_option(compare)
     compare.set_defaults(_action=compare_run)
@@ -93,8 +99,6 @@ def _check_vocab_size(kind: str, vocab_size: int, special_tokens: list[str] | No
     from lmforge.tokenizers import BERT_SPECIAL_TOKENS, END_OF_TEXT
     from lmforge.tokenizers.bpe import check_vocab_size
 
-    if vocab_size <= 0:
-        raise LmforgeError(f"--vocab-size must be positive, got {vocab_size}")
     defaults = {"bpe": [END_OF_TEXT], "wordpiece": list(BERT_SPECIAL_TOKENS)}
     specials = (
         special_tokens if special_tokens is not None else defaults.get(kind, ["[PAD]", "[UNK]", END_OF_TEXT])
@@ -118,8 +122,6 @@ def train_run(args: argparse.Namespace) -> int:
         [t.strip() for t in args.special_tokens.split(",") if t.strip()] if args.special_tokens else None
     )
     _check_vocab_size(args.kind, args.vocab_size, special_tokens)
-    if args.min_frequency is not None and args.min_frequency < 0:
-        raise LmforgeError(f"--min-frequency must be >= 0, got {args.min_frequency}")
     out = Path(args.out)
     if out.is_dir():
         raise LmforgeError(f"--out {out} is a directory; name the file, e.g. {out / 'tokenizer.json'}")
