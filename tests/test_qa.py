@@ -534,7 +534,7 @@ def test_bad_qa_settings_fail_before_any_work(tiny_base, squad_slice, tmp_path):
     assert not (tmp_path / "x").exists()
     with pytest.raises(ConfigError, match="doc_stride 70 must be smaller"):  # 96 - 24 - 3 special tokens = 69
         finetune(tiny_config(tiny_base, squad_slice, tmp_path / "w", **{"qa.doc_stride": 70}), **quiet)
-    with pytest.raises(ConfigError, match="qa.max_answer_length must be at least 1"):
+    with pytest.raises(ConfigError, match="'qa.max_answer_length' must be at least 1, got 0"):
         finetune(tiny_config(tiny_base, squad_slice, tmp_path / "v", **{"qa.max_answer_length": 0}), **quiet)
     with pytest.raises(ConfigError, match="leaves"):
         finetune(tiny_config(tiny_base, squad_slice, tmp_path / "y", **{"qa.test_every": 7, "qa.test_offset": 6}),

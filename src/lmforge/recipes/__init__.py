@@ -62,3 +62,4 @@ class Command:
     run: Callable[[argparse.Namespace], int | None]  # does the work; returns the exit code (None = 0)
     description: str = ""  # longer text shown by `lmforge NAME --help`
     takes_overrides: bool = False  # accepts `--section.key=value` config overrides (in args.overrides)
+    config: type | None = None  # the config dataclass its --config YAML and overrides fill, if any

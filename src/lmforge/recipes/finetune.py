@@ -33,7 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from lmforge.config import add_set_option, dump_yaml, load_config, top_level_overrides
+from lmforge.config import (
+    Count,
+    CountOrZero,
+    add_set_option,
+    dump_yaml,
+    load_config,
+    top_level_overrides,
+)
 from lmforge.errors import ConfigError, LmforgeError
 from lmforge.model_source import base_tokenizer, prepare_base, resolve_model_source
 from lmforge.recipes import Command
@@ -52,13 +59,13 @@ class ClassifyData:
     labels: list[str] = field(default_factory=list)  # label values in class order; [] = sorted train labels
     label_names: list[str] = field(default_factory=list)  # readable names, same order (e.g. negative,
     # positive); [] = the values themselves
-    max_train_examples: int | None = None  # use the first N training examples (quick runs, data efficiency)
-    max_dev_examples: int | None = None
+    max_train_examples: Count | None = None  # use the first N training examples (quick runs, data efficiency)
+    max_dev_examples: Count | None = None
 
 
 @dataclass
 class LoRASpec:
-    rank: int = 0  # 0 = off (full fine-tuning); 8 trains ~1% of MiniLM's weights
+    rank: CountOrZero = 0  # 0 = off (full fine-tuning); 8 trains ~1% of MiniLM's weights
     alpha: float = 16.0  # the update is scaled by alpha / rank, so changing the rank keeps its size
     dropout: float = 0.0  # on the adapters' input
     targets: list[str] = field(default_factory=lambda: ["attention", "feed_forward"])  # or projection names
@@ -71,7 +78,7 @@ class FinetuneConfig:
     model: str = ""  # lmforge model dir, a Hugging Face dir (converted), or py:PACKAGE/DIR
     from_scratch: bool = False  # same architecture, random initialisation: the baseline pre-training beats
     out: str = "runs/finetune"  # run directory (checkpoints, metrics.jsonl, model/)
-    max_length: int = 128  # tokens per example after truncation (SST-2 sentences: 99% under 64)
+    max_length: Count = 128  # tokens per example after truncation (SST-2 sentences: 99% under 64)
     dropout: float | None = 0.1  # dropout while fine-tuning (BERT used 0.1); None = the base model's
     pooling: Literal["cls", "mean"] | None = None  # task classify: the sentence vector the head reads —
     # [CLS] (BERT) or the mean of the tokens (an MLM-only encoder never trains [CLS]); None = the base's
@@ -403,5 +410,6 @@ COMMANDS = [
         run=run,
         description=__doc__,
         takes_overrides=True,
+        config=FinetuneConfig,
     )
 ]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lmforge.config import add_set_option, dump_yaml, load_config, top_level_overrides
+from lmforge.config import Count, add_set_option, dump_yaml, load_config, top_level_overrides
 from lmforge.errors import ConfigError, LmforgeError
 from lmforge.recipes import Command
 from lmforge.train.config import TrainConfig
@@ -47,8 +47,8 @@ class DataConfig:
 class TokenizerConfig:
     path: str | None = None  # an existing tokenizer.json; None = train one on the training corpus
     kind: Literal["char", "word", "bpe", "wordpiece"] = "bpe"  # what to train when `path` is None
-    vocab_size: int = 8192  # a multiple of 64 keeps the output layer's matmul fast
-    sample_bytes: int = 20_000_000  # train the tokenizer on at most this much text (tokenizers saturate)
+    vocab_size: Count = 8192  # a multiple of 64 keeps the output layer's matmul fast
+    sample_bytes: Count = 20_000_000  # train the tokenizer on at most this much text (tokenizers saturate)
 
 
 @dataclass
@@ -65,7 +65,7 @@ class ModelSpec:
 class PretrainConfig:
     objective: Literal["clm", "mlm"] = "clm"  # GPT-style next token, or BERT-style masked tokens
     out: str = "runs/pretrain"  # run directory (checkpoints, metrics, model/)
-    block_size: int = 256  # tokens per training sequence (the context length)
+    block_size: Count = 256  # tokens per training sequence (the context length)
     mlm_probability: float = 0.15  # BERT's masking rate
     whole_word_masking: bool = False  # mask every piece of a chosen word together
     fit_steps_to_minutes: bool = False  # set train.max_steps from a measured step time so that the cosine
@@ -474,5 +474,6 @@ COMMANDS = [
         run=run,
         description=__doc__,
         takes_overrides=True,
+        config=PretrainConfig,
     )
 ]
