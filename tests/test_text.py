@@ -155,3 +155,32 @@ def test_shared_wikitext_reads(shared_data):
     assert len(sst) == 872
     xsum = list(read_corpus([shared_data / "xsum" / "validation-1000.jsonl"], field="summary"))
     assert len(xsum) == 1000
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 1 << 20])
+def test_check_finds_the_first_bad_byte_across_chunk_boundaries(tmp_path, chunk_bytes):
+    from lmforge.text import check_utf8
+
+    good = tmp_path / "good.txt"
+    good.write_text("naïve café\n你好 🙂\n" * 3)
+    check_utf8(good, chunk_bytes)
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("你好\nnaïve\n".encode() + b"caf\xe9\n")
+    offset = len("你好\nnaïve\n".encode()) + 3
+    with pytest.raises(CorpusError, match=rf"bad.txt: byte {offset} \(line 3\) is not valid UTF-8"):
+        check_utf8(bad, chunk_bytes)
+    cut = tmp_path / "cut.txt"
+    cut.write_bytes("ok 你".encode()[:-1])  # ends inside a character
+    with pytest.raises(CorpusError, match=r"cut.txt: byte 3 \(line 1\)"):
+        check_utf8(cut, chunk_bytes)
+
+
+def test_corpus_check_reads_ahead_of_the_work(tmp_path):
+    (tmp_path / "a.txt").write_text("fine\n")
+    (tmp_path / "b.txt").write_bytes(b"\n" * 5 + b"\xff")
+    with pytest.raises(CorpusError, match=r"b.txt: byte 5 \(line 6\)"):
+        Corpus([tmp_path / "a.txt", tmp_path / "b.txt"]).check()
+    (tmp_path / "c.txt").write_text(" \n\n")
+    with pytest.raises(CorpusError, match="empty corpus"):
+        Corpus([tmp_path / "c.txt"]).check()
+    assert list(Corpus([tmp_path / "a.txt"]).check()) == ["fine"]

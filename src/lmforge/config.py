@@ -65,8 +65,10 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
         path = Path(path)
         if not path.is_file():
             raise MissingFileError(f"config file not found: {path}")
+        from lmforge.text import read_text  # a byte that is not UTF-8: one line with its offset
+
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded = yaml.safe_load(read_text(path))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -165,6 +167,33 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
             rest.append(arg)
         i += 1
     return overrides, rest
+
+
+def leaf_fields(cls: type, prefix: str = "") -> typing.Iterator[tuple[str, Any]]:
+    """(dotted key, annotation) of every field of the dataclass tree `cls` that is not a section.
+
+    >>> from lmforge.train.config import TrainConfig
+    >>> [key for key, _ in leaf_fields(TrainConfig)][:2]
+    ['max_steps', 'max_minutes']
+    """
+    hints = typing.get_type_hints(cls, include_extras=True)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from leaf_fields(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", hints[f.name]
+
+
+def least_of(tp: Any) -> int | float | None:
+    """The `AtLeast` bound of an annotation (``Count``, ``Count | None``), or None.
+
+    >>> least_of(Count), least_of(CountOrZero | None), least_of(int)
+    (1, 0, None)
+    """
+    for part in (tp, *typing.get_args(tp)):
+        if typing.get_origin(part) is Annotated:
+            return next((a.least for a in typing.get_args(part)[1:] if isinstance(a, AtLeast)), None)
+    return None
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -85,12 +85,32 @@ def load_model_source(spec: str, *, name: str = "model", adapters: bool = False,
         from lmforge.model.lora import load_adapters
 
         return load_adapters(source, device=device).eval(), source
-    if _read_json(source / "config.json", name, spec).get("format") == FORMAT:
+    if _model_document(source, name, spec).get("format") == FORMAT:
         return load(source, device=device), source
     from lmforge.model.convert import from_hf
 
     with tempfile.TemporaryDirectory(prefix="lmforge-converted-") as scratch:
         return load(from_hf(source, Path(scratch) / "model"), device=device), source
+
+
+def source_config(spec: str, *, name: str = "model"):
+    """The `ModelConfig` of a model source, read without loading its weights (a Hugging Face checkpoint's
+    as `lmforge convert` would make it): for checks before a command writes anything."""
+    from lmforge.model.checkpoint import FORMAT, read_config
+    from lmforge.model.convert import read_hf_config
+
+    source = resolve_model_source(spec, name=name)
+    if _model_document(source, name, spec).get("format") == FORMAT:
+        return read_config(source)
+    return read_hf_config(source)
+
+
+def require_source_kind(spec: str, kinds, *, purpose: str, name: str = "model", hint: str = ""):
+    """`require_kind` on a model source's config, read without its weights: a command's check of its
+    starting model before it writes anything. Returns the config."""
+    config = source_config(spec, name=name)
+    require_kind(config, spec, kinds, purpose=purpose, name=name, hint=hint)
+    return config
 
 
 def load_model_and_tokenizer(
@@ -147,6 +167,17 @@ def _a(noun: str) -> str:
     return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
+def _model_document(source: Path, name: str, spec: str) -> dict:
+    """A model directory's config.json; the LSTM baseline (which only its pre-training run reads) refused."""
+    document = _read_json(source / "config.json", name, spec)
+    if document.get("architecture") == "lstm" and "format" not in document:
+        raise ConfigError(
+            f"{name} {spec}: an LSTM language model (the recurrent baseline of `lmforge pretrain`); this "
+            "command needs a transformer model directory (lmforge or Hugging Face)"
+        )
+    return document
+
+
 def _read_json(path: Path, name: str, spec: str) -> dict:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -163,7 +194,7 @@ def prepare_base(spec: str, out: Path, log=print) -> Path:
     from lmforge.model.convert import from_hf
 
     source = resolve_model_source(spec)
-    if _read_json(source / "config.json", "model", spec).get("format") == FORMAT:
+    if _model_document(source, "model", spec).get("format") == FORMAT:
         return source
 
     target = Path(out) / "base"

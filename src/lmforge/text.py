@@ -105,6 +105,19 @@ class Corpus:
                 f"empty corpus: no text in {names}; check the files and the field/column option"
             )
 
+    def check(self) -> Corpus:
+        """Read every file once, keeping nothing: each must be UTF-8 and the corpus must hold some text.
+
+        For commands to call before they print or write anything: a bad byte or an empty file is then one
+        line naming the file, not an error halfway through the work. Decoding runs at hundreds of MB/s.
+        """
+        for path in self.files:
+            check_utf8(path)
+        for doc in self:  # stops at the first document with text; an empty corpus raises at the end
+            if doc.strip():
+                break
+        return self
+
     @property
     def num_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.files)
@@ -146,6 +159,28 @@ def read_text(path: str | os.PathLike) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         raise _not_utf8(path, exc.start, line, data[exc.start : exc.start + 1]) from None
     return text[1:] if text.startswith("\ufeff") else text
+
+
+def check_utf8(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> None:
+    """Raise `CorpusError` (file, byte offset, line) at the first byte of `path` that is not UTF-8, reading
+    it in chunks; a character cut by a chunk boundary is carried over to the next chunk."""
+    path = Path(path)
+    offset, lines, carry = 0, 0, b""
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(chunk_bytes)
+            data = carry + chunk
+            try:
+                data.decode("utf-8")
+                end = len(data)
+            except UnicodeDecodeError as exc:
+                if not (chunk and exc.reason == "unexpected end of data"):
+                    line = lines + data.count(b"\n", 0, exc.start) + 1
+                    raise _not_utf8(path, offset + exc.start, line, data[exc.start : exc.start + 1]) from None
+                end = exc.start  # the start of a character the next chunk completes
+            offset, lines, carry = offset + end, lines + data.count(b"\n", 0, end), data[end:]
+            if not chunk:
+                return
 
 
 def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:

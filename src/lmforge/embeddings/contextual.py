@@ -223,11 +223,15 @@ def load_embedder(
     """A `ContextualEmbedder` for an lmforge encoder directory, a Hugging Face BERT directory or
     `py:PACKAGE/DIR`. max_length defaults to the model's positions, or to sentence-transformers'
     max_seq_length when the directory has a sentence_bert_config.json (256 for all-MiniLM-L6-v2)."""
-    from lmforge.model_source import base_tokenizer, load_model_source, resolve_model_source
+    from lmforge.model_source import load_model_and_tokenizer
 
-    source = resolve_model_source(str(spec))
-    _, tokenizer = base_tokenizer(source)  # checked before the (slower) model load
-    model, _ = load_model_source(str(source), device=device)
+    model, tokenizer, source = load_model_and_tokenizer(
+        str(spec),
+        {"encoder": None},
+        purpose="give contextual vectors",
+        hint="pre-train one with `lmforge pretrain` (objective mlm) or convert a BERT checkpoint",
+        device=device,
+    )
     if max_length is None and (source / SENTENCE_TRANSFORMERS_CONFIG).is_file():
         settings = json.loads((source / SENTENCE_TRANSFORMERS_CONFIG).read_text(encoding="utf-8"))
         max_length = settings.get("max_seq_length")

@@ -8,8 +8,10 @@ function a notebook can call. Keep module-level imports light (no torch at impor
 Numeric options say their range through their argparse type, so a bad value is refused by the parser, in
 one line that names the option, before any work: `count` (how many of something: 1 or more),
 `count_or_zero` (0 has the meaning the option's help gives it: off, all, every core), `positive_number`.
-A plain ``type=int`` is for values that may be negative (a layer index counted from the end); a test of
-every verb keeps it so.
+A plain ``type=int`` is for values that may be negative (a layer index counted from the end). Inputs say
+what they are through their metavar: ``FILE`` (a UTF-8 text file read), ``VECTORS`` (word vectors),
+``JSON``, ``CONFIG`` (a YAML preset), ``DIR`` (a model directory). `tests/test_bad_inputs.py` finds every
+verb and every such option by these, and gives each the bad inputs that apply to it.
 """
 
 from __future__ import annotations

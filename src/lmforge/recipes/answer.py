@@ -98,8 +98,12 @@ def answer_questions(
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("question", nargs="*", help="question(s) about the context")
-    parser.add_argument("--model", required=True, help="a model directory written by `lmforge finetune` (qa)")
-    parser.add_argument("--context", required=True, help="a UTF-8 text file to answer from ('-' = stdin)")
+    parser.add_argument(
+        "--model", required=True, metavar="DIR", help="a model directory written by `lmforge finetune` (qa)"
+    )
+    parser.add_argument(
+        "--context", required=True, metavar="FILE", help="a UTF-8 text file to answer from ('-' = stdin)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per question (score, offsets)")
     parser.add_argument(
         "--top-k", type=count, default=1, help="with --json: also list the k best distinct spans (default 1)"

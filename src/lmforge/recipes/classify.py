@@ -80,9 +80,11 @@ def predict(
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", nargs="*", help="text(s) to classify")
-    parser.add_argument("--model", required=True, help="a model directory written by `lmforge finetune`")
+    parser.add_argument(
+        "--model", required=True, metavar="DIR", help="a model directory written by `lmforge finetune`"
+    )
     parser.add_argument("--pair", help="second text, for a model fine-tuned on text pairs")
-    parser.add_argument("--file", help="a file of texts, one per line ('-' = standard input)")
+    parser.add_argument("--file", metavar="FILE", help="a file of texts, one per line ('-' = standard input)")
     parser.add_argument("--batch-size", type=count, default=32, help="texts per forward pass (default 32)")
     parser.add_argument("--max-length", type=count, default=128, help="tokens per text after truncation")
     parser.add_argument("--json", action="store_true", help="one JSON object per text")

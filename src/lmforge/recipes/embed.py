@@ -47,16 +47,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     query = sub.add_parser(
         "query", help="nearest words to a word or to an expression like king - man + woman"
     )
-    query.add_argument("vectors", help="word2vec text (.txt) or binary (.bin) vectors")
+    query.add_argument("vectors", metavar="VECTORS", help="word2vec text (.txt) or binary (.bin) vectors")
     query.add_argument("expression", nargs="+", help="a word, or words joined by + and -")
     query.add_argument("--topn", type=count, default=10, help="how many neighbours (default: 10)")
 
     evaluate = sub.add_parser("eval", help="analogy accuracy and word-similarity Spearman")
-    evaluate.add_argument("vectors", help="word2vec text (.txt) or binary (.bin) vectors")
+    evaluate.add_argument("vectors", metavar="VECTORS", help="word2vec text (.txt) or binary (.bin) vectors")
     _evaluation_options(evaluate)
 
     plot = sub.add_parser("plot", help="2-D PCA projection of chosen words, as a PNG")
-    plot.add_argument("vectors", help="word2vec text (.txt) or binary (.bin) vectors")
+    plot.add_argument("vectors", metavar="VECTORS", help="word2vec text (.txt) or binary (.bin) vectors")
     plot.add_argument("words", nargs="+", help="the words to draw")
     plot.add_argument("--out", required=True, help="PNG path")
 
@@ -72,7 +72,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "contextual", help="an encoder's sentence and in-context word vectors, compared across sentences"
     )
     contextual.add_argument(
-        "--model", required=True, help="encoder directory (lmforge or Hugging Face) or py:PACKAGE/DIR"
+        "--model",
+        required=True,
+        metavar="DIR",
+        help="encoder directory (lmforge or Hugging Face) or py:PACKAGE/DIR",
     )
     contextual.add_argument("sentences", nargs="+", metavar="SENTENCE", help="the texts to embed")
     contextual.add_argument("--word", help="also compare this word's vectors across the sentences")
@@ -130,9 +133,12 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _evaluation_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--analogies", help="analogy file (default: gensim's questions-words.txt)")
+    parser.add_argument(
+        "--analogies", metavar="FILE", help="analogy file (default: gensim's questions-words.txt)"
+    )
     parser.add_argument(
         "--similarity",
+        metavar="FILE",
         action="append",
         help="word-pair file, repeatable (default: gensim's wordsim353.tsv and simlex999.txt)",
     )

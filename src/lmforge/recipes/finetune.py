@@ -42,7 +42,7 @@ from lmforge.config import (
     top_level_overrides,
 )
 from lmforge.errors import ConfigError, LmforgeError
-from lmforge.model_source import base_tokenizer, prepare_base, resolve_model_source
+from lmforge.model_source import base_tokenizer, prepare_base, require_source_kind
 from lmforge.recipes import Command
 from lmforge.tasks.qa import QAData
 from lmforge.tasks.translate import TranslateData
@@ -305,7 +305,9 @@ def finetune(config: FinetuneConfig, log=print) -> FinetuneResult:
         return finetune_qa(config, log)
     from lmforge.data.classification import ClassificationObjective
 
-    resolve_model_source(config.model)  # fails before any work if the model path is wrong
+    require_source_kind(
+        config.model, {"encoder": None}, purpose="be fine-tuned to classify"
+    )  # before any work
     train_examples, dev_examples, values, names = read_splits(config.data)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -362,10 +364,14 @@ def finetune(config: FinetuneConfig, log=print) -> FinetuneResult:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", help="a YAML preset (see configs/); options not in it keep their defaults"
+        "--config",
+        metavar="CONFIG",
+        help="a YAML preset (see configs/); options not in it keep their defaults",
     )
     parser.add_argument("--out", help="run directory (overrides the config's `out`)")
-    parser.add_argument("--model", help="model directory to start from (overrides the config's `model`)")
+    parser.add_argument(
+        "--model", metavar="DIR", help="model directory to start from (overrides the config's `model`)"
+    )
     parser.add_argument(
         "--from-scratch",
         action="store_true",

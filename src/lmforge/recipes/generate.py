@@ -21,11 +21,16 @@ from lmforge.recipes import Command, count, count_or_zero
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", required=True, help="model directory (config.json, model.safetensors, tokenizer.json)"
+        "--model",
+        required=True,
+        metavar="DIR",
+        help="model directory (config.json, model.safetensors, tokenizer.json)",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--prompt", help="the text to continue")
-    source.add_argument("--prompts", help="a file with one prompt per line; generated in batches")
+    source.add_argument(
+        "--prompts", metavar="FILE", help="a file with one prompt per line; generated in batches"
+    )
     parser.add_argument(
         "--max-new-tokens", type=count, help="upper bound on new tokens (default: generation.json or 100)"
     )

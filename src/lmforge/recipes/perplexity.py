@@ -23,7 +23,9 @@ from lmforge.recipes import Command, count
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="text to score (txt / JSONL / CSV / TSV)")
-    parser.add_argument("--model", required=True, help="model directory with its tokenizer.json")
+    parser.add_argument(
+        "--model", required=True, metavar="DIR", help="model directory with its tokenizer.json"
+    )
     parser.add_argument(
         "--context", type=count, help="window length in tokens (default: the model's context)"
     )

@@ -24,6 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tokenizer",
         required=True,
+        metavar="FILE",
         help="a tokenizer.json, or `bytes` for UTF-8 bytes (ids 0-255, 256 = end)",
     )
     parser.add_argument("--out", required=True, help="directory for the shards and meta.json")

@@ -369,6 +369,13 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     from lmforge.train.loop import train
 
     files = corpus_files(config.data)  # fails before any work if a path is wrong
+    if config.model.init_from:
+        from lmforge.model_source import require_source_kind
+
+        kinds = {"mlm": {"encoder": ("mlm",)}, "clm": {"decoder": ("lm",)}}[config.objective]
+        require_source_kind(
+            config.model.init_from, kinds, purpose=f"continue {config.objective} pre-training"
+        )
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump_yaml(config))
@@ -434,7 +441,9 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", help="a YAML preset (see configs/); options not in it keep their defaults"
+        "--config",
+        metavar="CONFIG",
+        help="a YAML preset (see configs/); options not in it keep their defaults",
     )
     parser.add_argument("--out", help="run directory (overrides the config's `out`)")
     add_set_option(parser, "--set block_size=256 --set fit_steps_to_minutes=false")

@@ -49,7 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     train.set_defaults(_action=train_run)
 
     encode = actions.add_parser("encode", help="show the tokens, ids and offsets of a text")
-    encode.add_argument("--tokenizer", required=True, help="a tokenizer.json (or a model directory)")
+    encode.add_argument(
+        "--tokenizer", required=True, metavar="FILE", help="a tokenizer.json (or a model directory)"
+    )
     encode.add_argument("--json", action="store_true", help="print one JSON object with ids, tokens, offsets")
     encode.add_argument("--pair", default=None, help="a second text, encoded as a pair (BERT: [SEP] between)")
     encode.add_argument("--no-special-tokens", action="store_true", help="do not add [CLS]/[SEP] etc.")
@@ -127,7 +129,7 @@ def train_run(args: argparse.Namespace) -> int:
         raise LmforgeError(f"--out {out} is a directory; name the file, e.g. {out / 'tokenizer.json'}")
     if not out.parent.is_dir() and str(out.parent):
         raise LmforgeError(f"--out {out}: directory {out.parent} does not exist; create it first")
-    corpus = Corpus(args.files, field=args.field, column=args.column)  # checks the paths, reads nothing yet
+    corpus = Corpus(args.files, field=args.field, column=args.column).check()  # UTF-8, some text
     options = {"vocab_size": args.vocab_size}
     if special_tokens is not None:
         options["special_tokens"] = special_tokens
@@ -197,7 +199,7 @@ def compare_run(args: argparse.Namespace) -> int:
         _check_vocab_size(kind, args.vocab_size, None)
     if not 0 < args.held_out < 1:
         raise LmforgeError(f"--held-out must be between 0 and 1, got {args.held_out}")
-    corpus = Corpus(args.files, field=args.field, column=args.column)
+    corpus = Corpus(args.files, field=args.field, column=args.column).check()
     every = max(2, round(1 / args.held_out))
     held_out = [doc for i, doc in enumerate(corpus) if i % every == 0]
 

@@ -22,8 +22,10 @@ from lmforge.recipes import Command, count
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", nargs="*", help="sentence(s) to translate")
-    parser.add_argument("--model", required=True, help="an encoder-decoder model directory")
-    parser.add_argument("--file", help="a file of sentences, one per line ('-' = standard input)")
+    parser.add_argument("--model", required=True, metavar="DIR", help="an encoder-decoder model directory")
+    parser.add_argument(
+        "--file", metavar="FILE", help="a file of sentences, one per line ('-' = standard input)"
+    )
     parser.add_argument("--num-beams", type=count, help="beam width; 1 = greedy (default: generation.json)")
     parser.add_argument("--max-new-tokens", type=count, help="tokens per translation at most")
     parser.add_argument("--batch-size", type=count, default=64, help="sentences per batch (default 64)")

@@ -147,12 +147,12 @@ def finetune_qa(config, log=print):
     """The whole `qa` pipeline for a `FinetuneConfig` whose task is "qa"; returns a `FinetuneResult`."""
     from lmforge.config import dump_yaml
     from lmforge.data.qa import QAObjective, prepare_tokenizer
-    from lmforge.model_source import base_tokenizer, prepare_base, resolve_model_source
+    from lmforge.model_source import base_tokenizer, prepare_base, require_source_kind
     from lmforge.recipes.finetune import FinetuneResult, save_finetuned, train_task
 
     data = config.qa
     check_settings(data)
-    resolve_model_source(config.model)  # fails before any work if the model path is wrong
+    require_source_kind(config.model, {"encoder": None}, purpose="answer questions")  # before any work
     train_examples, test_examples, held_out, test_available = read_qa_splits(data, log)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

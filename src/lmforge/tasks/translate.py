@@ -363,7 +363,7 @@ def finetune_translate(config, log=print):
     from lmforge.data.seq2seq import Seq2SeqObjective, encode_texts, read_pairs
     from lmforge.generate import GenerationConfig
     from lmforge.model import lora as lora_
-    from lmforge.model_source import resolve_model_source
+    from lmforge.model_source import require_source_kind
     from lmforge.recipes.finetune import FinetuneResult, save_finetuned, train_task
 
     data = config.translate
@@ -373,8 +373,9 @@ def finetune_translate(config, log=print):
         from lmforge.model import preset
 
         preset(config.model[len(PRESET_PREFIX) :])  # fails before any work on an unknown name
-    else:
-        resolve_model_source(config.model)
+    else:  # before any work
+        hint = f"or start from a preset: model: {PRESET_PREFIX}transformer-tiny"
+        require_source_kind(config.model, {"encoder-decoder": None}, purpose="translate", hint=hint)
     saves_adapters = bool(config.lora.rank) and config.lora.save == "adapters"
     if saves_adapters and from_preset:
         raise ConfigError("lora.save=adapters stores adapters beside a base model directory, not a preset")
