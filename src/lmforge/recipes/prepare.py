@@ -1,7 +1,7 @@
 """`lmforge prepare`: tokenize a corpus into memory-mapped token shards for pre-training.
 
-    lmforge prepare --tokenizer tok.json --out data/wiki FILE...      # a trained lmforge/HF tokenizer.json
-    lmforge prepare --tokenizer bytes --out data/shakespeare input.txt # UTF-8 bytes, no tokenizer needed
+    lmforge prepare --tokenizer tok.json --out runs/wiki-shards FILE...      # a trained lmforge/HF tokenizer.json
+    lmforge prepare --tokenizer bytes --out runs/shakespeare-bytes input.txt # UTF-8 bytes, no tokenizer needed
 
 Reads plain text, JSONL (--field) and CSV/TSV (--column), tokenizes on every core, and writes
 ``train-*.bin`` / ``val-*.bin`` (uint16 or uint32) and ``meta.json`` into --out. The validation split is
