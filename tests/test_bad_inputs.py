@@ -56,7 +56,7 @@ VALID: dict[str, list[dict]] = {
         },
     ],  # fmt: skip
     "embed query": [{"vectors": "{vectors}", "expression": ["cat"], "topn": "2"}],
-    "embed eval": [{"vectors": "{vectors}", "analogies": "{analogies}", "similarity": ["{pairs}"]}],
+    "embed eval": [{"vectors": "{vectors}", "analogies": "{analogies}", "pairs": ["{pairs}"]}],
     "embed plot": [{"vectors": "{vectors}", "words": ["cat", "dog", "mat"], "out": "pca.png"}],
     "embed compare": [
         {
@@ -67,7 +67,7 @@ VALID: dict[str, list[dict]] = {
             "workers": "1",
             "quiet": True,
             "analogies": "{analogies}",
-            "similarity": ["{pairs}"],
+            "pairs": ["{pairs}"],
             "files": ["{text}"],
         },
     ],  # fmt: skip

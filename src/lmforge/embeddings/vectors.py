@@ -348,17 +348,19 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 # --- evaluation --------------------------------------------------------------------------------------
 
 
-def gensim_test_file(name: str) -> Path:
-    """The path of an evaluation file shipped in the installed `gensim` package (without importing it)."""
+def gensim_test_file(name: str, option: str = "") -> Path:
+    """The path of a standard evaluation file shipped in the installed `gensim` package (found without
+    importing it): only the fallback when no file is given. `option`: the command-line option that gives one."""
     spec = importlib.util.find_spec("gensim")
     if spec is not None and spec.submodule_search_locations:
         for root in spec.submodule_search_locations:
             path = Path(root) / "test" / "test_data" / name
             if path.is_file():
                 return path
+    given = f"pass the file with {option} FILE" if option else "pass the file"
     raise MissingFileError(
-        f"evaluation file {name} not found: install gensim (it ships {ANALOGY_FILE}, {WORDSIM_FILE} and "
-        f"{SIMLEX_FILE} in gensim/test/test_data) or pass the file with --analogies / --similarity"
+        f"no {name} to evaluate with: {given}, or install gensim (`pip install -e '.[dev]'`), whose copies of "
+        f"the standard sets ({ANALOGY_FILE}, {WORDSIM_FILE}, {SIMLEX_FILE}) are used when no file is given"
     )
 
 

