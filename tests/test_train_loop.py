@@ -190,7 +190,7 @@ def test_train_config_loads_from_yaml_with_overrides(tmp_path):
     )
     with pytest.raises(ConfigError, match="precision"):
         load_config(TrainConfig, None, ["--precision=fp8"])
-    with pytest.raises(ConfigError, match="batch_size must be at least 1"):
+    with pytest.raises(ConfigError, match="'batch_size' must be at least 1, got 0"):
         load_config(TrainConfig, None, ["--batch_size=0"])
 
 

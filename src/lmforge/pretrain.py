@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lmforge.config import dump_yaml
+from lmforge.config import Count, dump_yaml
 from lmforge.errors import ConfigError
 from lmforge.train.config import TrainConfig
 
@@ -46,8 +46,8 @@ class DataConfig:
 class TokenizerConfig:
     path: str | None = None  # an existing tokenizer.json; None = train one on the training corpus
     kind: Literal["char", "word", "bpe", "wordpiece"] = "bpe"  # what to train when `path` is None
-    vocab_size: int = 8192  # a multiple of 64 keeps the output layer's matmul fast
-    sample_bytes: int = 20_000_000  # train the tokenizer on at most this much text (tokenizers saturate)
+    vocab_size: Count = 8192  # a multiple of 64 keeps the output layer's matmul fast
+    sample_bytes: Count = 20_000_000  # train the tokenizer on at most this much text (tokenizers saturate)
 
 
 @dataclass
@@ -64,7 +64,7 @@ class ModelSpec:
 class PretrainConfig:
     objective: Literal["clm", "mlm"] = "clm"  # GPT-style next token, or BERT-style masked tokens
     out: str = "runs/pretrain"  # run directory (checkpoints, metrics, model/)
-    block_size: int = 256  # tokens per training sequence (the context length)
+    block_size: Count = 256  # tokens per training sequence (the context length)
     mlm_probability: float = 0.15  # BERT's masking rate
     whole_word_masking: bool = False  # mask every piece of a chosen word together
     fit_steps_to_minutes: bool = False  # set train.max_steps from a measured step time so that the cosine
@@ -348,6 +348,13 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     from lmforge.train.loop import train
 
     files = corpus_files(config.data)  # fails before any work if a path is wrong
+    if config.model.init_from:
+        from lmforge.model_source import require_source_kind
+
+        kinds = {"mlm": {"encoder": ("mlm",)}, "clm": {"decoder": ("lm",)}}[config.objective]
+        require_source_kind(
+            config.model.init_from, kinds, purpose=f"continue {config.objective} pre-training"
+        )
     out = Path(config.out)
     # under torchrun every rank runs this function: rank 0 prepares the tokenizer and the shards while the
     # others wait, then they read what it wrote (writing them side by side would race)

@@ -189,6 +189,9 @@ def prepare_shards(
     if previous is not None and previous.get("inputs") == inputs and _shards_intact(out, previous):
         return ShardMeta(out / "meta.json", previous, reused=True)
 
+    for corpus in (train_corpus, val_corpus):  # a bad byte or an empty file: an error before any write
+        if corpus is not None:
+            corpus.check()
     out.mkdir(parents=True, exist_ok=True)
     (out / "meta.json").unlink(missing_ok=True)  # from here on the old shards no longer count
     for stale in out.glob("*.bin"):

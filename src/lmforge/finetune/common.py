@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from lmforge.config import CountOrZero
 from lmforge.errors import ConfigError
 from lmforge.train.config import TrainConfig
 
 
 @dataclass
 class LoRASpec:
-    rank: int = 0  # 0 = off (full fine-tuning); 8 trains ~1% of MiniLM's weights
+    rank: CountOrZero = 0  # 0 = off (full fine-tuning); 8 trains ~1% of MiniLM's weights
     alpha: float = 16.0  # the update is scaled by alpha / rank, so changing the rank keeps its size
     dropout: float = 0.0  # on the adapters' input
     targets: list[str] = field(default_factory=lambda: ["attention", "feed_forward"])  # or projection names

@@ -23,10 +23,14 @@ from lmforge.recipes import Command, with_library_doc
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", help="a YAML preset (see configs/); options not in it keep their defaults"
+        "--config",
+        metavar="CONFIG",
+        help="a YAML preset (see configs/); options not in it keep their defaults",
     )
     parser.add_argument("--out", help="run directory (overrides the config's `out`)")
-    parser.add_argument("--model", help="model directory to start from (overrides the config's `model`)")
+    parser.add_argument(
+        "--model", metavar="DIR", help="model directory to start from (overrides the config's `model`)"
+    )
     parser.add_argument(
         "--from-scratch",
         action="store_true",
@@ -71,5 +75,6 @@ COMMANDS = [
         run=run,
         description=with_library_doc(__doc__, finetune_library.__doc__),
         takes_overrides=True,
+        config=FinetuneConfig,
     )
 ]

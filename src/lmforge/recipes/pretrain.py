@@ -21,7 +21,9 @@ from lmforge.recipes import Command, with_library_doc
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", help="a YAML preset (see configs/); options not in it keep their defaults"
+        "--config",
+        metavar="CONFIG",
+        help="a YAML preset (see configs/); options not in it keep their defaults",
     )
     parser.add_argument("--out", help="run directory (overrides the config's `out`)")
     add_set_option(parser, "--set block_size=256 --set fit_steps_to_minutes=false")
@@ -61,5 +63,6 @@ COMMANDS = [
         run=run,
         description=with_library_doc(__doc__, pretrain_library.__doc__),
         takes_overrides=True,
+        config=PretrainConfig,
     )
 ]

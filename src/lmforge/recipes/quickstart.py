@@ -20,12 +20,15 @@ import platform
 import sys
 import time
 
-from lmforge.recipes import Command
+from lmforge.recipes import Command, positive_number
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--minutes", type=float, default=5.0, help="time budget for the training stages (default: 5)"
+        "--minutes",
+        type=positive_number,
+        default=5.0,
+        help="time budget for the training stages (default: 5)",
     )
     parser.add_argument("--out", default="runs/quickstart", help="run directory (default: runs/quickstart)")
     parser.add_argument(

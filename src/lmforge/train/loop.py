@@ -220,8 +220,8 @@ def train(
         if (config.eval_every and step % config.eval_every == 0) or finished:
             result.metrics = _evaluate(forward_model, objective, config, ctx, autocast)
             evaluated_at = step
-            if result.metrics:
-                logger.eval(step, result.metrics)
+            if result.metrics:  # the last one is the run's result, which the caller reports: not shown twice
+                logger.eval(step, result.metrics, show=not finished)
                 if not best or result.metrics.get("val_loss", math.inf) < best.get("val_loss", math.inf):
                     best = dict(result.metrics)
         periodic = config.save_every and step % config.save_every == 0
