@@ -327,3 +327,27 @@ def test_closing_fails_what_is_still_running(decoder):
     for request in (running, waiting):
         with pytest.raises(EngineError, match="closed"):
             request.result(timeout=5)
+
+
+def test_a_failing_forward_fails_its_requests_and_the_engine_carries_on(decoder):
+    """A planted fault: the model raises when it prefills a prompt holding token 13 (as running out of
+    memory would)."""
+    forward = decoder.forward
+
+    def faulty(input_ids, *args, **kwargs):
+        if input_ids.shape[1] > 1 and bool((input_ids == 13).any()):
+            raise RuntimeError("planted fault")
+        return forward(input_ids, *args, **kwargs)
+
+    config = GenerationConfig(max_new_tokens=4, temperature=0, eos_token_id=[])
+    decoder.forward = faulty
+    try:
+        with Engine(decoder, max_batch=2) as engine:
+            with pytest.raises(EngineError, match="generation failed: RuntimeError: planted fault"):
+                engine.generate([13, 14], config)
+            after = engine.generate([1, 2], config)
+            stats = engine.stats()
+    finally:
+        del decoder.forward
+    assert after.token_ids == alone(decoder, [1, 2], config)
+    assert stats.finished == {"error": 1, "length": 1} and stats.running == 0
