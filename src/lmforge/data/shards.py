@@ -263,6 +263,10 @@ class TokenShards:
     def bytes_per_token(self) -> float:
         return self.num_bytes / max(len(self), 1)
 
+    def count(self, token_id: int) -> int:
+        """How many times `token_id` occurs (e.g. the unknown token: text the tokenizer does not cover)."""
+        return sum(int(np.count_nonzero(array == token_id)) for array in self.arrays)
+
     def __getitem__(self, index: slice | int) -> np.ndarray:
         if isinstance(index, (int, np.integer)):
             index = int(index) + (len(self) if index < 0 else 0)

@@ -146,10 +146,12 @@ def build_tokenizer(
         "wordpiece": WordPieceTokenizer,
     }
     budget = config.tokenizer.sample_bytes
+    # the text as the shards will hold it: with unit "file", every character, newlines included
+    unit = "chunk" if config.data.unit == "file" else "line"
 
     def sample():
         seen = 0
-        for text in Corpus(files, field=config.data.field, column=config.data.column, unit="line"):
+        for text in Corpus(files, field=config.data.field, column=config.data.column, unit=unit):
             yield text
             seen += len(text) + 1
             if seen >= budget:
@@ -166,6 +168,23 @@ def build_tokenizer(
         f"tokenizer: {config.tokenizer.kind}, {tokenizer.vocab_size:,} tokens, trained in {time.perf_counter() - started:.1f}s"
     )
     return tokenizer
+
+
+def unknown_tokens(shards_dir: Path, tokenizer) -> str | None:
+    """A sentence on the training tokens that are [UNK] (text the tokenizer cannot spell), or None if none."""
+    from lmforge.data.shards import TokenShards
+
+    unk_id = tokenizer.token_to_id("[UNK]")
+    if unk_id is None:
+        return None
+    shards = TokenShards(shards_dir, "train")
+    unknown = shards.count(unk_id)
+    if not unknown:
+        return None
+    return (
+        f"{unknown:,} of the {len(shards):,} training tokens ({100 * unknown / len(shards):.2f}%) are [UNK]: "
+        "the tokenizer does not cover the corpus (a larger tokenizer.vocab_size, or one trained on this text)"
+    )
 
 
 def _a(noun: str) -> str:
@@ -393,6 +412,8 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     )
     how = "reused" if meta.reused else f"written in {time.perf_counter() - started:.1f}s"
     log(f"shards: {meta.tokens('train'):,} train / {meta.tokens('val'):,} validation tokens ({how})")
+    if (unknown := unknown_tokens(out / "shards", tokenizer)) is not None:
+        log(f"warning: {unknown}")
 
     model = build_model_for(config, tokenizer, encoder.eot_id, init_dir)
     objective = build_objective(config, out / "shards", tokenizer)

@@ -125,7 +125,8 @@ def train_run(args: argparse.Namespace) -> int:
         raise LmforgeError(f"--out {out} is a directory; name the file, e.g. {out / 'tokenizer.json'}")
     if not out.parent.is_dir() and str(out.parent):
         raise LmforgeError(f"--out {out}: directory {out.parent} does not exist; create it first")
-    corpus = Corpus(args.files, field=args.field, column=args.column)  # checks the paths, reads nothing yet
+    # every character of plain text, newlines included: what `unit: file` shards will hold
+    corpus = Corpus(args.files, field=args.field, column=args.column, unit="chunk")  # checks the paths only
     options = {"vocab_size": args.vocab_size}
     if special_tokens is not None:
         options["special_tokens"] = special_tokens
