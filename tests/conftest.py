@@ -27,6 +27,19 @@ def require_shared_data() -> Path:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """lmforge's per-machine cache (the bf16 probe of `precision: auto`) in a temporary folder, so tests
+    neither read a cache measured earlier nor write into the home directory."""
+    before = os.environ.get("LMFORGE_CACHE_DIR")
+    os.environ["LMFORGE_CACHE_DIR"] = str(tmp_path_factory.mktemp("lmforge-cache"))
+    yield
+    if before is None:
+        os.environ.pop("LMFORGE_CACHE_DIR", None)
+    else:
+        os.environ["LMFORGE_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return require_shared_data()

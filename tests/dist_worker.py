@@ -50,6 +50,7 @@ def run(shards: Path, out: Path, mode: str, batch_size: int) -> dict:
         progress=False,
         tensorboard=False,
         device="cpu",
+        precision="fp32",  # the ranks compare with one process to 1e-4
     )
     result = train(model, objective, config, out)
     ctx = init_distributed("cpu")

@@ -27,7 +27,7 @@ long contexts, scored by EM and F1 on held-out articles.
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,17 +113,11 @@ def apply_lora_spec(model, spec: LoRASpec, log=print) -> None:
 
 
 def fitted_train_config(config: FinetuneConfig, model, objective, log=print) -> TrainConfig:
-    """`config.train`, with max_steps fitted to train.max_minutes when `fit_steps_to_minutes` is on."""
-    train_config = config.train
-    if not (config.fit_steps_to_minutes and train_config.max_minutes):
-        return train_config
-    from lmforge.recipes.pretrain import measure_step_seconds
+    """`config.train` with its precision settled and, when `fit_steps_to_minutes` is on, max_steps fitted
+    to train.max_minutes (`lmforge.train.budget.plan_training`)."""
+    from lmforge.train.budget import plan_training
 
-    step_seconds = measure_step_seconds(model, objective, train_config)
-    steps = max(10, int(train_config.max_minutes * 60 * 0.85 / step_seconds))  # 15% for evaluations
-    warmup = min(train_config.warmup_steps, steps // 10)
-    log(f"schedule: {steps:,} steps of {step_seconds * 1e3:.0f} ms fit {train_config.max_minutes:g} min")
-    return dataclasses.replace(train_config, max_steps=steps, warmup_steps=warmup, schedule_follows_time=True)
+    return plan_training(model, objective, config.train, fit_to_minutes=config.fit_steps_to_minutes, log=log)
 
 
 class TaskTraining(NamedTuple):
@@ -374,6 +368,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lmforge.train.budget import explicit_steps_win
+
     overrides = list(args.overrides) + top_level_overrides(args.set)
     if args.out:
         overrides.append(f"out={args.out}")
@@ -382,6 +378,9 @@ def run(args: argparse.Namespace) -> int:
     if args.from_scratch:
         overrides.append("from_scratch=true")
     config = load_config(FinetuneConfig, args.config, overrides)
+    config, note = explicit_steps_win(config, overrides)
+    if note:
+        print(note, file=sys.stderr)
     if args.print_config:
         print(dump_yaml(config), end="")
         return 0

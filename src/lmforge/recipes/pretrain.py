@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,38 +317,6 @@ def flops_per_token(model, block_size: int) -> float | None:
     return float(method(block_size)) if callable(method) else None
 
 
-def measure_step_seconds(model, objective, config: TrainConfig, repeats: int = 3) -> float:
-    """Median seconds of one training step (forward + backward of every micro-batch), weights untouched.
-
-    With precision bf16 it runs under bf16 autocast as the loop does (~1.5x faster than fp32 on CPUs with
-    AVX512-BF16), so the fitted schedule is not cut short.
-    """
-    import contextlib
-    import statistics
-
-    import torch
-
-    device = next(model.parameters()).device
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        if config.precision == "bf16"
-        else contextlib.nullcontext()
-    )
-    model.train()
-    timings = []
-    for index in range(repeats + 1):
-        started = time.perf_counter()
-        for micro in range(config.grad_accum):
-            batch = objective.train_batch(index * config.grad_accum + micro, config.batch_size, 0, 1)
-            with autocast:
-                loss = objective.loss(model, batch)
-            loss.backward()
-        timings.append(time.perf_counter() - started)
-    model.zero_grad(set_to_none=True)
-    torch.manual_seed(config.seed)
-    return statistics.median(timings[1:])  # the first step pays one-off allocation costs
-
-
 def save_final_model(model, config: PretrainConfig, out: Path, tokenizer_file: Path, card: str) -> Path:
     """The model directory every other verb takes (`--model DIR`)."""
     target = out / "model"
@@ -385,6 +354,7 @@ def model_card(config: PretrainConfig, files: list[Path], result, num_parameters
 def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     """The whole pipeline; a notebook can call this with a `PretrainConfig`."""
     from lmforge.data.shards import TokenizerEncoder, prepare_shards
+    from lmforge.train.budget import plan_training
     from lmforge.train.loop import train
 
     files = corpus_files(config.data)  # fails before any work if a path is wrong
@@ -420,18 +390,10 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     num_parameters = count_parameters(model)
     name = f"{config.model.init_from} (continued)" if config.model.init_from else config.model.preset
     log(f"model: {name}, {num_parameters / 1e6:.2f}M parameters; objective {config.objective}")
-    if config.fit_steps_to_minutes and config.train.max_minutes:
-        step_seconds = measure_step_seconds(model, objective, config.train)
-        # evaluations and checkpoints take time too: budget 85% of the minutes for training steps
-        steps = max(10, int(config.train.max_minutes * 60 * 0.85 / step_seconds))
-        warmup = min(config.train.warmup_steps, steps // 10)
-        config = dataclasses.replace(
-            config,
-            train=dataclasses.replace(
-                config.train, max_steps=steps, warmup_steps=warmup, schedule_follows_time=True
-            ),
-        )
-        log(f"schedule: {steps:,} steps of {step_seconds * 1e3:.0f} ms fit {config.train.max_minutes:g} min")
+    train_config = plan_training(
+        model, objective, config.train, fit_to_minutes=config.fit_steps_to_minutes, log=log
+    )
+    config = dataclasses.replace(config, train=train_config)
     result = train(
         model, objective, config.train, out, flops_per_token=flops_per_token(model, config.block_size)
     )
@@ -468,10 +430,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lmforge.train.budget import explicit_steps_win
+
     overrides = list(args.overrides) + top_level_overrides(args.set)
     if args.out:
         overrides.append(f"out={args.out}")
     config = load_config(PretrainConfig, args.config, overrides)
+    config, note = explicit_steps_win(config, overrides)
+    if note:
+        print(note, file=sys.stderr)
     if args.print_config:
         print(dump_yaml(config), end="")
         return 0

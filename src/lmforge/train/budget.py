@@ -1,0 +1,144 @@
+"""Before the loop starts: the precision a run trains in, and a schedule fitted to its minutes.
+
+What this file implements:
+  - `measure_step_seconds`: the median time of one training step of this model (weights untouched),
+    with a progress bar;
+  - `settle_precision`: `precision: auto` made concrete — the machine's answer (`lmforge.train.precision`),
+    then, where that is bf16 on a CPU, this model's own step in both precisions (an LSTM's step is slower
+    under bf16 autocast even where matmuls are much faster); a slow explicit `bf16` is warned about;
+  - `plan_training`: both, plus `max_steps` fitted to `max_minutes` (`fit_steps_to_minutes`), as
+    `lmforge pretrain` and `lmforge finetune` run them;
+  - `explicit_steps_win`: a `--train.max_steps` given on the command line turns `fit_steps_to_minutes` off.
+
+    >>> config = plan_training(model, objective, TrainConfig(max_minutes=10), fit_to_minutes=True)
+    precision: auto: bf16, since bf16 autocast is 7.1x faster than fp32 on this CPU (...); this model's step 1.8x
+    schedule: 5,120 steps of 99 ms fit 10 min
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+
+from lmforge.train.config import TrainConfig
+from lmforge.train.precision import PrecisionChoice, bf16_pays, choose_precision, warn_once
+
+TRAINING_SHARE = 0.85  # of max_minutes spent on training steps; evaluations and checkpoints take the rest
+
+
+def measure_step_seconds(
+    model, objective, config: TrainConfig, precision: str = "fp32", repeats: int = 3, progress: bool = True
+) -> float:
+    """Median seconds of one training step (forward + backward of every micro-batch) under `precision`,
+    on the run's device; the weights are not changed and the seed is reset after."""
+    from lmforge.train.distributed import pick_device
+    from lmforge.train.loop import autocast_for, to_device
+
+    device = pick_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    model.to(device)
+    autocast = autocast_for(precision, device)
+    model.train()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=repeats + 1, desc=f"measuring the step ({precision})", unit="step", leave=False)
+    timings = []
+    for index in range(repeats + 1):
+        started = time.perf_counter()
+        for micro in range(config.grad_accum):
+            batch = objective.train_batch(index * config.grad_accum + micro, config.batch_size, 0, 1)
+            with autocast:
+                loss = objective.loss(model, to_device(batch, device))
+            loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        timings.append(time.perf_counter() - started)
+        if bar is not None:
+            bar.set_postfix_str(f"{timings[-1] * 1e3:,.0f} ms", refresh=False)
+            bar.update()
+    if bar is not None:
+        bar.close()
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(config.seed)
+    return statistics.median(timings[1:])  # the first step pays one-off allocation costs
+
+
+def settle_precision(
+    model, objective, config: TrainConfig, log: Callable[[str], None] = print, probe=None
+) -> tuple[TrainConfig, float | None]:
+    """`config` with a concrete precision, and the step time measured on the way (None if none was).
+
+    Logs one line saying what was chosen and why (auto), or a warning (an explicit bf16 that is slow).
+    `probe`: this machine's CPU matmul timings (default: `lmforge.train.precision.cpu_matmul_probe`).
+    """
+    from lmforge.train.distributed import pick_device
+
+    device = pick_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    choice = choose_precision(config.precision, device, probe)
+    step_seconds = None
+    if config.precision == "auto" and choice.precision == "bf16" and device.type == "cpu":
+        choice, step_seconds = _check_model_step(model, objective, config, choice)
+    if config.precision == "auto":
+        log(f"precision: {choice.reason}")
+    if choice.warning:
+        warn_once(choice.warning, log)
+    return dataclasses.replace(config, precision=choice.precision), step_seconds
+
+
+def plan_training(
+    model, objective, config: TrainConfig, *, fit_to_minutes: bool, log: Callable[[str], None] = print
+) -> TrainConfig:
+    """The `TrainConfig` the loop runs: precision settled, and with `fit_to_minutes` (and max_minutes set)
+    `max_steps` fitted so that the schedule's decay ends with the budget (the loop then follows the pace)."""
+    config, step_seconds = settle_precision(model, objective, config, log)
+    if not (fit_to_minutes and config.max_minutes):
+        return config
+    if step_seconds is None:
+        step_seconds = measure_step_seconds(
+            model, objective, config, config.precision, progress=config.progress
+        )
+    steps = max(10, int(config.max_minutes * 60 * TRAINING_SHARE / step_seconds))
+    warmup = min(config.warmup_steps, steps // 10)
+    log(f"schedule: {steps:,} steps of {step_seconds * 1e3:.0f} ms fit {config.max_minutes:g} min")
+    return dataclasses.replace(config, max_steps=steps, warmup_steps=warmup, schedule_follows_time=True)
+
+
+def explicit_steps_win(config, overrides: Sequence[str]):
+    """(config, note): a `train.max_steps` given in `overrides` wins over the config's
+    `fit_steps_to_minutes` (unless the overrides set that too); the note says so, or is None."""
+    from lmforge.config import overridden_keys
+
+    keys = overridden_keys(overrides)
+    if not config.fit_steps_to_minutes or "train.max_steps" not in keys or "fit_steps_to_minutes" in keys:
+        return config, None
+    note = (
+        f"train.max_steps={config.train.max_steps} given: the schedule is not fitted to train.max_minutes "
+        "(fit_steps_to_minutes off; the time budget still stops the run)"
+    )
+    return dataclasses.replace(config, fit_steps_to_minutes=False), note
+
+
+def _check_model_step(model, objective, config: TrainConfig, choice: PrecisionChoice):
+    """Keep bf16 only if this model's step is faster under it too; returns (choice, chosen step seconds)."""
+    fp32_step = measure_step_seconds(model, objective, config, "fp32", progress=config.progress)
+    bf16_step = measure_step_seconds(model, objective, config, "bf16", progress=config.progress)
+    matmuls = f"bf16 autocast matmuls are {choice.probe.speedup:.1f}x faster than fp32 on this CPU"
+    steps = f"{bf16_step * 1e3:,.0f} ms vs {fp32_step * 1e3:,.0f} ms"
+    if bf16_pays(fp32_step, bf16_step):
+        reason = f"auto: bf16, since {matmuls} and this model's step is {fp32_step / bf16_step:.1f}x faster ({steps})"
+        return dataclasses.replace(choice, reason=reason), bf16_step
+    slower = (
+        f"{bf16_step / fp32_step:.1f}x slower"
+        if bf16_step > fp32_step
+        else f"only {fp32_step / bf16_step:.2f}x faster"
+    )
+    reason = (
+        f"auto: fp32, since this model's step is {slower} under bf16 autocast ({steps}), though {matmuls}"
+    )
+    return dataclasses.replace(choice, precision="fp32", reason=reason), fp32_step
