@@ -179,3 +179,15 @@ def test_tokenizer_encoder_adapts_a_tokenizer_json(tmp_path, monkeypatch):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+def test_tokenizing_shows_progress_over_the_text_bytes(tmp_path, capsys):
+    source = tmp_path / "a.txt"
+    source.write_text("a line of text\n" * 2000, encoding="utf-8")
+    prepare_shards([source], tmp_path / "quiet", ByteEncoder(), unit="line", workers=1, chunk_bytes=4096)
+    assert "tokenizing" not in capsys.readouterr().err
+    prepare_shards(
+        [source], tmp_path / "out", ByteEncoder(), unit="line", workers=1, chunk_bytes=4096, progress=True
+    )
+    err = capsys.readouterr().err
+    assert "tokenizing" in err and "30.0k" in err  # the file's 30,000 bytes are the bar's total

@@ -389,6 +389,18 @@ def test_replacing_a_stage_after_construction_takes_effect(trained):
     assert tok.encode(" frog").offsets[0][0] == 0
 
 
+def test_a_large_batch_shows_progress_and_encodes_the_same(trained, capsys):
+    from lmforge.tokenizers.base import PROGRESS_MIN_TEXTS
+
+    tok = trained["wordpiece"]
+    texts = [f"line {i} of the frog's log" for i in range(PROGRESS_MIN_TEXTS)]
+    plain = tok.encode_batch(texts[:100], progress="tokenizing")
+    assert "tokenizing" not in capsys.readouterr().err  # a small batch: no bar
+    shown = tok.encode_batch(texts, progress="tokenizing")
+    assert "tokenizing" in capsys.readouterr().err
+    assert [e.ids for e in shown[:100]] == [e.ids for e in plain] and len(shown) == len(texts)
+
+
 def test_encode_batch_on_two_processes_with_truncation_and_pairs(trained, shakespeare):
     tok = Tokenizer.from_str(trained["wordpiece"].to_str())
     pairs = [(a[:30], b[:30]) for a, b in zip(shakespeare[:2000], shakespeare[2000:4000], strict=True)]

@@ -34,7 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from lmforge.errors import ConfigError, CorpusError
-from lmforge.text import Corpus
+from lmforge.text import JSONL_SUFFIXES, TABLE_SUFFIXES, Corpus
 
 FORMAT_VERSION = 1
 # Documents go to the tokenizer processes in chunks of about this many text bytes: large enough that
@@ -156,11 +156,13 @@ def prepare_shards(
     workers: int | None = None,
     shard_tokens: int = SHARD_TOKENS,
     chunk_bytes: int = CHUNK_BYTES,
+    progress: bool = False,
 ) -> ShardMeta:
     """Tokenize `files` into token shards under `out_dir`; return their metadata.
 
     unit:    plain text is one document per file ("file", keeps every newline) or per line ("line").
     workers: tokenizer processes (default: every core, at most 8; 1 = in this process).
+    progress: a progress bar (stderr) over the text bytes tokenized.
     Re-running with the same files (same sizes and modification times), encoder and options returns the
     existing shards (``meta.reused``) without reading the corpus.
     """
@@ -197,20 +199,23 @@ def prepare_shards(
         workers = 1
 
     splits: dict[str, dict[str, Any]] = {}
+    bar = _progress_bar(train_corpus, val_corpus) if progress else None
     with _EncoderPool(encoder, workers) as pool:
         train_writer = _ShardWriter(out, "train", dtype, shard_tokens)
         val_writer = _ShardWriter(out, "val", dtype, shard_tokens)
         if val_corpus is not None:
-            _write_split(pool, _chunks(iter(train_corpus), chunk_bytes), train_writer, encoder.eot_id)
-            _write_split(pool, _chunks(iter(val_corpus), chunk_bytes), val_writer, encoder.eot_id)
+            _write_split(pool, _chunks(iter(train_corpus), chunk_bytes), train_writer, encoder.eot_id, bar)
+            _write_split(pool, _chunks(iter(val_corpus), chunk_bytes), val_writer, encoder.eot_id, bar)
         else:
             total = sum(len(doc.encode("utf-8")) for doc in train_corpus)  # streamed first pass
             cut = int(round(total * (1.0 - val_fraction)))
             train_docs, val_docs = _split_at_byte(iter(train_corpus), cut)
-            _write_split(pool, _chunks(train_docs, chunk_bytes), train_writer, encoder.eot_id)
-            _write_split(pool, _chunks(val_docs, chunk_bytes), val_writer, encoder.eot_id)
+            _write_split(pool, _chunks(train_docs, chunk_bytes), train_writer, encoder.eot_id, bar)
+            _write_split(pool, _chunks(val_docs, chunk_bytes), val_writer, encoder.eot_id, bar)
         for writer in (train_writer, val_writer):
             splits[writer.split] = writer.close()
+    if bar is not None:
+        bar.close()
     if splits["train"]["tokens"] == 0:
         raise CorpusError("no training tokens: the corpus is empty or val_fraction took all of it")
     if splits["val"]["tokens"] == 0 and val_fraction > 0:
@@ -425,8 +430,22 @@ class _EncoderPool:
             self.pool.join()
 
 
-def _write_split(pool: _EncoderPool, chunks: Iterator, writer: _ShardWriter, eot_id: int) -> None:
+def _progress_bar(train_corpus: Corpus, val_corpus: Corpus | None):
+    """A bar over the text bytes to tokenize: the files' sizes for plain text (JSONL / CSV hold more than
+    their text, so there the bar counts without a total)."""
+    from tqdm.auto import tqdm
+
+    corpora = [train_corpus] + ([val_corpus] if val_corpus is not None else [])
+    structured = JSONL_SUFFIXES + TABLE_SUFFIXES
+    plain = all(p.suffix.lower() not in structured for c in corpora for p in c.files)
+    total = sum(c.num_bytes for c in corpora) if plain else None
+    return tqdm(total=total, desc="tokenizing", unit="B", unit_scale=True, leave=False)
+
+
+def _write_split(pool: _EncoderPool, chunks: Iterator, writer: _ShardWriter, eot_id: int, bar=None) -> None:
     for encoded, size in pool.imap(chunks):
+        if bar is not None:
+            bar.update(size)
         pieces = []
         for ids in encoded:
             pieces.append(np.asarray(ids, dtype=writer.dtype))

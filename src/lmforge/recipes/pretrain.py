@@ -158,6 +158,9 @@ def build_tokenizer(
             if seen >= budget:
                 return
 
+    log(
+        f"tokenizer: training {_a(config.tokenizer.kind)} tokenizer on up to {budget / 1e6:g} MB of the corpus ..."
+    )
     started = time.perf_counter()
     tokenizer = kinds[config.tokenizer.kind].train(
         sample(),
@@ -379,6 +382,7 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
         field=config.data.field,
         column=config.data.column,
         unit=config.data.unit,
+        progress=config.train.progress,
     )
     how = "reused" if meta.reused else f"written in {time.perf_counter() - started:.1f}s"
     log(f"shards: {meta.tokens('train'):,} train / {meta.tokens('val'):,} validation tokens ({how})")
