@@ -54,9 +54,15 @@ class MatmulProbe:
 
     def describe(self) -> str:
         return (
-            f"a {'x'.join(map(str, PROBE_SHAPE))} matmul takes {self.fp32_seconds * 1e3:.3g} ms in fp32, "
-            f"{self.bf16_seconds * 1e3:.3g} ms under bf16 autocast"
+            f"a {'x'.join(map(str, PROBE_SHAPE))} matmul takes {_ms(self.fp32_seconds)} in fp32, "
+            f"{_ms(self.bf16_seconds)} under bf16 autocast"
         )
+
+
+def _ms(seconds: float) -> str:
+    """1.633 -> '1,633 ms', 0.0049 -> '4.9 ms', 0.00069 -> '0.69 ms'."""
+    milliseconds = seconds * 1e3
+    return f"{milliseconds:,.0f} ms" if milliseconds >= 10 else f"{milliseconds:.2g} ms"
 
 
 @dataclass(frozen=True)
