@@ -298,6 +298,24 @@ class TokenShards:
         return np.concatenate(pieces)
 
 
+def unknown_tokens(directory: str | os.PathLike, unk_id: int | None, split: str = "train") -> str | None:
+    """A sentence on the unknown-token ids of a split (text its tokenizer cannot spell), or None if none.
+
+    >>> unknown_tokens("runs/gpt-char-shakespeare/shards", tokenizer.token_to_id("[UNK]"))
+    '35,525 of the 1,003,837 train tokens (3.54%) are unknown (id 1): the tokenizer does not cover the corpus'
+    """
+    if unk_id is None:  # byte-level BPE: every text is spelt
+        return None
+    tokens = TokenShards(directory, split)
+    unknown = tokens.count(unk_id)
+    if not unknown:
+        return None
+    return (
+        f"{unknown:,} of the {len(tokens):,} {split} tokens ({100 * unknown / len(tokens):.2f}%) are unknown "
+        f"(id {unk_id}): the tokenizer does not cover the corpus"
+    )
+
+
 # --- internals ---------------------------------------------------------------------------------------
 
 

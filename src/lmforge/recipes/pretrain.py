@@ -174,23 +174,6 @@ def build_tokenizer(
     return tokenizer
 
 
-def unknown_tokens(shards_dir: Path, tokenizer) -> str | None:
-    """A sentence on the training tokens that are [UNK] (text the tokenizer cannot spell), or None if none."""
-    from lmforge.data.shards import TokenShards
-
-    unk_id = tokenizer.token_to_id("[UNK]")
-    if unk_id is None:
-        return None
-    shards = TokenShards(shards_dir, "train")
-    unknown = shards.count(unk_id)
-    if not unknown:
-        return None
-    return (
-        f"{unknown:,} of the {len(shards):,} training tokens ({100 * unknown / len(shards):.2f}%) are [UNK]: "
-        "the tokenizer does not cover the corpus (a larger tokenizer.vocab_size, or one trained on this text)"
-    )
-
-
 def _a(noun: str) -> str:
     return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
@@ -356,7 +339,7 @@ def model_card(config: PretrainConfig, files: list[Path], result, num_parameters
 
 def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     """The whole pipeline; a notebook can call this with a `PretrainConfig`."""
-    from lmforge.data.shards import TokenizerEncoder, prepare_shards
+    from lmforge.data.shards import TokenizerEncoder, prepare_shards, unknown_tokens
     from lmforge.train.budget import plan_training
     from lmforge.train.loop import train
 
@@ -386,8 +369,8 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     )
     how = "reused" if meta.reused else f"written in {time.perf_counter() - started:.1f}s"
     log(f"shards: {meta.tokens('train'):,} train / {meta.tokens('val'):,} validation tokens ({how})")
-    if (unknown := unknown_tokens(out / "shards", tokenizer)) is not None:
-        log(f"warning: {unknown}")
+    if unknown := unknown_tokens(out / "shards", tokenizer.token_to_id("[UNK]")):
+        log(f"warning: {unknown}; a larger tokenizer.vocab_size, or a tokenizer trained on this text?")
 
     model = build_model_for(config, tokenizer, encoder.eot_id, init_dir)
     objective = build_objective(config, out / "shards", tokenizer)
