@@ -12,8 +12,9 @@ bf16 autocast for 2048x256 @ 256x1024). So `auto` decides by measuring, not by a
     bf16 when it is at least `SPEEDUP_NEEDED` times faster;
   - other devices: fp32.
 
-`lmforge.train.budget` then checks the model's own step before keeping bf16 on a CPU: an LSTM's step is
-~7x slower under bf16 autocast on a CPU whose bf16 matmuls are ~7x faster.
+`lmforge.train.budget` then checks the model's own step before keeping bf16 on a CPU: on the 2-core Xeon
+these docs were written on, whose bf16 matmuls are ~7x faster, the LSTM baseline trained 7.5x slower under
+bf16 autocast with 2 torch threads (and 2.4x faster with 1).
 
     >>> choice = choose_precision("auto", torch.device("cpu"))
     >>> choice.precision, choice.reason       # ('bf16', 'bf16 autocast matmuls 7.1x faster than fp32 ...')
