@@ -27,16 +27,6 @@ def require_shared_data() -> Path:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def converted_checkpoint_cache(tmp_path_factory):
-    """Hugging Face checkpoints the pipelines convert go to a temporary cache, not the user's
-    ~/.cache/lmforge (`lmforge.model_source.cache_directory`)."""
-    patch = pytest.MonkeyPatch()
-    patch.setenv("LMFORGE_CACHE", str(tmp_path_factory.mktemp("lmforge-cache")))
-    yield
-    patch.undo()
-
-
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return require_shared_data()

@@ -273,6 +273,27 @@ def test_chat_uses_the_template_and_convert_carries_it_over(generation_dir, tmp_
     assert len(list((cache / "converted").iterdir())) == 1 and again.source == direct.source
 
 
+def test_the_cache_key_is_the_checkpoints_files_even_under_a_hidden_folder(tmp_path):
+    """A checkpoint installed under `.venv/` is keyed by its own files: every such checkpoint once shared one
+    conversion, keyed by the SHA-256 of no input at all (e3b0c442...)."""
+    import hashlib
+
+    from lmforge.model_source import checkpoint_hash
+
+    keys = []
+    for name in ("bert", "gpt2"):
+        checkpoint = tmp_path / ".venv" / "site-packages" / name
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "config.json").write_text(json.dumps({"model_type": name}))
+        keys.append(checkpoint_hash(checkpoint))
+    assert keys[0] != keys[1] and hashlib.sha256(b"").hexdigest() not in keys
+    (tmp_path / ".venv" / "site-packages" / "bert" / ".lock").write_text("")  # hidden inside: left out
+    assert checkpoint_hash(tmp_path / ".venv" / "site-packages" / "bert") == keys[0]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="empty: no files to convert"):
+        checkpoint_hash(tmp_path / "empty")
+
+
 # --- translation, classification, question answering -------------------------------------------------------
 
 

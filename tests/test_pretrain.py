@@ -57,7 +57,8 @@ def test_char_gpt_pretrains_end_to_end(shared_data, tmp_path):
             "train.progress=false",
         ],
     )
-    result = pretrain(config, log=lambda *_: None)
+    logged = []
+    result = pretrain(config, log=logged.append)
     losses = [
         line for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if '"loss"' in line
     ]
@@ -66,6 +67,14 @@ def test_char_gpt_pretrains_end_to_end(shared_data, tmp_path):
     model = load(result.model_dir)
     assert (result.model_dir / "tokenizer.json").is_file() and model.config.vocab_size < 100
     assert "val_loss" in (result.model_dir / "README.md").read_text()
+    # every character of the corpus, newline included, is in the vocabulary: no [UNK] in the shards
+    from lmforge.data.shards import TokenShards
+    from lmforge.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(result.model_dir / "tokenizer.json")
+    assert set(corpus.read_text()) <= set(tokenizer.get_vocab())
+    assert TokenShards(tmp_path / "run" / "shards", "train").count(tokenizer.token_to_id("[UNK]")) == 0
+    assert not any("unknown" in line for line in logged)
 
 
 def test_bad_settings_fail_before_any_work(tmp_path):

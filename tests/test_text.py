@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lmforge.errors import CorpusError, MissingFileError
-from lmforge.text import Corpus, read_corpus, read_items, read_text, resolve_files, stdlib_files
+from lmforge.text import Corpus, iter_chunks, read_corpus, read_items, read_text, resolve_files, stdlib_files
 
 
 def test_plain_text_lines_skip_blank(tmp_path):
@@ -184,3 +184,29 @@ def test_corpus_check_reads_ahead_of_the_work(tmp_path):
     with pytest.raises(CorpusError, match="empty corpus"):
         Corpus([tmp_path / "c.txt"]).check()
     assert list(Corpus([tmp_path / "a.txt"]).check()) == ["fine"]
+
+
+def test_chunks_keep_every_character_and_cut_only_between_lines_of_text(tmp_path):
+    path = tmp_path / "a.txt"
+    text = "\ufeffFirst line.\r\n\nSecond.  \nthird\n    indented\n\tx\nEnd\nlast, no newline"
+    path.write_bytes(text.encode())
+    whole = read_text(path)
+    for size in (1, 5, 20, 10**6):
+        pieces = list(iter_chunks(path, chunk_chars=size))
+        assert "".join(pieces) == whole
+        for before, after in zip(pieces[:-1], pieces[1:], strict=True):
+            # a cut sits where a newline stands between two visible characters
+            assert before.endswith("\n") and before.rstrip("\r\n")[-1:].strip() and after[:1].strip()
+    # not after a blank line, a line ending in a space, or before an indented line
+    assert list(iter_chunks(path, chunk_chars=1)) == [
+        "First line.\r\n\nSecond.  \nthird\n    indented\n\tx\n",
+        "End\n",
+        "last, no newline",
+    ]
+    assert list(read_corpus([path], unit="chunk")) == [whole]
+
+
+def test_unknown_unit_is_an_error(tmp_path):
+    (tmp_path / "a.txt").write_text("x\n")
+    with pytest.raises(CorpusError, match="unit must be one of 'line', 'file', 'chunk', got 'page'"):
+        Corpus([tmp_path / "a.txt"], unit="page")

@@ -116,6 +116,15 @@ def apply_overrides(config: T, overrides: Sequence[str]) -> T:
     return config
 
 
+def overridden_keys(overrides: Sequence[str]) -> set[str]:
+    """The dotted keys a list of overrides sets, e.g. to let an explicit value win over a derived one.
+
+    >>> sorted(overridden_keys(["--train.max_steps=5", "fit-steps-to-minutes=false"]))
+    ['fit_steps_to_minutes', 'train.max_steps']
+    """
+    return {_split_override(item)[0] for item in overrides}
+
+
 def add_set_option(parser, example: str) -> None:
     """The repeatable ``--set KEY=VALUE`` option of a command whose config has top-level keys; its values
     go through `top_level_overrides`. `example`: what the help shows, e.g. ``"--set max_length=64"``."""

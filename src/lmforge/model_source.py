@@ -216,22 +216,18 @@ def _read_json(path: Path, name: str, spec: str) -> dict:
     return document
 
 
-def cache_directory() -> Path:
-    """Where converted checkpoints are kept: $LMFORGE_CACHE, else $XDG_CACHE_HOME/lmforge, else
-    ~/.cache/lmforge."""
-    if os.environ.get("LMFORGE_CACHE"):
-        return Path(os.environ["LMFORGE_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lmforge"
-
-
 def checkpoint_hash(directory: Path) -> str:
     """SHA-256 over the names and bytes of every file of a checkpoint directory (sub-folders included,
-    hidden files left out), in sorted order."""
+    hidden files left out), in sorted order. Only names *inside* the directory count as hidden, so a
+    checkpoint installed under `.venv/` is hashed by its files like any other."""
     digest = hashlib.sha256()
     files = sorted(
-        p for p in directory.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.parts)
+        p
+        for p in directory.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)
     )
+    if not files:
+        raise ConfigError(f"{directory}: no files to convert (an empty checkpoint directory)")
     for path in files:
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
         with open(path, "rb") as handle:
@@ -243,6 +239,7 @@ def checkpoint_hash(directory: Path) -> str:
 
 def _converted(source: Path) -> Path:
     """A Hugging Face checkpoint's lmforge directory in the cache, converting it the first time."""
+    from lmforge.io import cache_directory
     from lmforge.model.convert import from_hf
 
     target = cache_directory() / "converted" / checkpoint_hash(source)[:24]

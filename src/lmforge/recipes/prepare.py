@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         column=args.column,
         unit=args.unit,
         workers=args.workers,
+        progress=True,
     )
     seconds = time.perf_counter() - started
     data = meta.data

@@ -9,6 +9,7 @@ The pipeline is `lmforge.pretrain.pretrain`:
 from __future__ import annotations
 
 import argparse
+import sys
 
 import lmforge.pretrain as pretrain_library
 from lmforge.config import add_set_option, dump_yaml, load_config, top_level_overrides
@@ -36,10 +37,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lmforge.train.budget import explicit_steps_win
+
     overrides = list(args.overrides) + top_level_overrides(args.set)
     if args.out:
         overrides.append(f"out={args.out}")
     config = load_config(PretrainConfig, args.config, overrides)
+    config, note = explicit_steps_win(config, overrides)
+    if note:
+        print(note, file=sys.stderr)
     if args.print_config:
         print(dump_yaml(config), end="")
         return 0

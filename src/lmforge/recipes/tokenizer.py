@@ -129,7 +129,10 @@ def train_run(args: argparse.Namespace) -> int:
         raise LmforgeError(f"--out {out} is a directory; name the file, e.g. {out / 'tokenizer.json'}")
     if not out.parent.is_dir() and str(out.parent):
         raise LmforgeError(f"--out {out}: directory {out.parent} does not exist; create it first")
-    corpus = Corpus(args.files, field=args.field, column=args.column).check()  # UTF-8, some text
+    # every character of plain text, newlines included: what `unit: file` shards will hold
+    corpus = Corpus(
+        args.files, field=args.field, column=args.column, unit="chunk"
+    ).check()  # UTF-8, some text
     options = {"vocab_size": args.vocab_size}
     if special_tokens is not None:
         options["special_tokens"] = special_tokens
