@@ -12,14 +12,14 @@
 
 Batching, the one change of algorithm: the corpus is cut into chunks of whole sentences (~200k words);
 each chunk is subsampled and its windows drawn on the device, then its centre words are taken in corpus
-order, a block of them at a time (about one (input, output) pair per vocabulary word, see
-`batch_pairs_for`). Every pair of a block reads the same snapshot of the matrices; the gradients are
-written out by hand (no autograd, no optimiser state) and added to the rows they touch with `index_add_`,
-so a step costs O(pairs × dim), never O(vocabulary × dim). A row used by several pairs of a block gets the
-sum of their steps — what Hogwild SGD applies one after the other, here at once. FastText keeps
-fastText's rule: the input vector is the mean of the word's rows and each row receives the full gradient.
-The sigmoid is computed, not read from word2vec.c's table; a pair scored beyond ±6 takes no step, as in
-the numba kernel and gensim.
+order, a block of them at a time (see `block_pairs_for`: sized so that the most-touched row sums at most
+~200 steps at the initial learning rate, more as the rate decays). Every pair of a block reads the same
+snapshot of the matrices; the gradients are written out by hand (no autograd, no optimiser state) and added
+to the rows they touch with `index_add_`, so a step costs O(pairs × dim), never O(vocabulary × dim). A row
+used by several pairs of a block gets the sum of their steps — what Hogwild SGD applies one after the
+other, here at once. FastText keeps fastText's rule: the input vector is the mean of the word's rows and
+each row receives the full gradient. The sigmoid is computed, not read from word2vec.c's table; a pair
+scored beyond ±6 takes no step, as in the numba kernel and gensim.
 
     from lmforge.embeddings import Word2VecConfig, train_word2vec
     trained = train_word2vec(sentences, Word2VecConfig(device="cuda"))        # the GPU path
@@ -44,8 +44,9 @@ from lmforge.embeddings.common import (
 from lmforge.embeddings.vocab import EncodedCorpus
 
 CHUNK_WORDS = 200_000  # words whose windows are drawn at once: enough work to keep a GPU busy
-MIN_BATCH_PAIRS, MAX_BATCH_PAIRS = 256, 65_536  # (input, output) pairs per step: about one per
-# vocabulary word, within these bounds (see `batch_pairs_for`)
+MIN_BLOCK_PAIRS, MAX_BLOCK_PAIRS = 256, 65_536  # (centre, context) pairs per step, within these bounds
+ROW_STEPS = 200  # steps the most-touched row may sum in one block at REFERENCE_ALPHA (`block_pairs_for`)
+REFERENCE_ALPHA = 0.025  # word2vec's (and gensim's) initial rate: at a rate r the budget is 200 · 0.025 / r
 GLOVE_BATCH = 65_536  # co-occurrence entries per AdaGrad step
 
 
@@ -78,20 +79,52 @@ class _Rows:
         return self.rows[self.starts[words][owner] + within], owner
 
 
-def batch_pairs_for(vocab_size: int) -> int:
-    """Pairs per step: about one per vocabulary word, between 256 and 65,536.
+def hottest_row_share(
+    counts: np.ndarray, keep: np.ndarray, rows: np.ndarray, row_starts: np.ndarray, *, negative: int,
+    window: int, cbow: bool
+) -> float:  # fmt: skip
+    """Expected steps the most-touched row takes per (centre, context) pair of a block, input or output side.
 
-    Every pair of a step reads the same snapshot, so a row that many pairs of the step touch takes their
-    summed step at once. That sum is what destabilises a large batch: a frequent noise word collects
-    ~2 % of the batch's negatives, all pushing it the same way. Measured on the first 200k words of
-    WikiText-2 (4,408 words): 3,125 pairs per step train as well as the numba path; 16,384 diverge. On the
-    100-word corpus of the tests, 256 train and 2,048 diverge (FastText). Scaling each row's sum down
-    instead kept it stable but cost a third of the WordSim score, so the batch follows the vocabulary.
+    Output row w, per prediction: 1 as the true word (kept share of w) + `negative` noise draws (count^0.75
+    share); skip-gram predicts once per pair, CBOW once per centre (about window + 1 pairs). Input row r:
+    once per pair whose input word owns it — the context word (word2vec skip-gram, CBOW) or the centre
+    (FastText skip-gram), and FastText's n-gram rows are shared by many words: "ed>" sums the kept shares
+    of every word ending in -ed. On all of WikiText-2 (defaults): 0.101, the output row of "the" (FastText
+    CBOW: 0.058, the row of "ed>")."""
+    kept = counts * keep.astype(np.float64)
+    kept /= kept.sum()
+    noise = np.asarray(counts, dtype=np.float64) ** 0.75
+    noise /= noise.sum()
+    predictions_per_pair = 1.0 / (window + 1) if cbow else 1.0
+    output = (kept + negative * noise).max() * predictions_per_pair
+    owner = np.repeat(np.arange(len(counts)), np.diff(row_starts))  # the word of each entry of `rows`
+    inputs = np.bincount(rows, weights=kept[owner]).max()
+    return float(max(output, inputs))
 
-    >>> batch_pairs_for(100), batch_pairs_for(20_487), batch_pairs_for(1_000_000)
-    (256, 20487, 65536)
+
+def block_pairs_for(share: float, vocab_size: int, rate: float) -> int:
+    """Pairs per step at learning rate `rate`, for the hottest row's `share` (`hottest_row_share`).
+
+    Every pair of a step reads the same snapshot, so a row touched n times in a step takes the sum of n
+    steps computed from stale vectors, where Hogwild SGD applies them one after the other, each seeing the
+    last. The sum overshoots when rate × n is large, and n follows the block size and the frequency of the
+    commonest words, not the vocabulary. Two bounds at the initial rate, both relaxed as the rate decays
+    (rate × n stays the same), within 256..65,536 pairs:
+    - the hottest row sums at most ROW_STEPS (200) steps. On all of WikiText-2 (skip-gram, 5 epochs; the
+      output row of "the" takes 0.101 steps per pair), fixed blocks lose analogies as they grow: 4.9 % at
+      3,072 pairs, 4.3 % at 6,144, 3.3 % at 12,288, 1.9 % at 20,487 (numba: 4.65 %, seed 1); growing
+      blocks from 1,969 pairs are level with the numba path over 3 seeds, from 3,937 they are 0.6 point under
+      (docs/embeddings.md);
+    - the average row: about one pair per vocabulary word. On a small vocabulary every row is hot; the
+      100-word corpus of the tests learns with 256 pairs and not with 2,048.
+
+    >>> block_pairs_for(0.101, 20_487, 0.025), block_pairs_for(0.101, 20_487, 0.0125)
+    (1980, 3960)
+    >>> block_pairs_for(0.101, 100, 0.025), block_pairs_for(0.101, 20_487, 0.0001)
+    (256, 65536)
     """
-    return min(MAX_BATCH_PAIRS, max(MIN_BATCH_PAIRS, vocab_size))
+    pairs = min(ROW_STEPS / share, vocab_size) * REFERENCE_ALPHA / rate
+    return int(min(MAX_BLOCK_PAIRS, max(MIN_BLOCK_PAIRS, pairs)))
 
 
 def _draw_noise(probability, alias, shape, generator):
@@ -170,10 +203,9 @@ def train_negative_sampling_torch(
     label: str,
     device: str,
     workers: int = 0,
-    batch_pairs: int = 0,
 ) -> TrainStats:
     """`word2vec.train_negative_sampling` on a torch device: same arguments, `inputs` and `output`
-    updated in place (copied to the device and back). `batch_pairs` 0 = `batch_pairs_for(vocabulary)`."""
+    updated in place (copied to the device and back)."""
     import torch
 
     threads_before = torch.get_num_threads()
@@ -184,14 +216,13 @@ def train_negative_sampling_torch(
             return _train_sgns(
                 corpus, inputs, output, rows, row_starts, cbow, window, negative, sample, alpha, min_alpha,
                 epochs, seed, progress, label, torch.device(device),
-                batch_pairs or batch_pairs_for(len(corpus.vocab)),
             )  # fmt: skip
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _train_sgns(corpus, inputs_np, output_np, rows, row_starts, cbow, window, negative, sample, alpha,
-                min_alpha, epochs, seed, progress, label, device, batch_pairs) -> TrainStats:  # fmt: skip
+                min_alpha, epochs, seed, progress, label, device) -> TrainStats:  # fmt: skip
     import torch
 
     generator = torch.Generator(device=device)
@@ -199,7 +230,10 @@ def _train_sgns(corpus, inputs_np, output_np, rows, row_starts, cbow, window, ne
     inputs = torch.as_tensor(inputs_np, device=device)
     output = torch.as_tensor(output_np, device=device)
     word_rows = _Rows(rows, row_starts, device)
-    keep = torch.as_tensor(keep_probability(corpus.vocab.counts, sample), device=device)
+    keep_np = keep_probability(corpus.vocab.counts, sample)
+    share = hottest_row_share(corpus.vocab.counts, keep_np, rows, row_starts, negative=negative, window=window,
+                              cbow=cbow)  # fmt: skip
+    keep = torch.as_tensor(keep_np, device=device)
     probability, alias = (torch.as_tensor(t, device=device) for t in alias_table(corpus.vocab.counts))
     alias = alias.long()
     ids_all = torch.as_tensor(corpus.ids.astype(np.int64), device=device)
@@ -211,7 +245,6 @@ def _train_sgns(corpus, inputs_np, output_np, rows, row_starts, cbow, window, ne
     chunks = chunk_sentences(corpus.starts, CHUNK_WORDS)
     corpus_words = max(1, len(corpus.ids))
     raw_per_epoch = corpus.vocab.raw_words
-    centres_per_block = max(1, batch_pairs // (window + 1))  # a centre has about window + 1 contexts
     bar = progress_bar(raw_per_epoch * epochs, f"{label} [{device}]", progress)
     effective = 0
     started = time.perf_counter()
@@ -222,10 +255,14 @@ def _train_sgns(corpus, inputs_np, output_np, rows, row_starts, cbow, window, ne
                 ids_all[begin:end], sentence_all[begin:end], keep, window, generator
             )
             effective += len(ids)
-            for first in range(0, len(ids), centres_per_block):
-                last = min(first + centres_per_block, len(ids))
+            first = 0
+            while first < len(ids):
                 done = epoch * corpus_words + begin + (end - begin) * first / max(1, len(ids))
                 rate = max(min_alpha, alpha - (alpha - min_alpha) * done / (epochs * corpus_words))
+                block = max(
+                    1, block_pairs_for(share, len(corpus.vocab), rate) // (window + 1)
+                )  # ~window + 1 pairs a centre
+                last = min(first + block, len(ids))
                 centres, contexts, valid = _block_pairs(ids, sentence_of, reach, first, last, offsets)
                 if cbow:
                     _cbow_block(inputs, output, word_rows, centres, contexts, valid, probability, alias,
@@ -233,6 +270,7 @@ def _train_sgns(corpus, inputs_np, output_np, rows, row_starts, cbow, window, ne
                 else:
                     _skipgram_block(inputs, output, word_rows, centres, contexts, valid, probability, alias,
                                     negative, rate, generator)  # fmt: skip
+                first = last
             if bar is not None:
                 bar.update(int((end - begin) * raw_per_epoch / corpus_words))
     if device.type == "cuda":
