@@ -354,20 +354,28 @@ def test_key_host_and_cors(model_dirs):
 
 
 def test_concurrent_streaming_clients_each_get_what_they_get_alone(client, pipes):
+    """32 clients at once (max_batch 16: half of them wait and join as others leave), prompts of different
+    lengths, max_tokens 4..23, greedy and seeded sampling mixed: each streams what it gets alone."""
     gpt = pipes["gpt"]
-    jobs = [(PROMPTS[i % len(PROMPTS)] + " the" * (i % 4), 4 + (i * 7) % 20) for i in range(16)]
+    jobs = [
+        (PROMPTS[i % len(PROMPTS)] + " the" * (i % 4), 4 + (i * 7) % 20, None if i % 2 else 100 + i)
+        for i in range(32)
+    ]
+
+    def settings(seed):
+        return {"temperature": 0.0} if seed is None else {"temperature": 1.0, "seed": seed}
 
     def ask(job):
-        prompt, max_tokens = job
+        prompt, max_tokens, seed = job
         stream = client.completions.create(
-            model="gpt", prompt=prompt, max_tokens=max_tokens, temperature=0, stream=True
+            model="gpt", prompt=prompt, max_tokens=max_tokens, stream=True, **settings(seed)
         )
         return "".join(chunk.choices[0].text for chunk in stream if chunk.choices)
 
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
         texts = list(pool.map(ask, jobs, timeout=TIMEOUT * 2))
-    for (prompt, max_tokens), text in zip(jobs, texts, strict=True):
-        assert text == gpt(prompt, max_new_tokens=max_tokens, temperature=0).text, prompt
+    for (prompt, max_tokens, seed), text in zip(jobs, texts, strict=True):
+        assert text == gpt(prompt, max_new_tokens=max_tokens, **settings(seed)).text, (prompt, seed)
 
 
 def wait_until(condition, seconds: float = 10.0) -> bool:
@@ -459,3 +467,110 @@ def test_startup_prints_the_url_models_and_kinds(model_dirs):
     finally:
         process.terminate()
         process.wait(30)
+
+
+def test_an_encoder_decoder_completes_its_source_as_the_translation_pipeline_does(tmp_path):
+    from lmforge.generate import GenerationConfig
+    from lmforge.tokenizers import BPETokenizer
+
+    tokenizer = BPETokenizer.train(CORPUS * 3, vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"])
+    ids = {name: tokenizer.token_to_id(name) for name in ("<pad>", "<s>", "</s>")}
+    torch.manual_seed(0)
+    model = build_model(
+        preset(
+            "transformer-tiny",
+            vocab_size=tokenizer.vocab_size,
+            d_model=32,
+            n_layers=2,
+            n_heads=2,
+            d_ff=64,
+            max_positions=CONTEXT,
+            n_decoder_layers=2,
+            pad_token_id=ids["<pad>"],
+            bos_token_id=ids["<s>"],
+            eos_token_id=ids["</s>"],
+            decoder_start_token_id=ids["<pad>"],
+        )
+    )
+    init_weights(model, 2, std=0.3)
+    directory = model.save(tmp_path / "mt" / "model", tokenizer=tokenizer)
+    GenerationConfig(max_new_tokens=12, temperature=0.0).save(directory)
+    translate = P.load(directory)
+    with served({"mt": str(directory)}) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=TIMEOUT)
+        sources = ["the cat sat", "Paris is the capital"]
+        answer = client.completions.create(model="mt", prompt=sources, max_tokens=12, temperature=0)
+        expected = translate(sources, max_new_tokens=12, temperature=0.0)
+        assert [c.text for c in answer.choices] == [r.text for r in expected]
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="mt", messages=[{"role": "user", "content": "hi"}])
+        assert caught.value.code == "unsupported_model_task"
+
+
+def test_503_while_the_models_load(model_dirs):
+    from lmforge.serve import BackgroundServer, Settings, build, parse_specs
+
+    app, registry = build(parse_specs([model_dirs["gpt"]]), Settings())  # not loaded yet
+    with BackgroundServer(app) as server:
+        response = httpx.get(server.url + "/health", timeout=TIMEOUT)
+        assert response.status_code == 503 and response.json() == {"status": "loading"}
+        assert_error(httpx.get(server.url + "/v1/models", timeout=TIMEOUT), 503, "loading")
+        registry.load(background=False)
+        assert httpx.get(server.url + "/health", timeout=TIMEOUT).status_code == 200
+    registry.close()
+
+
+BAD_VALUES = [None, -1, 0, 10**30, 1.5, "", "x", [], [None], [[]], {}, {"a": 1}, True, "\x00", [1, "a"]]
+BODIES = {
+    "/v1/completions": {"model": "gpt", "prompt": "the cat", "max_tokens": 2},
+    "/v1/chat/completions": {
+        "model": "gpt",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 2,
+    },
+    "/v1/embeddings": {"model": "bert", "input": "the cat"},
+    "/v1/classify": {"model": "sentiment", "input": "the cat"},
+    "/v1/answer": {"model": "qa", "question": "who ?", "context": "the cat sat"},
+}
+FIELDS = [
+    "model",
+    "prompt",
+    "messages",
+    "input",
+    "question",
+    "context",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "n",
+    "stop",
+    "seed",
+    "stream",
+    "stream_options",
+    "logprobs",
+    "top_logprobs",
+    "echo",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
+    "encoding_format",
+    "dimensions",
+    "presence_penalty",
+    "logit_bias",
+]
+
+
+def test_no_malformed_body_gets_a_5xx(server):
+    """Every field of every endpoint set to each kind of wrong value: a 2xx or a 4xx envelope, never 5xx.
+    Bounded: 5 endpoints × 24 fields × 15 values, short max_tokens."""
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as http:
+        for path, good in BODIES.items():
+            for name in FIELDS:
+                for value in BAD_VALUES:
+                    body = {**good, name: value}
+                    if name == "n" and isinstance(value, int) and value > 4:
+                        continue  # a valid but long request, not a malformed one
+                    response = http.post(path, json=body)
+                    assert response.status_code < 500, (path, body, response.text)
+                    if response.status_code >= 400:
+                        assert_error(response, response.status_code)
