@@ -33,6 +33,7 @@ CORPUS = [
 ]
 PROMPTS = ["the cat", "def fib", "Paris is the capital", "a bird sang in the", "the dog sat on the log ."]
 CONTEXT = 64
+SIZES = dict(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_positions=CONTEXT)
 TIMEOUT = 60  # seconds: the most any one call may take
 
 
@@ -45,11 +46,10 @@ def model_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     bpe = BPETokenizer.train(CORPUS * 3, vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"])
     wordpiece = WordPieceTokenizer.train(CORPUS * 3, vocab_size=200, special_tokens=list(BERT_SPECIAL_TOKENS))
-    sizes = dict(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_positions=CONTEXT)
 
     def save(name, tokenizer, folder, std=None, **changes):
         torch.manual_seed(0)
-        model = build_model(preset(name, vocab_size=tokenizer.vocab_size, **{**sizes, **changes}))
+        model = build_model(preset(name, vocab_size=tokenizer.vocab_size, **{**SIZES, **changes}))
         if std is not None:
             init_weights(model, 2, std=std)
         return str(model.save(root / folder / "model", tokenizer=tokenizer))
@@ -476,22 +476,11 @@ def test_an_encoder_decoder_completes_its_source_as_the_translation_pipeline_doe
     tokenizer = BPETokenizer.train(CORPUS * 3, vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"])
     ids = {name: tokenizer.token_to_id(name) for name in ("<pad>", "<s>", "</s>")}
     torch.manual_seed(0)
-    model = build_model(
-        preset(
-            "transformer-tiny",
-            vocab_size=tokenizer.vocab_size,
-            d_model=32,
-            n_layers=2,
-            n_heads=2,
-            d_ff=64,
-            max_positions=CONTEXT,
-            n_decoder_layers=2,
-            pad_token_id=ids["<pad>"],
-            bos_token_id=ids["<s>"],
-            eos_token_id=ids["</s>"],
-            decoder_start_token_id=ids["<pad>"],
-        )
+    special = {"pad_token_id": ids["<pad>"], "bos_token_id": ids["<s>"], "eos_token_id": ids["</s>"]}
+    config = preset(
+        "transformer-tiny", vocab_size=tokenizer.vocab_size, n_decoder_layers=2, **SIZES, **special
     )
+    model = build_model(config.replace(decoder_start_token_id=ids["<pad>"]))
     init_weights(model, 2, std=0.3)
     directory = model.save(tmp_path / "mt" / "model", tokenizer=tokenizer)
     GenerationConfig(max_new_tokens=12, temperature=0.0).save(directory)
