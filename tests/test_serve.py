@@ -563,3 +563,16 @@ def test_no_malformed_body_gets_a_5xx(server):
                     assert response.status_code < 500, (path, body, response.text)
                     if response.status_code >= 400:
                         assert_error(response, response.status_code)
+
+
+def test_the_playground_is_one_static_page_that_inserts_output_as_text(server):
+    """What can be checked without a browser: the page is served, loads nothing from elsewhere (no CDN), and
+    never hands text to an HTML parser (model output goes through textContent / text nodes only)."""
+    response = httpx.get(server.url + "/", timeout=TIMEOUT)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "<script src"):
+        assert sink not in page, sink
+    assert "http://" not in page and "https://" not in page
+    assert "sessionStorage" in page and "createTextNode" in page

@@ -74,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
     from lmforge.serve import Settings, bind, build, parse_specs
     from lmforge.serve import run as serve_forever
 
+    if args.log_prompts:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.threads:
         import torch
 

@@ -9,6 +9,7 @@ in the server's worker threads (they are thread-safe).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -143,8 +144,9 @@ class Registry:
         try:
             for spec in self.specs:
                 self.models[spec.name] = load_model(spec, **self.options)
-        except LmforgeError as exc:
-            self.error = str(exc)
+        except Exception as exc:  # reported on /health and in the log; the server answers 503
+            self.error = str(exc) if isinstance(exc, LmforgeError) else f"{type(exc).__name__}: {exc}"
+            logging.getLogger("lmforge.serve").error("error: the models failed to load: %s", self.error)
         finally:
             self._loaded.set()
 
