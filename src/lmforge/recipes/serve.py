@@ -28,8 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--model",
         action="append",
         required=True,
-        metavar="DIR | NAME=DIR",
-        help="a model directory (or py:PACKAGE/DIR, or a Hugging Face checkpoint) to serve; repeat for several",
+        metavar="DIR",
+        help="a model directory (or py:PACKAGE/DIR, or a Hugging Face checkpoint) to serve, as NAME=DIR to "
+        "name it (default: the directory's name, its parent's for .../model); repeat for several",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=count_or_zero, default=8000, help="port (default 8000; 0: a free one)")
