@@ -576,3 +576,18 @@ def test_the_playground_is_one_static_page_that_inserts_output_as_text(server):
         assert sink not in page, sink
     assert "http://" not in page and "https://" not in page
     assert "sessionStorage" in page and "createTextNode" in page
+
+
+def test_echo_scoring_over_http_is_lmforge_perplexity(client, model_dirs, cli, tmp_path):
+    """logprobs + echo + max_tokens 0 score a text, so an evaluation harness gets perplexity over HTTP."""
+    import math
+
+    text = "the cat sat on the mat . the dog sat on the log ."
+    (tmp_path / "text.txt").write_text(text, encoding="utf-8")
+    code, out, err = cli("perplexity", "--model", model_dirs["gpt"], tmp_path / "text.txt", "--json")
+    assert code == 0, err
+    expected = json.loads(out)
+    scored = client.completions.create(model="gpt", prompt=text, max_tokens=0, echo=True, logprobs=0)
+    values = scored.choices[0].logprobs.token_logprobs[1:]
+    assert len(values) == expected["tokens"]
+    assert math.exp(-sum(values) / len(values)) == pytest.approx(expected["perplexity"], rel=1e-4)
