@@ -322,10 +322,9 @@ def test_errors_are_typed_exceptions_and_envelopes(server, client):
     assert_error(post(server, "/v1/completions", too_big), 413)
 
 
-def test_key_host_and_cors(model_dirs):
-    with served(
-        {"gpt": model_dirs["gpt"]}, api_key="s3cret", cors_origins=["http://localhost:3000"]
-    ) as server:
+def test_key_host_cors_and_token_limit(model_dirs):
+    settings = {"api_key": "s3cret", "cors_origins": ["http://localhost:3000"], "max_tokens_limit": 5}
+    with served({"gpt": model_dirs["gpt"]}, **settings) as server:
         wrong = openai.OpenAI(base_url=server.url + "/v1", api_key="wrong", max_retries=0, timeout=TIMEOUT)
         with pytest.raises(openai.AuthenticationError):
             wrong.models.list()
@@ -334,6 +333,12 @@ def test_key_host_and_cors(model_dirs):
         assert httpx.get(server.url + "/", timeout=TIMEOUT).status_code == 200  # open
         right = openai.OpenAI(base_url=server.url + "/v1", api_key="s3cret", max_retries=0, timeout=TIMEOUT)
         assert [m.id for m in right.models.list().data] == ["gpt"]
+        # --max-tokens-limit: a larger max_tokens is refused; chat's default stops at the limit
+        with pytest.raises(openai.BadRequestError) as caught:
+            right.completions.create(model="gpt", prompt="the cat", max_tokens=6)
+        assert caught.value.param == "max_tokens"
+        chat = right.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "hi"}])
+        assert chat.usage.completion_tokens <= 5
         # DNS rebinding: a foreign Host is refused
         assert_error(
             httpx.get(server.url + "/health", headers={"Host": "evil.example"}, timeout=TIMEOUT),
@@ -591,3 +596,31 @@ def test_echo_scoring_over_http_is_lmforge_perplexity(client, model_dirs, cli, t
     values = scored.choices[0].logprobs.token_logprobs[1:]
     assert len(values) == expected["tokens"]
     assert math.exp(-sum(values) / len(values)) == pytest.approx(expected["perplexity"], rel=1e-4)
+
+
+def test_an_engine_failure_is_a_500_envelope_or_an_error_event_and_the_server_carries_on(model_dirs):
+    """A planted fault (as running out of memory would be): the model raises when it prefills token 13."""
+    with served({"gpt": model_dirs["gpt"]}) as server:
+        model = server.registry.models["gpt"].engine.model
+        forward = model.forward
+
+        def faulty(input_ids, *args, **kwargs):
+            if input_ids.shape[1] > 1 and bool((input_ids == 13).any()):
+                raise RuntimeError("planted fault")
+            return forward(input_ids, *args, **kwargs)
+
+        model.forward = faulty
+        try:
+            body = {"model": "gpt", "prompt": [13, 14, 15], "max_tokens": 3}
+            error = assert_error(post(server, "/v1/completions", body), 500, "engine_error")
+            assert "planted fault" in error["message"]
+            with httpx.stream(
+                "POST", server.url + "/v1/completions", json={**body, "stream": True}, timeout=TIMEOUT
+            ) as response:
+                events = [line for line in response.iter_lines() if line]
+            assert response.status_code == 200
+            assert json.loads(events[-1].removeprefix("data: "))["error"]["code"] == "engine_error"
+            after = post(server, "/v1/completions", {**body, "prompt": [1, 2, 3]})
+            assert after.status_code == 200 and after.json()["usage"]["completion_tokens"] == 3
+        finally:
+            del model.forward

@@ -470,7 +470,8 @@ async def embed(served: ServedModel, body: EmbeddingRequest, settings: Settings,
 def generation_config(served: ServedModel, body: Sampling, max_tokens: int):
     """The model's defaults, then OpenAI's for absent fields (temperature 1, top_p 1), then the body's."""
     for name, neutral in UNSUPPORTED.items():
-        if getattr(body, name, neutral) not in (neutral, None) and getattr(body, name) != neutral:
+        value = getattr(body, name, neutral)
+        if value not in (neutral, None, {}):
             raise ApiError(
                 400, f"{name} is not supported by lmforge; leave it out", name, "unsupported_parameter"
             )
@@ -549,18 +550,24 @@ class Stream:
         pending = len(self.requests)
         while pending:
             try:
-                index, chunk = await asyncio.wait_for(self.queue.get(), timeout=1.0)
+                index, chunk = await asyncio.wait_for(self.queue.get(), timeout=0.25)
             except asyncio.TimeoutError:
-                for request in self.requests:  # an engine failure ends a request without a chunk
-                    if request.done and request._error is not None:
-                        raise ApiError(
-                            503, f"the engine failed: {request._error}", None, "engine_error"
-                        ) from None
+                self.raise_failure()  # an engine failure ends a request without a chunk
                 continue
             self.generated += len(chunk.token_ids)
             yield index, chunk
             if chunk.finish_reason is not None:
                 pending -= 1
+
+    def raise_failure(self) -> None:
+        from lmforge.engine import EngineError
+
+        for request in self.requests:
+            if request.done:
+                try:
+                    request.result(0)
+                except EngineError as exc:
+                    raise ApiError(500, f"the engine failed: {exc}", None, "engine_error") from None
 
     def cancel(self) -> None:
         for request in self.requests:
@@ -756,6 +763,8 @@ def streaming(stream: Stream, choices, head: dict, body: Sampling, prompt_tokens
             if include_usage(body):
                 yield sse({**head, "choices": [], "usage": usage(prompt_tokens, stream.generated)})
             yield sse(b"[DONE]")
+        except ApiError as exc:  # the status is sent already: the error goes in the stream, as OpenAI's does
+            yield sse(error_body(exc.status, exc.message, exc.param, exc.code))
         finally:
             stream.cancel()
 
@@ -786,7 +795,10 @@ async def chat(served, body: ChatRequest, request: Request, settings: Settings, 
     param = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
     asked = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     context = served.engine.context
-    max_tokens = asked if asked is not None else max(context - len(ids), 0)
+    if asked is None:  # up to the context (and this server's limit)
+        max_tokens = min(max(context - len(ids), 0), settings.max_tokens_limit or context)
+    else:
+        max_tokens = asked
     check_max_tokens(max_tokens, settings, param)
     if body.top_logprobs is not None and not body.logprobs:
         raise ApiError(400, "top_logprobs needs logprobs: true", "top_logprobs")
