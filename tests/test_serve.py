@@ -404,7 +404,8 @@ def test_a_client_killed_mid_stream_frees_its_slot_and_a_full_queue_is_429(model
             "repetition_penalty": 1.0,
         }
         with httpx.stream("POST", server.url + "/v1/completions", json=body, timeout=TIMEOUT) as response:
-            next(response.iter_lines())  # the first chunk: the request runs
+            lines = response.iter_lines()  # kept: a dropped iterator, once collected, closes the connection
+            next(lines)  # the first chunk: the request runs
             assert engine.stats().running == 1
         # the client went away: the slot frees at the next step, and the next request runs
         assert wait_until(lambda: engine.stats().running == 0), engine.stats()
@@ -438,6 +439,20 @@ def test_a_client_killed_mid_stream_frees_its_slot_and_a_full_queue_is_429(model
         assert held.result(TIMEOUT).completion_tokens == 2
         stats = engine.stats()
         assert stats.finished["length"] == before + 2 and stats.running == 0 and stats.queue_depth == 0
+
+        # a client waiting for a whole (not streamed) answer goes away: its queued request is dropped
+        gate.clear()
+        held = engine.submit(
+            [5, 6, 7], GenerationConfig(max_new_tokens=2), on_chunk=lambda _: gate.wait(TIMEOUT)
+        )
+        assert wait_until(lambda: engine.stats().running == 1)
+        cancelled = engine.stats().finished.get("cancelled", 0)
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(server.url + "/v1/completions", json={"model": "gpt", "prompt": "a"}, timeout=0.5)
+        assert wait_until(lambda: engine.stats().finished.get("cancelled", 0) == cancelled + 1)
+        assert engine.stats().queue_depth == 0
+        gate.set()
+        assert held.result(TIMEOUT).completion_tokens == 2
 
 
 def test_metrics_count_requests_tokens_and_latencies(server, client):

@@ -96,13 +96,15 @@ def error_response(status: int, message: str, param=None, code=None, headers=Non
 
 
 class Guard:
-    """Refuses what must not reach the application: a Host that is not ours (DNS rebinding), a body over
+    """Around the application (plain ASGI, so a client's disconnect still reaches it): refuses a Host that
+    is not ours (DNS rebinding), a missing or wrong API key (401, compared in constant time), a body over
     the limit (413, counted as it arrives, whatever Content-Length claims); adds CORS headers for an
-    allowed origin only."""
+    allowed origin only; counts every request by endpoint and status, timed to the end of its response."""
 
-    def __init__(self, app, settings: Settings):
+    def __init__(self, app, settings: Settings, metrics: M.Metrics):
         self.app = app
         self.settings = settings
+        self.metrics = metrics
         hosts = {
             "localhost",
             "127.0.0.1",
@@ -135,6 +137,32 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def counted_send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.guarded(scope, receive, counted_send)
+        finally:
+            self.metrics.request(endpoint_label(scope["path"]), status, time.perf_counter() - started)
+
+    def authorized(self, path: str, headers: dict) -> JSONResponse | None:
+        """None, or the 401 for a request to /v1/* or /metrics without the key (when one is set)."""
+        key = self.settings.api_key
+        if not key or not (path.startswith("/v1/") or path == "/metrics"):
+            return None
+        given = headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode()):
+            return None
+        message = "the API key is not valid" if given else "missing API key: send Authorization: Bearer KEY"
+        return error_response(401, message, None, "invalid_api_key")
+
+    async def guarded(self, scope, receive, send):
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if not self.host_allowed(headers.get("host", "")):
             response = error_response(
@@ -143,9 +171,19 @@ class Guard:
             return await response(scope, receive, send)
         origin = headers.get("origin")
         cors = origin is not None and origin in self.settings.cors_origins
+
+        async def send_with_cors(message):
+            if cors and message["type"] == "http.response.start":
+                extra = [(k.encode(), v.encode()) for k, v in self.cors_headers(origin).items()]
+                message = {**message, "headers": list(message.get("headers", [])) + extra}
+            await send(message)
+
         if cors and scope["method"] == "OPTIONS":
             response = Response(status_code=204, headers=self.cors_headers(origin, preflight=True))
             return await response(scope, receive, send)
+        refusal = self.authorized(scope["path"], headers)
+        if refusal is not None:
+            return await refusal(scope, receive, send_with_cors)
         limit = self.settings.max_body_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -160,12 +198,6 @@ class Guard:
                 if received > limit:
                     raise BodyTooLarge
             return message
-
-        async def send_with_cors(message):
-            if cors and message["type"] == "http.response.start":
-                extra = [(k.encode(), v.encode()) for k, v in self.cors_headers(origin).items()]
-                message = {**message, "headers": list(message.get("headers", [])) + extra}
-            await send(message)
 
         try:
             await self.app(scope, counted_receive, send_with_cors)
@@ -194,6 +226,10 @@ class BodyTooLarge(Exception):
     pass
 
 
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
 # --- the application ------------------------------------------------------------------------------------
 
 
@@ -210,6 +246,10 @@ def create_app(registry: Registry, settings: Settings | None = None, metrics: M.
         headers = {"Retry-After": str(settings.retry_after)} if exc.status == 429 else None
         return error_response(exc.status, exc.message, exc.param, exc.code, headers)
 
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, exc: ClientGone):
+        return Response(status_code=499)  # nobody reads it; nginx's "client closed request", for /metrics
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         return error_response(400, *describe_validation(exc.errors()), "invalid_request")
@@ -225,31 +265,6 @@ def create_app(registry: Registry, settings: Settings | None = None, metrics: M.
     async def unexpected(request: Request, exc: Exception):
         log.error("internal error on %s: %s: %s", request.url.path, type(exc).__name__, exc)
         return error_response(500, "internal server error", None, "internal_error")
-
-    @app.middleware("http")
-    async def count_and_authorize(request: Request, call_next):
-        path = request.url.path
-        start = time.perf_counter()
-        if settings.api_key and (path.startswith("/v1/") or path == "/metrics"):
-            given = request.headers.get("authorization", "")
-            scheme, _, token = given.partition(" ")
-            ok = scheme.lower() == "bearer" and hmac.compare_digest(
-                token.strip().encode(), settings.api_key.encode()
-            )
-            if not ok:
-                response = error_response(
-                    401,
-                    "missing API key: send Authorization: Bearer KEY"
-                    if not given
-                    else "the API key is not valid",
-                    None,
-                    "invalid_api_key",
-                )
-                metrics.request(endpoint_label(path), 401, time.perf_counter() - start)
-                return response
-        response = await call_next(request)
-        metrics.request(endpoint_label(path), response.status_code, time.perf_counter() - start)
-        return response
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def playground():
@@ -328,7 +343,7 @@ def create_app(registry: Registry, settings: Settings | None = None, metrics: M.
         metrics.tokens(served.name, tokens, 0)
         return listing(served, data, tokens)
 
-    return Guard(app, settings)
+    return Guard(app, settings, metrics)
 
 
 PAGE_POLICY = (
@@ -522,6 +537,7 @@ class Stream:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.requests: list = []
         self.generated = 0  # tokens generated so far, every choice together
+        self.http: Request | None = None  # watched for a disconnect while waiting for whole answers
 
     def submit(self, prompt_ids: list[int], config, logprobs, prompt_logprobs) -> None:
         """Queue one choice (its index is the number queued before it)."""
@@ -553,6 +569,8 @@ class Stream:
                 index, chunk = await asyncio.wait_for(self.queue.get(), timeout=0.25)
             except asyncio.TimeoutError:
                 self.raise_failure()  # an engine failure ends a request without a chunk
+                if self.http is not None and await self.http.is_disconnected():
+                    raise ClientGone from None  # a client that waited for a whole answer went away
                 continue
             self.generated += len(chunk.token_ids)
             yield index, chunk
@@ -574,8 +592,10 @@ class Stream:
             if not request.done:
                 request.cancel()
 
-    async def completions(self) -> list:
-        """Wait for every choice: their `Completion`s, in order."""
+    async def completions(self, http: Request | None = None) -> list:
+        """Wait for every choice: their `Completion`s, in order. With the HTTP request, a client that
+        disconnects meanwhile cancels them (their slots free at the next step)."""
+        self.http = http
         try:
             async for _ in self:
                 pass
@@ -723,7 +743,7 @@ async def complete(served, body: CompletionRequest, request: Request, settings: 
 
         return streaming(stream, chunks(), head, body, prompt_tokens, metrics)
     choices, completion_tokens = [], 0
-    for index, done in enumerate(await stream.completions()):
+    for index, done in enumerate(await stream.completions(request)):
         completion_tokens += done.completion_tokens
         text = done.text
         logprobs = None
@@ -825,7 +845,7 @@ async def chat(served, body: ChatRequest, request: Request, settings: Settings, 
         chunk_head = {**head, "object": "chat.completion.chunk"}
         return streaming(stream, chunks(), chunk_head, body, len(ids), metrics)
     choices, completion_tokens = [], 0
-    for index, done in enumerate(await stream.completions()):
+    for index, done in enumerate(await stream.completions(request)):
         completion_tokens += done.completion_tokens
         logprobs = {"content": chat_logprobs(served, done.logprobs)} if body.logprobs else None
         message = {"role": "assistant", "content": done.text}

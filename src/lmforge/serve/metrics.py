@@ -30,7 +30,7 @@ class Metrics:
         )
         self.duration = Histogram(
             "lmforge_request_duration_seconds",
-            "HTTP request handling time (to the response's start)",
+            "HTTP request time, to the end of the response (streams included)",
             ["endpoint"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
