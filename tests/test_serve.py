@@ -305,6 +305,8 @@ def test_errors_are_typed_exceptions_and_envelopes(server, client):
         param="temperature",
     )
     assert_error(post(server, "/v1/completions", {"prompt": "x"}), 400, param="model")
+    error = assert_error(post(server, "/v1/completions", {"model": "gpt", "prompt": {}}), 400, param="prompt")
+    assert error["message"] == "prompt: expected one of str, list[str], list[int], list[list[int]]"
     assert_error(post(server, "/v1/classify", {"model": "gpt", "input": "x"}), 400, "unsupported_model_task")
     assert_error(
         post(server, "/v1/chat/completions", {"model": "gpt", "messages": []}), 400, param="messages"

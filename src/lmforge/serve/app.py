@@ -358,25 +358,38 @@ def endpoint_label(path: str) -> str:
     return "/v1/models/{name}" if path.startswith("/v1/models/") else "other"
 
 
+def union_member(part: str) -> bool:
+    """Is a location part pydantic's name of a union member (`str`, `list[int]`, `StreamOptions`, ...)?"""
+    return any(c in part for c in "[]-") or part in ("str", "int", "float", "bool") or part[:1].isupper()
+
+
 def describe_validation(errors) -> tuple[str, str | None]:
-    """(message, param) of pydantic's first error, naming the field as a dotted path."""
+    """(message, param) of pydantic's first error, naming the field as a dotted path; a value that fits
+    none of a field's types lists them."""
     if not errors:
         return "the body is not valid", None
     first = errors[0]
-    where = [str(part) for part in first.get("loc", ()) if part != "body"]
+    location = [str(part) for part in first.get("loc", ()) if part != "body"]
     kind = first.get("type", "")
     if kind == "json_invalid":
         return "the body is not valid JSON", None
-    if kind == "missing" and not where:
+    if kind == "missing" and not location:
         return "the body is missing: send a JSON object", None
-    # pydantic names union members (str, list[str], ...) in the location: keep the fields and indices
-    where = [w for w in where if not any(c in w for c in "[]") and w not in ("str", "int", "function-after")]
+    where = [part for part in location if not union_member(part)]
     param = ".".join(where) or None
     message = first.get("msg", "is not valid")
     if kind == "extra_forbidden":
         return f"unknown field {param!r}", param
     if kind == "missing":
         return f"field {param!r} is required", param
+    if len(where) < len(location):  # a union: name every type the field takes
+        members = []
+        for error in errors:
+            parts = [str(part) for part in error.get("loc", ()) if part != "body"]
+            if [p for p in parts if not union_member(p)][: len(where)] == where:
+                members += [p for p in parts[len(where) - 1 :] if union_member(p) and p not in members]
+        if len(members) > 1:
+            message = f"expected one of {', '.join(members)}"
     return (f"{param}: {message}" if param else message), param
 
 
