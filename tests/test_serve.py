@@ -641,3 +641,19 @@ def test_an_engine_failure_is_a_500_envelope_or_an_error_event_and_the_server_ca
             assert after.status_code == 200 and after.json()["usage"]["completion_tokens"] == 3
         finally:
             del model.forward
+
+
+def test_without_the_serve_extra_the_command_says_what_to_install(model_dirs):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['fastapi'] = None\n"
+        "from lmforge.cli import main\n"
+        f"sys.exit(main(['serve', '--model', {model_dirs['gpt']!r}, '--port', '0']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "lmforge serve: error: this command needs the serve extra (fastapi is missing): pip install 'lmforge[serve]'"
+    )

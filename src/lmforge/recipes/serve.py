@@ -72,8 +72,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmforge.serve import Settings, bind, build, parse_specs
-    from lmforge.serve import run as serve_forever
+    try:
+        from lmforge.serve import Settings, bind, build, parse_specs
+        from lmforge.serve import run as serve_forever
+    except ImportError as exc:
+        raise LmforgeError(
+            f"this command needs the serve extra ({exc.name or exc} is missing): pip install 'lmforge[serve]'"
+        ) from None
 
     if args.log_prompts:
         import logging
