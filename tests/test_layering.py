@@ -341,7 +341,7 @@ def test_third_party_rules_are_reported(tmp_path):
     _plant(copy / "text.py", "import networkx", inside_function=True)
     (copy / "analyze").mkdir()
     (copy / "analyze" / "__init__.py").write_text("import sklearn\nimport lmforge.metrics\n")
-    (copy / "serve").mkdir()
+    (copy / "serve").mkdir(exist_ok=True)  # the real serve/ is copied too
     (copy / "serve" / "__init__.py").write_text("from fastapi import FastAPI\n")
     assert sorted(planted_problems(copy)) == [
         "lmforge/generate.py: imports the web framework fastapi outside serve/humaneval",
