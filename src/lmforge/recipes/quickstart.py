@@ -5,7 +5,7 @@ Stages, each printed as it runs:
   2. corpus — the standard library's own ``.py`` files, found through `sysconfig`;
   3. tokenizers — char, word, BPE and WordPiece trained on a sample of that corpus, compared on held-out
      lines: the smaller the token, the longer the sequence;
-  4. pre-training — a byte-level BPE tokenizer and a small GPT trained on the corpus for `--minutes`,
+  4. pre-training — a byte-level BPE tokenizer and a small GPT trained on `--corpus-mb` of it for `--minutes`,
      with a progress bar; validation perplexity and bits per byte;
   5. use — code completions from the trained model.
 Everything lands in the run directory (`--out`, default runs/quickstart): the model directory,
@@ -20,6 +20,7 @@ import platform
 import sys
 import time
 
+from lmforge.errors import LmforgeError
 from lmforge.recipes import Command
 
 
@@ -30,6 +31,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/quickstart", help="run directory (default: runs/quickstart)")
     parser.add_argument(
         "--skip-tokenizers", action="store_true", help="skip the tokenizer comparison (stage 3)"
+    )
+    parser.add_argument(
+        "--corpus-mb",
+        type=float,
+        default=4.0,
+        help="megabytes of standard-library source to pre-train on (default: 4; the tokenizer learns "
+        "from up to 2 of them)",
     )
 
 
@@ -105,12 +113,13 @@ def tokenizer_stage(vocab_size: int = 4096, max_bytes: int = 2_000_000) -> str:
 PROMPTS = ["def ", "import os\n", "class Config:\n    def __init__(self", "    for i in range("]
 
 
-def pretrain_stage(out, minutes: float):
-    """A small GPT on the standard library's source, its schedule fitted to `minutes`."""
+def pretrain_stage(out, minutes: float, corpus_bytes: int = 4_000_000):
+    """A small GPT on about `corpus_bytes` of the standard library's source, its schedule fitted to
+    `minutes`."""
     from lmforge.pretrain import DataConfig, ModelSpec, PretrainConfig, TokenizerConfig, pretrain
     from lmforge.train.config import TrainConfig
 
-    files = corpus_sample(4_000_000)
+    files = corpus_sample(corpus_bytes)
     config = PretrainConfig(
         objective="clm",
         out=str(out),
@@ -183,6 +192,8 @@ def print_section(title: str, rows: dict[str, str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.corpus_mb > 0:
+        raise LmforgeError(f"--corpus-mb must be positive, got {args.corpus_mb:g}")
     started = time.perf_counter()
     print("lmforge quickstart: the life of a language model on the Python standard library's source")
     print_section("1. environment", environment_report())
@@ -194,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         for line in table.splitlines():
             print("  " + line)
     print(f"\n== 4. pre-training a small GPT on the corpus ({args.minutes:g} min)")
-    result = pretrain_stage(args.out, args.minutes)
+    result = pretrain_stage(args.out, args.minutes, round(args.corpus_mb * 1e6))
     metrics = result.metrics
     print(
         f"  validation: loss {metrics.get('val_loss', float('nan')):.3f}, "
