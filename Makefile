@@ -1,4 +1,5 @@
-# lmforge: `make demo` (quickstart on the embedded corpus) · `make test` · `make bench`.
+# lmforge: `make demo` (quickstart on the embedded corpus; `make demo MINUTES=1` trains for 1 minute instead
+# of 5) · `make test` · `make bench`.
 # Each target creates .venv when missing and installs the extras it needs. torch==2.13.0 is installed
 # first: on these machines it is a local CPU wheel, while a bare `torch` could pull a multi-GB CUDA build.
 PYTHON ?= python3
@@ -23,7 +24,7 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.torch
 	touch $@ $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base
-	$(VENV)/bin/lmforge quickstart
+	$(VENV)/bin/lmforge quickstart $(if $(MINUTES),--minutes $(MINUTES))
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest  # tests/ and the docstring examples of src/lmforge (pyproject.toml)
@@ -32,8 +33,8 @@ bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py
 
 lint: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check conftest.py src tests benchmarks
+	$(VENV)/bin/ruff format --check conftest.py src tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs

@@ -27,16 +27,6 @@ def require_shared_data() -> Path:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def converted_checkpoint_cache(tmp_path_factory):
-    """Hugging Face checkpoints the pipelines convert go to a temporary cache, not the user's
-    ~/.cache/lmforge (`lmforge.model_source.cache_directory`)."""
-    patch = pytest.MonkeyPatch()
-    patch.setenv("LMFORGE_CACHE", str(tmp_path_factory.mktemp("lmforge-cache")))
-    yield
-    patch.undo()
-
-
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return require_shared_data()
@@ -57,11 +47,15 @@ def one_torch_thread():
 
 @pytest.fixture
 def cli(capsys):
-    """Run `lmforge ARGS...` in-process; returns (exit code, stdout, stderr)."""
+    """Run `lmforge ARGS...` in-process; returns (exit code, stdout, stderr). A usage error that argparse
+    exits on (a bad option value) returns its exit code too, as the console script would."""
     from lmforge.cli import main
 
     def run(*args: str) -> tuple[int, str, str]:
-        code = main([str(a) for a in args])
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

@@ -1,10 +1,12 @@
 """Run by tests/test_train_distributed.py under torchrun (or directly, as one process).
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/dist_worker.py SHARDS OUT BATCH ddp fsdp \
-        [-- LMFORGE ARGS...]
+    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/dist_worker.py \
+        SHARDS OUT BATCH ddp fsdp plan [-- LMFORGE ARGS...]
 
 For each mode, trains the tiny n-gram MLP for a few steps through the real loop; rank 0 writes
 OUT/MODE/result.json with the logged losses, the final validation metrics and the checkpoint's names.
+Mode `plan` instead has every rank plan a run with settings of its own (`plan_training`) and write
+OUT/plan/rankR.json: each must take rank 0's precision and step count.
 The arguments after `--`, if any, then run as an `lmforge` command line in the same process group, as
 `torchrun -m lmforge ARGS...` would; each rank's standard output goes to OUT/lmforge-rankN.out.
 One launch runs everything: starting torchrun and importing torch twice costs more than the training.
@@ -36,7 +38,10 @@ def main() -> None:
     args = args[: args.index("--")] if "--" in args else args
     shards, out, batch_size = Path(args[0]), Path(args[1]), int(args[2])
     for mode in args[3:]:
-        run(shards, out / mode, mode, batch_size)
+        if mode == "plan":
+            plan(shards, out / mode)
+        else:
+            run(shards, out / mode, mode, batch_size)
     if command:
         from lmforge.cli import main as lmforge
 
@@ -66,6 +71,7 @@ def run(shards: Path, out: Path, mode: str, batch_size: int) -> dict:
         progress=False,
         tensorboard=False,
         device="cpu",
+        precision="fp32",  # the ranks compare with one process to 1e-4
     )
     result = train(model, objective, config, out)
     ctx = init_distributed("cpu")
@@ -82,6 +88,27 @@ def run(shards: Path, out: Path, mode: str, batch_size: int) -> dict:
         (out / "result.json").write_text(json.dumps(record))
         return record
     return {}
+
+
+def plan(shards: Path, out: Path) -> None:
+    from lmforge.train.budget import plan_training
+
+    ctx = init_distributed("cpu")
+    model = NGramMLP(dropout=0.0)
+    objective = CLMObjective(TokenShards(shards, "train"), TokenShards(shards, "val"), block_size=32, seed=3)
+    # rank 1 asks for another precision and twice the minutes; it must follow rank 0
+    config = TrainConfig(
+        max_minutes=1.0 + ctx.rank,
+        batch_size=2,
+        precision="bf16" if ctx.rank else "fp32",
+        progress=False,
+        tensorboard=False,
+        device="cpu",
+    )
+    planned = plan_training(model, objective, config, fit_to_minutes=True, log=lambda line: None, ctx=ctx)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"max_steps": planned.max_steps, "precision": planned.precision, "world_size": ctx.world_size}
+    (out / f"rank{ctx.rank}.json").write_text(json.dumps(record))
 
 
 if __name__ == "__main__":

@@ -108,10 +108,26 @@ def test_quickstart_runs_every_stage_and_writes_its_report(cli, tmp_path):
     assert "## Pre-training" in report and "def " in (run / "samples.txt").read_text()
 
 
-def test_quickstart_corpus_size_must_be_positive(cli, tmp_path):
-    code, _, err = cli("quickstart", "--corpus-mb", "0", "--out", tmp_path / "run")
-    assert code == 2 and err.strip() == "lmforge quickstart: error: --corpus-mb must be positive, got 0"
-    assert not (tmp_path / "run").exists()
+@pytest.mark.parametrize("minutes, expected", [("1", "quickstart --minutes 1"), ("", "quickstart")])
+def test_make_demo_passes_minutes_to_quickstart(minutes, expected):
+    """`make demo MINUTES=1` (the README's short demo) runs `lmforge quickstart --minutes 1`."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    repo = Path(__file__).resolve().parents[1]
+    variables = [f"MINUTES={minutes}"] if minutes else []
+    dry_run = subprocess.run(
+        ["make", "-n", "--no-print-directory", "demo", *variables],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    command = dry_run.stdout.strip().splitlines()[-1]
+    assert command.split("/")[-1].strip() == f"lmforge {expected}"
 
 
 def test_verbs_have_distinct_names_and_help():

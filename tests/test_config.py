@@ -6,7 +6,17 @@ from typing import Literal
 
 import pytest
 
-from lmforge.config import apply_overrides, dump_yaml, from_dict, load_config, split_overrides
+from lmforge.config import (
+    Count,
+    CountOrZero,
+    apply_overrides,
+    dump_yaml,
+    from_dict,
+    leaf_fields,
+    least_of,
+    load_config,
+    split_overrides,
+)
 from lmforge.errors import ConfigError, MissingFileError
 
 
@@ -134,6 +144,74 @@ def test_post_init_checks_become_config_errors():
 
     with pytest.raises(ConfigError, match="steps must be positive"):
         from_dict(Checked, {"steps": 0})
+
+
+@dataclass
+class Counted:
+    limit: Count | None = None
+    beams: Count = 4
+    warmup: CountOrZero = 0
+    steps: list[Count] = field(default_factory=list)
+
+
+@dataclass
+class CountedRun:
+    data: Counted = field(default_factory=Counted)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("--data.limit=-5", "command line: 'data.limit' must be at least 1, got -5"),
+        ("--data.beams=0", "command line: 'data.beams' must be at least 1, got 0"),
+        ("--data.warmup=-1", "command line: 'data.warmup' must be at least 0, got -1"),
+        ("--data.steps=[3, -2]", "command line: 'data.steps[1]' must be at least 1, got -2"),
+        ("--data.limit=many", "command line: 'data.limit' must be int or NoneType, got str 'many'"),
+    ],
+)
+def test_a_count_below_its_least_is_the_keys_error(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(CountedRun, None, [override])
+    assert str(error.value) == message
+
+
+def test_counts_from_yaml_and_their_valid_edges(tmp_path):
+    with pytest.raises(ConfigError, match=r"c.yaml: 'data.limit' must be at least 1, got -5$"):
+        load_config(CountedRun, write(tmp_path, "data:\n  limit: -5\n"))
+    run = load_config(CountedRun, None, ["--data.limit=null", "--data.beams=1", "--data.warmup=0"])
+    assert (run.data.limit, run.data.beams, run.data.warmup) == (None, 1, 0)
+
+
+def test_data_max_train_examples_minus_five_is_refused_as_the_option():
+    """`--data.max_train_examples=-5` used to read no examples and report "train.tsv: no examples"."""
+    from lmforge.finetune import FinetuneConfig
+
+    with pytest.raises(ConfigError) as error:
+        load_config(FinetuneConfig, None, ["--data.max_train_examples=-5"])
+    assert str(error.value) == "command line: 'data.max_train_examples' must be at least 1, got -5"
+
+
+def _holds_int(tp) -> bool:
+    import typing
+
+    return tp is int or any(_holds_int(a) for a in typing.get_args(tp))
+
+
+def test_every_count_in_every_verbs_config_states_its_least():
+    """The class of the bug: an int field without a bound takes -5 and fails later, somewhere else. Every int
+    field of the configs the verbs load (discovered through `Command.config`) must be a `Count` or a
+    `CountOrZero`."""
+    from lmforge.cli import discover_commands
+
+    configs = {c.name: c.config for c in discover_commands() if c.config is not None}
+    assert {"pretrain", "finetune"} <= set(configs)
+    unbounded = [
+        f"{verb}: {key}"
+        for verb, cls in configs.items()
+        for key, tp in leaf_fields(cls)
+        if _holds_int(tp) and least_of(tp) is None and "list" not in str(tp)
+    ]
+    assert unbounded == []
 
 
 def test_dump_round_trip(tmp_path):

@@ -179,3 +179,35 @@ def test_tokenizer_encoder_adapts_a_tokenizer_json(tmp_path, monkeypatch):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+def test_tokenizing_shows_progress_over_the_text_bytes(tmp_path, capsys):
+    source = tmp_path / "a.txt"
+    source.write_text("a line of text\n" * 2000, encoding="utf-8")
+    prepare_shards([source], tmp_path / "quiet", ByteEncoder(), unit="line", workers=1, chunk_bytes=4096)
+    assert "tokenizing" not in capsys.readouterr().err
+    prepare_shards(
+        [source], tmp_path / "out", ByteEncoder(), unit="line", workers=1, chunk_bytes=4096, progress=True
+    )
+    err = capsys.readouterr().err
+    assert "tokenizing" in err and "30.0k" in err  # the file's 30,000 bytes are the bar's total
+
+
+def test_unknown_tokens_in_the_shards_are_reported(tmp_path):
+    from lmforge.data.shards import TokenizerEncoder, unknown_tokens
+    from lmforge.tokenizers import CharTokenizer
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("ab\nba\n" * 100)
+    for name, texts in (("lines", ["ab", "ba"]), ("file", [corpus.read_text()])):
+        tokenizer = CharTokenizer.train(texts, vocab_size=16)
+        tokenizer.save(tmp_path / f"{name}.json")
+        shards = tmp_path / f"shards-{name}"
+        prepare_shards([corpus], shards, TokenizerEncoder(tmp_path / f"{name}.json"), val_fraction=0.1)
+        report = unknown_tokens(shards, tokenizer.token_to_id("[UNK]"))
+        if name == "lines":  # trained without the newline: every newline of the training 90% is [UNK]
+            total = len(TokenShards(shards, "train"))  # the characters and one end-of-text
+            newlines = corpus.read_text()[: total - 1].count("\n")
+            assert report is not None and report.startswith(f"{newlines} of the {total} train tokens")
+        else:
+            assert report is None

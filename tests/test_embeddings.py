@@ -31,6 +31,7 @@ from lmforge.embeddings import (
 from lmforge.embeddings.glove import cooccurrence
 from lmforge.embeddings.ngrams import ngram_buckets
 from lmforge.embeddings.vectors import evaluate_analogies, evaluate_pairs, rank_average, spearman
+from lmforge.errors import MissingFileError
 
 # --- a corpus with a planted relation ----------------------------------------------------------------
 
@@ -393,12 +394,25 @@ def test_cli_train_query_eval_plot(cli, planted_file, tmp_path):
     questions.write_text(": gender\nman woman king queen\nman woman duke duchess\nking queen zzz yyy\n")
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("# w1\tw2\tscore\nking\tqueen\t8\nking\tnun\t2\nman\twoman\t7\nzzz\tking\t1\n")
-    code, stdout, stderr = cli("embed", "eval", out, "--analogies", questions, "--similarity", pairs)
+    code, stdout, stderr = cli("embed", "eval", out, "--analogies", questions, "--pairs", pairs)
     assert code == 0, stderr
     assert "gender" in stdout and "pairs.tsv" in stdout and "33.3%" in stdout  # 1 of 3 questions unknown
+    assert cli("embed", "eval", out, "--analogies", questions, "--similarity", pairs)[1] == stdout  # old name
 
     code, stdout, _ = cli("embed", "plot", out, "king", "queen", "man", "woman", "--out", tmp_path / "p.png")
     assert code == 0 and (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_the_standard_sets_come_from_gensim_only_when_no_file_is_given():
+    """gensim is a fallback for finding its copies of the standard sets; the error says how to do without."""
+    assert gensim_test_file("questions-words.txt", "--analogies").is_file()  # gensim is in the dev extra
+    with pytest.raises(MissingFileError) as error:
+        gensim_test_file("no-such-set.txt", "--pairs")
+    message = str(error.value)
+    assert message.startswith(
+        "no no-such-set.txt to evaluate with: pass the file with --pairs FILE, or install"
+    )
+    assert "pip install -e '.[dev]'" in message and "used when no file is given" in message
 
 
 def test_cli_compare(cli, planted_file, tmp_path):
@@ -408,7 +422,7 @@ def test_cli_compare(cli, planted_file, tmp_path):
     pairs.write_text("king\tqueen\t8\nking\tnun\t2\nman\twoman\t7\n")
     code, stdout, stderr = cli(
         "embed", "compare", "--dim", "12", "--epochs", "2", "--min-count", "2", "--quiet",
-        "--methods", "cbow,glove,fasttext", "--analogies", questions, "--similarity", pairs, planted_file,
+        "--methods", "cbow,glove,fasttext", "--analogies", questions, "--pairs", pairs, planted_file,
     )  # fmt: skip
     assert code == 0, stderr
     table = [line for line in stdout.splitlines() if line.startswith("|")]
@@ -420,7 +434,10 @@ def test_cli_compare(cli, planted_file, tmp_path):
     "args, message",
     [
         (["train", "--out", "{tmp}/v.txt", "{tmp}/missing.txt"], "missing.txt: no such file"),
-        (["train", "--dim", "0", "--out", "{tmp}/v.txt", "{corpus}"], "--dim must be at least 1"),
+        (
+            ["train", "--dim", "0", "--out", "{tmp}/v.txt", "{corpus}"],
+            "argument --dim: must be at least 1, got 0",
+        ),
         (["train", "--out", "{tmp}/nodir/v.txt", "{corpus}"], "directory"),
         (["train", "--min-count", "1000", "--out", "{tmp}/v.txt", "{corpus}"], "no word occurs 1000 times"),
         (["query", "{tmp}/missing.txt", "king"], "no such vectors file"),

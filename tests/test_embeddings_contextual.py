@@ -162,7 +162,9 @@ def test_a_decoder_is_refused_with_what_to_do(tmp_path):
     tokenizer = WordPieceTokenizer.train(["a b c"] * 3, vocab_size=40, min_frequency=1)
     config = preset("gpt-tiny", vocab_size=tokenizer.vocab_size, d_model=16, n_layers=1, n_heads=2, d_ff=32)
     build_model(config).save(tmp_path / "gpt", tokenizer=tokenizer)
-    with pytest.raises(ConfigError, match="need an encoder"):
+    with pytest.raises(
+        ConfigError, match="cannot give contextual vectors; it needs an encoder; pre-train one"
+    ):
         load_embedder(tmp_path / "gpt")
 
 
@@ -189,7 +191,7 @@ def test_cli_contextual_errors_are_one_line(cli, tmp_path):
     code, _, err = cli("embed", "contextual", "--model", MINILM, "--layer", "9", "one sentence")
     assert code == 2 and "layer 9 out of range" in err
     code, _, err = cli("embed", "contextual", "--model", str(tmp_path / "nothing"), "one sentence")
-    assert code == 2 and f"model directory not found: {tmp_path / 'nothing'}" in err
+    assert code == 2 and "nothing: no such directory" in err
     code, _, err = cli("embed", "contextual", "--model", MINILM, "--topn", "0", "one sentence")
     assert code == 2 and "--topn" in err
 

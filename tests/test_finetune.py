@@ -255,7 +255,23 @@ def test_finetune_classify_end_to_end_then_classify_cli(tiny_base, sst2_slice, t
     code, out, _ = cli("classify", "--model", result.model_dir, "a gorgeous , witty film")
     assert code == 0 and out.split("\t")[0] in ("negative", "positive")
     code, _, err = cli("classify", "--model", tmp_path / "nowhere", "x")
-    assert code == 2 and "not found" in err
+    assert code == 2 and "nowhere: no such directory" in err
+
+
+def test_finetune_prints_the_final_dev_metrics_once(tiny_base, sst2_slice, tmp_path, cli):
+    """The loop showed its last evaluation above the bar, then the command printed it again as its result."""
+    train, dev = sst2_slice
+    code, out, err = cli(
+        "finetune", "--config", REPO / "configs" / "sst2-minilm.yaml", "--model", tiny_base,
+        "--out", tmp_path / "run", f"--data.train={train}", f"--data.dev={dev}", "--set",
+        "fit_steps_to_minutes=false", "--train.max_minutes=null", "--train.max_steps=6", "--train.eval_every=3",
+        "--train.warmup_steps=0", "--train.progress=true", "--train.tensorboard=false",
+    )  # fmt: skip
+    assert code == 0, err
+    shown = [line for line in (out + err).splitlines() if "val_loss" in line]
+    assert [line.split(":")[0] for line in shown] == ["step 3", "dev"]
+    final = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert final["step"] == 6 and f"val_accuracy {final['val_accuracy']:.4f}" in shown[1]
 
 
 def test_finetune_from_scratch_changes_only_the_start(tiny_base, sst2_slice, tmp_path, cli):

@@ -125,6 +125,19 @@ def test_seeded_sampling_is_reproducible(model_dir, cli):
 
 def test_errors_are_one_line(model_dir, cli, tmp_path):
     code, _, err = cli("generate", "--model", tmp_path / "missing", "--prompt", "x")
-    assert code == 2 and "model directory not found" in err
+    assert code == 2 and "missing: no such directory" in err
     code, _, err = cli("generate", "--model", model_dir, "--prompt", "x", "--top-p", "0")
     assert code == 2 and "top_p" in err
+
+
+def test_an_encoder_is_refused_in_one_line(cli, tmp_path):
+    """An encoder used to reach the decoding loop and fail there (`unexpected keyword argument 'cache'`)."""
+    from lmforge.model import build_model, preset
+    from lmforge.tokenizers import WordPieceTokenizer
+
+    tokenizer = WordPieceTokenizer.train(CORPUS, vocab_size=120)
+    config = preset("bert-tiny", vocab_size=tokenizer.vocab_size, d_model=32, n_layers=1, n_heads=2, d_ff=64)
+    build_model(config).save(tmp_path / "bert", tokenizer=tokenizer)
+    code, out, err = cli("generate", "--model", tmp_path / "bert", "--prompt", "def")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert f"--model {tmp_path / 'bert'}: an encoder model (head 'mlm') cannot generate text" in err

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from lmforge.errors import LmforgeError
-from lmforge.io import atomic_write, save_figure, write_bytes, write_json, write_text
+from lmforge.io import atomic_write, cache_directory, save_figure, write_bytes, write_json, write_text
 
 
 def test_a_failed_write_keeps_the_old_file_and_removes_its_temporary(tmp_path):
@@ -50,3 +51,13 @@ def test_save_figure_writes_the_format_of_the_suffix(tmp_path):
     assert not plt.fignum_exists(figure.number)  # closed
     figure, _ = plt.subplots()
     assert save_figure(figure, tmp_path / "curve.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_the_cache_directory_follows_the_environment(monkeypatch, tmp_path):
+    # the test session's own cache (conftest.py) is never the user's
+    assert cache_directory() != Path.home() / ".cache" / "lmforge"
+    monkeypatch.setenv("LMFORGE_CACHE", str(tmp_path / "mine"))
+    assert cache_directory() == tmp_path / "mine"
+    monkeypatch.delenv("LMFORGE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_directory() == tmp_path / "xdg" / "lmforge"

@@ -35,6 +35,7 @@ LAYERS = {
     "data": 4,
     "train": 4,
     "generate": 4,
+    "engine": 4,  # continuous batching beside generate: a thread, a queue, a slot cache (no HTTP)
     "baselines": 4,  # TF-IDF + logistic regression, the traditional-ML baseline of the experiments
     "embeddings": 5,
     "pretrain": 5,

@@ -302,6 +302,80 @@ def test_encoder_decoder_kv_cache_equals_the_full_forward():
     torch.testing.assert_close(torch.cat(steps, 1), full, rtol=0, atol=1e-5)
 
 
+def right_padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of different lengths padded at the right with 0, and where each row's last real token is."""
+    ids = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)
+    last = torch.zeros(ids.shape, dtype=torch.bool)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        last[i, len(row) - 1] = True
+    return ids, last
+
+
+@pytest.mark.parametrize("name, extra", [("gpt-tiny", {}), ("llama-small", LLAMA_TINY)])
+def test_slot_cache_each_slot_decodes_as_its_sequence_alone(name, extra):
+    """Sequences of different lengths share one forward pass, each at its own positions of its own slot;
+    one joins while the others run, one leaves and its successor is moved down: every row's logits are the
+    ones the whole sequence gives alone, and the buffers are the ones reserved at the start."""
+    model = random_model(tiny(name, **extra))
+    prompts = [torch.randint(0, VOCAB, (n,)) for n in (5, 11, 2)]
+    more = torch.randint(0, VOCAB, (3, 4))  # the tokens fed after the prompts, one per step
+    cache = model.new_slot_cache(slots=4, capacity=32)
+    buffer = cache.keys[0]
+    assert buffer.shape == (4, model.config.kv_heads, 32, model.config.head_dim)
+
+    def alone(tokens: torch.Tensor) -> torch.Tensor:
+        return model(tokens[None]).logits[0, -1]
+
+    with torch.no_grad():
+        ids, last = right_padded(prompts[:2])  # two prompts prefilled together
+        logits = model(ids, cache=cache.batch(0, 2, [5, 11]), logits_where=last).logits
+        for row in range(2):
+            torch.testing.assert_close(logits[row], alone(prompts[row]), rtol=0, atol=1e-5)
+        sequences = [prompts[0], prompts[1]]
+        for t in range(2):  # two steps of both
+            step = model(more[:2, t : t + 1], cache=cache.batch(0, 2, [1, 1])).logits[:, -1]
+            for row in range(2):
+                sequences[row] = torch.cat([sequences[row], more[row, t : t + 1]])
+                torch.testing.assert_close(step[row], alone(sequences[row]), rtol=0, atol=1e-5)
+        model(prompts[2][None], cache=cache.batch(2, 3, [2]))  # a third joins in slot 2 ...
+        sequences.append(prompts[2])
+        step = model(more[:, 2:3], cache=cache.batch(0, 3, [1, 1, 1])).logits[:, -1]  # ... and runs with them
+        for row in range(3):
+            sequences[row] = torch.cat([sequences[row], more[row, 2:3]])
+            torch.testing.assert_close(step[row], alone(sequences[row]), rtol=0, atol=1e-5)
+        assert cache.lengths[:3] == [8, 14, 3]
+        cache.release(0)  # the first leaves; the third moves into its slot
+        cache.move(2, 0)
+        assert cache.lengths == [3, 14, 0, 0]
+        step = model(more[1:, 3:4].flip(0), cache=cache.batch(0, 2, [1, 1])).logits[:, -1]
+        for slot, row in enumerate((2, 1)):
+            sequences[row] = torch.cat([sequences[row], more[row, 3:4]])
+            torch.testing.assert_close(step[slot], alone(sequences[row]), rtol=0, atol=1e-5)
+    assert cache.keys[0] is buffer  # written in place all along
+    with pytest.raises(ValueError, match="room for 32"):
+        cache.batch(0, 1, [30])
+
+
+def test_slot_cache_encoder_decoder_keeps_each_sources_cross_attention():
+    model = random_model(tiny("transformer-tiny"))
+    sources = [torch.randint(1, VOCAB, (n,)) for n in (9, 4)]
+    target = torch.randint(1, VOCAB, (2, 5))
+    cache = model.new_slot_cache(slots=2)
+    with torch.no_grad():
+        source_ids, _ = right_padded(sources)
+        source_mask = (torch.arange(9)[None] < torch.tensor([[9], [4]])).long()
+        memory, _ = model.encode(source_ids, source_mask)
+        view = cache.batch(0, 2, [1, 1], source_lengths=[9, 4])
+        steps = [model.decode(target[:, :1], memory, source_mask, cache=view).logits]
+        for t in range(1, 5):
+            view = cache.batch(0, 2, [1, 1])
+            steps.append(model.decode(target[:, t : t + 1], None, view.source_mask, cache=view).logits)
+        for row, source in enumerate(sources):
+            full = model(source[None], decoder_input_ids=target[row : row + 1]).logits[0]
+            torch.testing.assert_close(torch.cat(steps, 1)[row], full, rtol=0, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the model directory
 

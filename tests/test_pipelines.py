@@ -9,6 +9,7 @@ and that the numbers equal a reference implementation's, not that the outputs me
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 
@@ -161,12 +162,17 @@ def test_load_picks_the_class_from_the_task_and_infers_it_for_old_directories(
 
 
 def test_errors_name_the_thing(generation_dir, classification_dir, tmp_path):
-    with pytest.raises(MissingFileError, match=f"model directory not found: {tmp_path / 'nowhere'}"):
-        P.load(tmp_path / "nowhere")
-    with pytest.raises(ConfigError, match="'encoder' models do not continue text"):
+    nowhere = tmp_path / "nowhere"
+    with pytest.raises(MissingFileError, match=re.escape(f"model {nowhere}: no such directory")):
+        P.load(nowhere)
+    with pytest.raises(MissingFileError, match=re.escape(f"its model is {generation_dir}")):
+        P.load(generation_dir.parent)  # the run directory, not its model/
+    with pytest.raises(ConfigError, match="an encoder model .* cannot generate text; it needs a decoder"):
         P.TextGeneration.load(classification_dir)
-    with pytest.raises(ConfigError, match="not a span"):
-        P.QuestionAnswering.load(classification_dir)
+    with pytest.raises(
+        ConfigError, match="^--model .* cannot answer questions; it needs an encoder with head"
+    ):
+        P.QuestionAnswering.load(classification_dir, name="--model")
     generate = P.load(generation_dir)
     with pytest.raises(ConfigError, match="unknown generation option 'temprature'"):
         generate("the", temprature=0)
@@ -265,6 +271,27 @@ def test_chat_uses_the_template_and_convert_carries_it_over(generation_dir, tmp_
     again = P.load(hf)  # converted once, into the cache, never beside the user's files
     assert sorted(p.name for p in hf.iterdir()) == before
     assert len(list((cache / "converted").iterdir())) == 1 and again.source == direct.source
+
+
+def test_the_cache_key_is_the_checkpoints_files_even_under_a_hidden_folder(tmp_path):
+    """A checkpoint installed under `.venv/` is keyed by its own files: every such checkpoint once shared one
+    conversion, keyed by the SHA-256 of no input at all (e3b0c442...)."""
+    import hashlib
+
+    from lmforge.model_source import checkpoint_hash
+
+    keys = []
+    for name in ("bert", "gpt2"):
+        checkpoint = tmp_path / ".venv" / "site-packages" / name
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "config.json").write_text(json.dumps({"model_type": name}))
+        keys.append(checkpoint_hash(checkpoint))
+    assert keys[0] != keys[1] and hashlib.sha256(b"").hexdigest() not in keys
+    (tmp_path / ".venv" / "site-packages" / "bert" / ".lock").write_text("")  # hidden inside: left out
+    assert checkpoint_hash(tmp_path / ".venv" / "site-packages" / "bert") == keys[0]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="empty: no files to convert"):
+        checkpoint_hash(tmp_path / "empty")
 
 
 # --- translation, classification, question answering -------------------------------------------------------

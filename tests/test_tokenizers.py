@@ -284,6 +284,39 @@ def test_cli_trains_every_kind(cli, tmp_path, kind):
     assert load_tokenizer(out).kind == kind
 
 
+def test_cli_char_vocabulary_holds_every_character_newline_included(cli, tmp_path, shared_data):
+    """Trained on a file, a char tokenizer knows every character the file's shards (`unit: file`) hold:
+    tinyshakespeare's 65, newline included, as nanoGPT's vocabulary."""
+    source = shared_data / "tinyshakespeare" / "input.txt"
+    out = tmp_path / "char.json"
+    code, _, err = cli("tokenizer", "train", "--kind", "char", "--vocab-size", "128", "--out", out, source)
+    assert code == 0, err
+    tok = load_tokenizer(out)
+    specials = {t.content for t in tok.added_tokens}
+    characters = set(tok.get_vocab()) - specials
+    assert characters == set(source.read_text(encoding="utf-8")) and len(characters) == 65
+    code, stdout, _ = cli("tokenizer", "encode", "--tokenizer", out, "--json", "a\nb")
+    assert code == 0 and json.loads(stdout)["tokens"] == ["a", "\n", "b"]
+
+
+@pytest.mark.parametrize("cls", KINDS, ids=lambda c: c.kind)
+def test_training_on_chunks_of_a_file_equals_training_on_the_whole_file(cls, tmp_path, shakespeare):
+    """`unit="chunk"` (what `tokenizer train` and `pretrain` read) cuts files where no tokenizer's
+    pre-tokenizer joins across: the same tokenizer as one trained on the file as one text."""
+    import inspect
+    import textwrap
+
+    from lmforge.text import iter_chunks, read_text
+
+    code = inspect.getsource(textwrap)  # indented lines, blank lines, trailing newlines
+    path = tmp_path / "mixed.txt"
+    path.write_text("\n".join(shakespeare[:1500]) + "\n\n" + code, encoding="utf-8")
+    options = {"vocab_size": 700} if cls is not CharTokenizer else {"vocab_size": 128}
+    pieces = list(iter_chunks(path, chunk_chars=2000))
+    assert len(pieces) > 20
+    assert cls.train(pieces, **options).to_str() == cls.train([read_text(path)], **options).to_str()
+
+
 def test_cli_compare_prints_the_table(cli, tmp_path, shared_data):
     source = tmp_path / "small.txt"
     lines = (shared_data / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8").splitlines()[:3000]
@@ -355,6 +388,18 @@ def test_replacing_a_stage_after_construction_takes_effect(trained):
     assert tok.encode(" frog").offsets == [(1, 5)] or tok.encode(" frog").offsets[0][0] == 1
     tok.post_processor = None  # no ByteLevel trimming: offsets now include the leading space
     assert tok.encode(" frog").offsets[0][0] == 0
+
+
+def test_a_large_batch_shows_progress_and_encodes_the_same(trained, capsys):
+    from lmforge.tokenizers.base import PROGRESS_MIN_TEXTS
+
+    tok = trained["wordpiece"]
+    texts = [f"line {i} of the frog's log" for i in range(PROGRESS_MIN_TEXTS)]
+    plain = tok.encode_batch(texts[:100], progress="tokenizing")
+    assert "tokenizing" not in capsys.readouterr().err  # a small batch: no bar
+    shown = tok.encode_batch(texts, progress="tokenizing")
+    assert "tokenizing" in capsys.readouterr().err
+    assert [e.ids for e in shown[:100]] == [e.ids for e in plain] and len(shown) == len(texts)
 
 
 def test_encode_batch_on_two_processes_with_truncation_and_pairs(trained, shakespeare):

@@ -64,14 +64,16 @@ def sample_texts(shared_data, wikitext_lines) -> list[str]:
     return texts
 
 
-def hf_bpe(lines: list[str], *, add_prefix_space=False, trim_offsets=True, post=True) -> hf.Tokenizer:
+def hf_bpe(
+    lines: list[str], *, add_prefix_space=False, trim_offsets=True, post=True, vocab_size=1200
+) -> hf.Tokenizer:
     tok = hf.Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
     tok.decoder = decoders.ByteLevel()
     if post:
         tok.post_processor = processors.ByteLevel(trim_offsets=trim_offsets)
     trainer = trainers.BpeTrainer(
-        vocab_size=1200,
+        vocab_size=vocab_size,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         special_tokens=["<|endoftext|>"],
         show_progress=False,
@@ -296,3 +298,20 @@ def test_bpe_training_learns_the_same_merges_as_hf(wikitext_lines):
     merges = json.loads(theirs.to_str())["model"]["merges"]
     assert ours.merges == [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in merges]
     assert ours.get_vocab() == theirs.get_vocab()
+
+
+def test_cli_bpe_learns_hf_merges_on_the_whole_file_newlines_included(cli, tmp_path):
+    """`tokenizer train` reads a plain-text file as the shards hold it, newlines included: on Python
+    source it learns HF's merges for the file as one text, such as a newline with its indentation."""
+    import inspect
+    import textwrap
+
+    source = tmp_path / "code.py"
+    source.write_text(inspect.getsource(textwrap) + inspect.getsource(json.decoder), encoding="utf-8")
+    out = tmp_path / "bpe.json"
+    code, _, err = cli("tokenizer", "train", "--kind", "bpe", "--vocab-size", "800", "--out", out, source)
+    assert code == 0, err
+    theirs = hf_bpe([source.read_text(encoding="utf-8")], vocab_size=800)
+    ours = load_tokenizer(out)
+    assert ours.get_vocab() == theirs.get_vocab()
+    assert "ĊĠĠĠĠĠĠĠ" in ours.get_vocab()  # a newline and its indentation, one token

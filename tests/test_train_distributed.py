@@ -32,11 +32,11 @@ def shards(shared_data, tmp_path_factory):
 
 
 def _torchrun(shards: Path, out: Path, processes: int, batch_size: int, lmforge: list[str] = ()) -> Path:
-    """torchrun with `processes` ranks x `batch_size` sequences per micro-batch, DDP then FSDP2, then the
-    `lmforge` command line if any, one launch."""
+    """torchrun with `processes` ranks x `batch_size` sequences per micro-batch: DDP, FSDP2 and the plan,
+    then the `lmforge` command line if any, one launch."""
     env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{HERE}", OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    command += [str(HERE / "dist_worker.py"), str(shards), str(out), str(batch_size), "ddp", "fsdp"]
+    command += [str(HERE / "dist_worker.py"), str(shards), str(out), str(batch_size), "ddp", "fsdp", "plan"]
     command += ["--", *lmforge] if lmforge else []
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -82,6 +82,14 @@ def test_two_ranks_match_one_process(two_ranks, single, mode):
     # checkpoints hold the plain module's names, whatever wrapped it
     assert double["parameter_names"] == sorted(NGramMLP().state_dict())
     assert double["optimizer_state_entries"] == len(list(NGramMLP().parameters()))
+
+
+def test_every_rank_takes_rank_0s_precision_and_fitted_steps(two_ranks):
+    """`plan_training` under torchrun: rank 1 asked for bf16 and twice the minutes, and still runs what rank
+    0 measured (ranks that ran different step counts would hang in the gradient all-reduce)."""
+    plans = [json.loads((two_ranks / "plan" / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert plans[0] == plans[1]
+    assert plans[0]["world_size"] == 2 and plans[0]["precision"] == "fp32" and plans[0]["max_steps"] >= 10
 
 
 @pytest.fixture(scope="module")

@@ -407,7 +407,7 @@ def test_translate_command_errors(cli, scratch_run, tmp_path):
     decoder = build_model(preset("gpt-tiny", vocab_size=64, d_model=32, n_heads=2, d_ff=64, n_layers=1))
     decoder_dir = decoder.save(tmp_path / "gpt")
     code, _, err = cli("translate", "--model", decoder_dir, "Hi.")
-    assert code == 2 and "decoder model cannot translate" in err
+    assert code == 2 and "a decoder model (head 'lm') cannot translate" in err
 
     bare = tmp_path / "bare"
     load(scratch_run.model_dir).save(bare)  # the weights without tokenizer.json
@@ -415,12 +415,14 @@ def test_translate_command_errors(cli, scratch_run, tmp_path):
     assert code == 2 and "tokenizer.json not found" in err
 
     code, _, err = cli("translate", "--model", scratch_run.out, "Hi.")  # the run directory, not its model/
-    assert code == 2 and "holds its model in" in err
+    assert (
+        code == 2 and f"a run directory, not a model directory; its model is {scratch_run.model_dir}" in err
+    )
     code, _, err = cli("translate", "--model", tmp_path / "nowhere", "Hi.")
-    assert code == 2 and "directory not found" in err
+    assert code == 2 and "nowhere: no such directory" in err
     code, _, err = cli("translate", "--model", scratch_run.model_dir)
     assert code == 2 and "nothing to translate" in err
     code, _, err = cli("translate", "--model", scratch_run.model_dir, "--num-beams", "0", "Hi.")
-    assert code == 2 and "--num-beams must be at least 1" in err
+    assert code == 2 and "argument --num-beams: must be at least 1, got 0" in err
     code, _, err = cli("translate", "--model", scratch_run.model_dir, "--file", tmp_path / "absent.txt")
-    assert code == 2 and "--file: not found" in err
+    assert code == 2 and "--file " in err and "absent.txt: no such file" in err

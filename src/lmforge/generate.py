@@ -205,9 +205,7 @@ class _Stepper:
         max_new_tokens: int,
     ):
         self.model = model
-        self.encoder_decoder = callable(getattr(model, "encode", None)) and callable(
-            getattr(model, "decode", None)
-        )
+        self.encoder_decoder = is_encoder_decoder(model)
         # room for every position up front: the decoding steps then write the cache in place (past the
         # model's context, or for a huge max_new_tokens, the cache doubles its room when it runs out)
         start_length = 1 if self.encoder_decoder else input_ids.shape[1]
@@ -225,14 +223,7 @@ class _Stepper:
         """What the output sequences begin with: the prompt, or the decoder start token."""
         if not self.encoder_decoder:
             return self.input_ids
-        config = self.model.config
-        start = config.decoder_start_token_id
-        if start is None:
-            start = config.bos_token_id if config.bos_token_id is not None else config.pad_token_id
-        if start is None:
-            raise GenerationError(
-                "the model's config has no decoder_start_token_id (nor bos/pad) to start from"
-            )
+        start = decoder_start_id(self.model)
         return torch.full((self.input_ids.shape[0], 1), start, dtype=torch.long, device=self.input_ids.device)
 
     def prefill(self, start: torch.Tensor) -> torch.Tensor:
@@ -264,6 +255,33 @@ class _Stepper:
         self.cache.reorder(rows)
 
 
+def is_encoder_decoder(model) -> bool:
+    """Whether `model` encodes a source once and decodes from it (`encode` + `decode`), like Marian."""
+    return callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
+
+
+def decoder_start_id(model) -> int:
+    """The first decoder input of an encoder-decoder: decoder_start_token_id, else BOS, else PAD."""
+    config = model.config
+    start = config.decoder_start_token_id
+    if start is None:
+        start = config.bos_token_id if config.bos_token_id is not None else config.pad_token_id
+    if start is None:
+        raise GenerationError("the model's config has no decoder_start_token_id (nor bos/pad) to start from")
+    return start
+
+
+def check_input_ids(model, input_ids: torch.Tensor) -> None:
+    """Refuse prompts generation cannot work with: not (batch, length), empty, ids outside the vocabulary."""
+    if input_ids.dim() != 2:
+        raise GenerationError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+    if input_ids.shape[1] == 0:
+        raise GenerationError("the prompt is empty: give at least one token (e.g. the BOS token)")
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab is not None and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab):
+        raise GenerationError(f"input_ids hold ids outside the model's vocabulary [0, {vocab})")
+
+
 def resolve_special_ids(model, config: GenerationConfig) -> tuple[list[int], int]:
     """EOS ids that can actually occur (inside the vocabulary) and the id that fills finished rows."""
     model_config = getattr(model, "config", None)
@@ -280,32 +298,38 @@ def resolve_special_ids(model, config: GenerationConfig) -> tuple[list[int], int
     return in_vocab, pad
 
 
-def _stop_string_hits(tokenizer, rows: list[list[int]], stops: Sequence[str]) -> list[bool]:
-    """Whether each row's generated text now contains a stop string (only the tail is decoded)."""
+def stop_string_hit(tokenizer, ids: list[int], stops: Sequence[str]) -> bool:
+    """Whether the generated `ids` now end with text that contains a stop string (checked after every new
+    token, so only the tail — enough tokens for the longest stop string — is decoded)."""
     longest = max(len(s) for s in stops)
-    hits = []
-    for ids in rows:
-        tail = tokenizer.decode(ids[-(longest + 4) :], skip_special_tokens=False)
-        hits.append(any(s in tail for s in stops))
-    return hits
+    tail = tokenizer.decode(ids[-(longest + 4) :], skip_special_tokens=False)
+    return any(s in tail for s in stops)
+
+
+def choose_next(scores: torch.Tensor, config: GenerationConfig, generator=None) -> torch.Tensor:
+    """(B, V) processed scores -> (B,) next ids: a draw from softmax(scores) when sampling, else the argmax."""
+    if config.do_sample:
+        return torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(1)
+    return scores.argmax(-1)
+
+
+def sampling_generator(config: GenerationConfig, device) -> torch.Generator | None:
+    """A generator of its own for seeded sampling (None: the global one), so other draws cannot shift it."""
+    if config.do_sample and config.seed is not None:
+        return torch.Generator(device=device).manual_seed(config.seed)
+    return None
 
 
 def _sample_steps(stepper: _Stepper, config: GenerationConfig, eos: list[int], pad: int, tokenizer):
     """Greedy or sampled decoding; yields (sequences so far, the new column) after every step."""
     sequences = stepper.start_tokens()
-    generator = None
-    if config.do_sample and config.seed is not None:
-        generator = torch.Generator(device=sequences.device).manual_seed(config.seed)
+    generator = sampling_generator(config, sequences.device)
     eos_ids = torch.tensor(eos, dtype=torch.long, device=sequences.device) if eos else None
     unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=sequences.device)
     prompt_length = sequences.shape[1]
     logits = stepper.prefill(sequences)
     for step in range(config.max_new_tokens):
-        scores = process_logits(logits, sequences, config)
-        if config.do_sample:
-            next_ids = torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(1)
-        else:
-            next_ids = scores.argmax(-1)
+        next_ids = choose_next(process_logits(logits, sequences, config), config, generator)
         next_ids = torch.where(unfinished, next_ids, torch.full_like(next_ids, pad))
         sequences = torch.cat([sequences, next_ids[:, None]], dim=1)
         yield sequences, next_ids
@@ -313,7 +337,7 @@ def _sample_steps(stepper: _Stepper, config: GenerationConfig, eos: list[int], p
             unfinished &= ~torch.isin(next_ids, eos_ids)
         if config.stop_strings and tokenizer is not None:
             rows = sequences[:, prompt_length:].tolist()
-            hits = _stop_string_hits(tokenizer, rows, config.stop_strings)
+            hits = [stop_string_hit(tokenizer, row, config.stop_strings) for row in rows]
             unfinished &= ~torch.tensor(hits, device=unfinished.device)
         if not bool(unfinished.any()) or step == config.max_new_tokens - 1:
             return
@@ -423,13 +447,7 @@ def generate(
     Finished rows are filled with the pad id. `tokenizer` is needed only for stop strings.
     """
     config = config or GenerationConfig()
-    if input_ids.dim() != 2:
-        raise GenerationError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
-    if input_ids.shape[1] == 0:
-        raise GenerationError("the prompt is empty: give at least one token (e.g. the BOS token)")
-    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
-    if vocab is not None and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab):
-        raise GenerationError(f"input_ids hold ids outside the model's vocabulary [0, {vocab})")
+    check_input_ids(model, input_ids)
     if config.stop_strings and tokenizer is None:
         raise GenerationError("stop_strings need a tokenizer: pass tokenizer=...")
     was_training = model.training

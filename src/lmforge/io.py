@@ -1,4 +1,5 @@
-"""Writing files so that an interruption never leaves half a file: the one home of atomic writes.
+"""Writing files so that an interruption never leaves half a file: the one home of atomic writes, and of
+where lmforge keeps what it computes once per machine (`cache_directory`).
 
 Every writer fills a temporary file beside the target (same directory, so same file system), fsyncs it and
 renames it over the target; a rename is atomic, so a reader sees the old file or the new one, never a
@@ -74,3 +75,12 @@ def save_figure(figure, path: str | os.PathLike, **options) -> Path:
         return atomic_write(path, lambda temporary: figure.savefig(temporary, format=file_format, **options))
     finally:
         plt.close(figure)
+
+
+def cache_directory() -> Path:
+    """lmforge's per-machine cache (converted checkpoints, the bf16 probe of `precision: auto`):
+    $LMFORGE_CACHE, else $XDG_CACHE_HOME/lmforge, else ~/.cache/lmforge. Nothing is created here."""
+    if os.environ.get("LMFORGE_CACHE"):
+        return Path(os.environ["LMFORGE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lmforge"

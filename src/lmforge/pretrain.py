@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lmforge.config import dump_yaml
+from lmforge.config import Count, dump_yaml
 from lmforge.errors import ConfigError
 from lmforge.train.config import TrainConfig
 
@@ -46,8 +46,8 @@ class DataConfig:
 class TokenizerConfig:
     path: str | None = None  # an existing tokenizer.json; None = train one on the training corpus
     kind: Literal["char", "word", "bpe", "wordpiece"] = "bpe"  # what to train when `path` is None
-    vocab_size: int = 8192  # a multiple of 64 keeps the output layer's matmul fast
-    sample_bytes: int = 20_000_000  # train the tokenizer on at most this much text (tokenizers saturate)
+    vocab_size: Count = 8192  # a multiple of 64 keeps the output layer's matmul fast
+    sample_bytes: Count = 20_000_000  # train the tokenizer on at most this much text (tokenizers saturate)
 
 
 @dataclass
@@ -64,7 +64,7 @@ class ModelSpec:
 class PretrainConfig:
     objective: Literal["clm", "mlm"] = "clm"  # GPT-style next token, or BERT-style masked tokens
     out: str = "runs/pretrain"  # run directory (checkpoints, metrics, model/)
-    block_size: int = 256  # tokens per training sequence (the context length)
+    block_size: Count = 256  # tokens per training sequence (the context length)
     mlm_probability: float = 0.15  # BERT's masking rate
     whole_word_masking: bool = False  # mask every piece of a chosen word together
     fit_steps_to_minutes: bool = False  # set train.max_steps from a measured step time so that the cosine
@@ -151,15 +151,20 @@ def build_tokenizer(
         "wordpiece": WordPieceTokenizer,
     }
     budget = config.tokenizer.sample_bytes
+    # the text as the shards will hold it: with unit "file", every character, newlines included
+    unit = "chunk" if config.data.unit == "file" else "line"
 
     def sample():
         seen = 0
-        for text in Corpus(files, field=config.data.field, column=config.data.column, unit="line"):
+        for text in Corpus(files, field=config.data.field, column=config.data.column, unit=unit):
             yield text
             seen += len(text) + 1
             if seen >= budget:
                 return
 
+    log(
+        f"tokenizer: training {_a(config.tokenizer.kind)} tokenizer on up to {budget / 1e6:g} MB of the corpus ..."
+    )
     started = time.perf_counter()
     tokenizer = kinds[config.tokenizer.kind].train(
         sample(),
@@ -342,12 +347,19 @@ def _quiet(*args, **kwargs) -> None:
 
 def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     """The whole pipeline; a notebook can call this with a `PretrainConfig`."""
-    from lmforge.data.shards import TokenizerEncoder, prepare_shards
+    from lmforge.data.shards import TokenizerEncoder, prepare_shards, unknown_tokens
     from lmforge.train import distributed as distributed_
-    from lmforge.train.budget import fit_steps_to_minutes
+    from lmforge.train.budget import plan_training
     from lmforge.train.loop import train
 
     files = corpus_files(config.data)  # fails before any work if a path is wrong
+    if config.model.init_from:
+        from lmforge.model_source import require_source_kind
+
+        kinds = {"mlm": {"encoder": ("mlm",)}, "clm": {"decoder": ("lm",)}}[config.objective]
+        require_source_kind(
+            config.model.init_from, kinds, purpose=f"continue {config.objective} pre-training"
+        )
     out = Path(config.out)
     # under torchrun every rank runs this function: rank 0 prepares the tokenizer and the shards while the
     # others wait, then they read what it wrote (writing them side by side would race)
@@ -380,21 +392,25 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
         field=config.data.field,
         column=config.data.column,
         unit=config.data.unit,
+        progress=config.train.progress and ctx.is_main,
     )
     if ctx.is_main:
         distributed_.barrier(ctx)
     how = "reused" if meta.reused else f"written in {time.perf_counter() - started:.1f}s"
     log(f"shards: {meta.tokens('train'):,} train / {meta.tokens('val'):,} validation tokens ({how})")
+    if ctx.is_main and (unknown := unknown_tokens(out / "shards", tokenizer.token_to_id("[UNK]"))):
+        log(f"warning: {unknown}; a larger tokenizer.vocab_size, or a tokenizer trained on this text?")
 
     model = build_model_for(config, tokenizer, encoder.eot_id, init_dir)
     objective = build_objective(config, out / "shards", tokenizer)
     num_parameters = count_parameters(model)
     name = f"{config.model.init_from} (continued)" if config.model.init_from else config.model.preset
     log(f"model: {name}, {num_parameters / 1e6:.2f}M parameters; objective {config.objective}")
-    if config.fit_steps_to_minutes:
-        # every rank must run rank 0's number of steps
-        fitted = fit_steps_to_minutes(model, objective, config.train, log, ctx)
-        config = dataclasses.replace(config, train=fitted)
+    # every rank trains in rank 0's precision and runs rank 0's number of steps
+    fitted = plan_training(
+        model, objective, config.train, fit_to_minutes=config.fit_steps_to_minutes, log=log, ctx=ctx
+    )
+    config = dataclasses.replace(config, train=fitted)
     result = train(
         model, objective, config.train, out, flops_per_token=flops_per_token(model, config.block_size)
     )

@@ -149,7 +149,7 @@ def encode_examples(
     tokenizer.enable_truncation(max_length)
     tokenizer.no_padding()  # padding is per batch (`pad_batch`)
     items = [(e.text, e.pair) if e.pair is not None else e.text for e in examples]
-    encodings = tokenizer.encode_batch(items)
+    encodings = tokenizer.encode_batch(items, progress="tokenizing the examples")
     return EncodedExamples(
         ids=[e.ids for e in encodings],
         type_ids=[e.type_ids for e in encodings],

@@ -80,7 +80,7 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int, eos_id: int |
     tokenizer.no_truncation()
     tokenizer.no_padding()
     encoded = []
-    for encoding in tokenizer.encode_batch(list(texts)):
+    for encoding in tokenizer.encode_batch(list(texts), progress="tokenizing the sentences"):
         ids = list(encoding.ids)
         if eos_id is not None and (not ids or ids[-1] != eos_id):
             ids.append(eos_id)

@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import regex
@@ -227,20 +225,15 @@ def load_embedder(
     """A `ContextualEmbedder` for an lmforge encoder directory, a Hugging Face BERT directory or
     `py:PACKAGE/DIR`. max_length defaults to the model's positions, or to sentence-transformers'
     max_seq_length when the directory has a sentence_bert_config.json (256 for all-MiniLM-L6-v2)."""
-    from lmforge.model import load
-    from lmforge.model.checkpoint import FORMAT
-    from lmforge.model_source import base_tokenizer, resolve_model_source
+    from lmforge.model_source import load_model_and_tokenizer
 
-    source = resolve_model_source(str(spec))
-    _, tokenizer = base_tokenizer(source)  # checked before the (slower) model load
-    document = json.loads((source / "config.json").read_text(encoding="utf-8"))
-    if document.get("format") == FORMAT:
-        model = load(source, device=device)
-    else:  # a Hugging Face checkpoint: convert into a directory that lives as long as the load
-        from lmforge.model.convert import from_hf
-
-        with tempfile.TemporaryDirectory(prefix="lmforge-contextual-") as scratch:
-            model = load(from_hf(source, Path(scratch) / "model"), device=device)
+    model, tokenizer, source = load_model_and_tokenizer(
+        str(spec),
+        {"encoder": None},
+        purpose="give contextual vectors",
+        hint="pre-train one with `lmforge pretrain` (objective mlm) or convert a BERT checkpoint",
+        device=device,
+    )
     if max_length is None and (source / SENTENCE_TRANSFORMERS_CONFIG).is_file():
         settings = json.loads((source / SENTENCE_TRANSFORMERS_CONFIG).read_text(encoding="utf-8"))
         max_length = settings.get("max_seq_length")

@@ -31,6 +31,7 @@ import numpy as np
 from lmforge.embeddings.ngrams import ngram_file, read_ngram_file
 from lmforge.errors import LmforgeError, MissingFileError
 from lmforge.io import atomic_write, save_figure
+from lmforge.text import iter_lines
 
 # The evaluation sets the `gensim` package ships in gensim/test/test_data (used in place, never copied).
 ANALOGY_FILE = "questions-words.txt"  # Mikolov et al. 2013: 19,544 questions in 14 sections
@@ -341,17 +342,19 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 # --- evaluation --------------------------------------------------------------------------------------
 
 
-def gensim_test_file(name: str) -> Path:
-    """The path of an evaluation file shipped in the installed `gensim` package (without importing it)."""
+def gensim_test_file(name: str, option: str = "") -> Path:
+    """The path of a standard evaluation file shipped in the installed `gensim` package (found without
+    importing it): only the fallback when no file is given. `option`: the command-line option that gives one."""
     spec = importlib.util.find_spec("gensim")
     if spec is not None and spec.submodule_search_locations:
         for root in spec.submodule_search_locations:
             path = Path(root) / "test" / "test_data" / name
             if path.is_file():
                 return path
+    given = f"pass the file with {option} FILE" if option else "pass the file"
     raise MissingFileError(
-        f"evaluation file {name} not found: install gensim (it ships {ANALOGY_FILE}, {WORDSIM_FILE} and "
-        f"{SIMLEX_FILE} in gensim/test/test_data) or pass the file with --analogies / --similarity"
+        f"no {name} to evaluate with: {given}, or install gensim (`pip install -e '.[dev]'`), whose copies of "
+        f"the standard sets ({ANALOGY_FILE}, {WORDSIM_FILE}, {SIMLEX_FILE}) are used when no file is given"
     )
 
 
@@ -406,19 +409,22 @@ def evaluate_analogies(
     fold = str.upper if case_insensitive else (lambda w: w)
     sections: list[tuple[str, list[tuple[int, int, int, int]]]] = []
     questions = 0
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.startswith(": "):
-                sections.append((line.lstrip(": ").strip(), []))
-                continue
-            if not sections:
-                raise LmforgeError(f"{path}:{number}: missing ': section' header before the first question")
-            parts = [fold(w) for w in line.split()]
-            if len(parts) != 4:
-                continue  # gensim skips malformed lines too
-            questions += 1
-            if all(p in ok for p in parts):
-                sections[-1][1].append(tuple(ok[p] for p in parts))
+    for number, line in iter_lines(path):  # a byte that is not UTF-8: one line naming it
+        if line.startswith(": "):
+            sections.append((line.lstrip(": ").strip(), []))
+            continue
+        if not sections:
+            raise LmforgeError(f"{path}:{number}: missing ': section' header before the first question")
+        parts = [fold(w) for w in line.split()]
+        if len(parts) != 4:
+            continue  # gensim skips malformed lines too
+        questions += 1
+        if all(p in ok for p in parts):
+            sections[-1][1].append(tuple(ok[p] for p in parts))
+    if not questions:
+        raise LmforgeError(
+            f"{path}: no analogy questions (expected ': section' lines, then 'a b c expected')"
+        )
     limit = min(restrict_vocab, len(vectors))
     unit = vectors.unit_vectors[:limit]
     raw = vectors.vectors[:limit]
@@ -492,22 +498,21 @@ def evaluate_pairs(
     gold, model = [], []
     oov = 0
     unit = vectors.unit_vectors
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line or line.startswith("#"):
-                continue
-            parts = line.split(delimiter)
-            if len(parts) != 3:
-                continue
-            try:
-                a, b, score = fold(parts[0]), fold(parts[1]), float(parts[2])
-            except ValueError:
-                continue
-            if a not in ok or b not in ok:
-                oov += 1
-                continue
-            gold.append(score)
-            model.append(float(unit[ok[a]] @ unit[ok[b]]))
+    for _, line in iter_lines(path):  # a byte that is not UTF-8: one line naming it
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(delimiter)
+        if len(parts) != 3:
+            continue
+        try:
+            a, b, score = fold(parts[0]), fold(parts[1]), float(parts[2])
+        except ValueError:
+            continue
+        if a not in ok or b not in ok:
+            oov += 1
+            continue
+        gold.append(score)
+        model.append(float(unit[ok[a]] @ unit[ok[b]]))
     if not gold:
         raise LmforgeError(
             f"{path}: no pair has both words in the vocabulary (or the file is not w1<TAB>w2<TAB>score)"

@@ -545,13 +545,13 @@ def data_efficiency(config: DataEfficiencyConfig, log=print) -> dict:
     """Run (or resume) the experiment; returns the results document also written to OUT/results.json."""
     from lmforge.baselines import tfidf_logreg
     from lmforge.finetune.classify import read_splits
-    from lmforge.model_source import resolve_model_source
+    from lmforge.model_source import require_source_kind
 
     config = check_settings(config)
     starts = load_starts(config, log)
     preset = starts["pretrained"]
     try:
-        resolve_model_source(preset.model)
+        require_source_kind(preset.model, {"encoder": None}, purpose="be fine-tuned to classify")
     except MissingFileError as exc:
         raise MissingFileError(
             f"{exc}; pre-train it with `lmforge pretrain --config configs/bert-mlm-wikitext2.yaml` or pass "

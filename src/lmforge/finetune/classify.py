@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lmforge.config import Count
 from lmforge.errors import ConfigError
 from lmforge.finetune.common import FinetuneResult, card_start, copy_base_weights, save_finetuned, train_task
 
@@ -29,8 +30,8 @@ class ClassifyData:
     labels: list[str] = field(default_factory=list)  # label values in class order; [] = sorted train labels
     label_names: list[str] = field(default_factory=list)  # readable names, same order (e.g. negative,
     # positive); [] = the values themselves
-    max_train_examples: int | None = None  # use the first N training examples (quick runs, data efficiency)
-    max_dev_examples: int | None = None
+    max_train_examples: Count | None = None  # use the first N training examples (quick runs, data efficiency)
+    max_dev_examples: Count | None = None
 
 
 def read_splits(data: ClassifyData):
@@ -107,9 +108,11 @@ def finetune_classify(config, log=print) -> FinetuneResult:
     """The whole `classify` pipeline for a `FinetuneConfig` whose task is "classify"."""
     from lmforge.config import dump_yaml
     from lmforge.data.classification import ClassificationObjective
-    from lmforge.model_source import base_tokenizer, prepare_base, resolve_model_source
+    from lmforge.model_source import base_tokenizer, prepare_base, require_source_kind
 
-    resolve_model_source(config.model)  # fails before any work if the model path is wrong
+    require_source_kind(
+        config.model, {"encoder": None}, purpose="be fine-tuned to classify"
+    )  # before any work
     train_examples, dev_examples, values, names = read_splits(config.data)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

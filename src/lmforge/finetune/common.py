@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from lmforge.config import CountOrZero
 from lmforge.errors import ConfigError
 from lmforge.train.config import TrainConfig
 
 
 @dataclass
 class LoRASpec:
-    rank: int = 0  # 0 = off (full fine-tuning); 8 trains ~1% of MiniLM's weights
+    rank: CountOrZero = 0  # 0 = off (full fine-tuning); 8 trains ~1% of MiniLM's weights
     alpha: float = 16.0  # the update is scaled by alpha / rank, so changing the rank keeps its size
     dropout: float = 0.0  # on the adapters' input
     targets: list[str] = field(default_factory=lambda: ["attention", "feed_forward"])  # or projection names
@@ -68,7 +69,7 @@ class TaskTraining(NamedTuple):
     result: object  # lmforge.train.loop's result: .model, .metrics, .steps, .seconds
     num_parameters: int  # with the LoRA adapters, when there are any
     trainable: int
-    train_config: TrainConfig  # as the loop ran it (max_steps fitted to the budget)
+    train_config: TrainConfig  # as the loop ran it (precision settled, max_steps fitted to the budget)
 
 
 def train_task(config, model, objective, out: Path, start: str, log=print, *, frozen_with_lora=()):
@@ -79,7 +80,7 @@ def train_task(config, model, objective, out: Path, start: str, log=print, *, fr
     Returns a `TaskTraining`; the loop's model is in eval mode.
     """
     from lmforge.model import lora as lora_
-    from lmforge.train.budget import fit_steps_to_minutes
+    from lmforge.train.budget import plan_training
     from lmforge.train.loop import train
 
     apply_lora_spec(model, config.lora, log)
@@ -91,9 +92,10 @@ def train_task(config, model, objective, out: Path, start: str, log=print, *, fr
     trainable = lora_.trainable_parameters(model)
     log(f"model: {num_parameters / 1e6:.2f}M parameters ({trainable:,} trained), from {start}")
 
-    train_config = config.train
-    if config.fit_steps_to_minutes:
-        train_config = fit_steps_to_minutes(model, objective, train_config, log)
+    # precision settled (`precision: auto`) and, with fit_steps_to_minutes, the schedule fitted
+    train_config = plan_training(
+        model, objective, config.train, fit_to_minutes=config.fit_steps_to_minutes, log=log
+    )
     result = train(model, objective, train_config, out)
     result.model.eval()
     return TaskTraining(result, num_parameters, trainable, train_config)

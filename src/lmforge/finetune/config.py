@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from lmforge.config import Count
 from lmforge.finetune.classify import ClassifyData
 from lmforge.finetune.common import LoRASpec
 from lmforge.finetune.qa import QAData
@@ -18,7 +19,7 @@ class FinetuneConfig:
     model: str = ""  # lmforge model dir, a Hugging Face dir (converted), or py:PACKAGE/DIR
     from_scratch: bool = False  # same architecture, random initialisation: the baseline pre-training beats
     out: str = "runs/finetune"  # run directory (checkpoints, metrics.jsonl, model/)
-    max_length: int = 128  # tokens per example after truncation (SST-2 sentences: 99% under 64)
+    max_length: Count = 128  # tokens per example after truncation (SST-2 sentences: 99% under 64)
     dropout: float | None = 0.1  # dropout while fine-tuning (BERT used 0.1); None = the base model's
     pooling: Literal["cls", "mean"] | None = None  # task classify: the sentence vector the head reads —
     # [CLS] (BERT) or the mean of the tokens (an MLM-only encoder never trains [CLS]); None = the base's

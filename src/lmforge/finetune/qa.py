@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmforge.config import Count, CountOrZero
 from lmforge.finetune.common import FinetuneResult, card_start, copy_base_weights, save_finetuned, train_task
 
 
@@ -29,15 +30,15 @@ from lmforge.finetune.common import FinetuneResult, card_start, copy_base_weight
 class QAData:
     file: str = "../shared/data/squad-v1.1/dev-v1.1.json"  # SQuAD v1.1-format JSON (only the dev set is
     # available here, so it is split into train and test articles)
-    test_every: int = 8  # split rule: article i (0-based, file order) is a test article when
-    test_offset: int = 7  # i % test_every == test_offset; dev-v1.1: 6 of 48 articles, 1,331 questions
-    max_length: int = 256  # tokens per window: 256 holds 89% of SQuAD paragraphs whole and costs half of
+    test_every: Count = 8  # split rule: article i (0-based, file order) is a test article when
+    test_offset: CountOrZero = 7  # i % test_every == test_offset; dev-v1.1: 6 of 48 articles, 1,331 questions
+    max_length: Count = 256  # tokens per window: 256 holds 89% of SQuAD paragraphs whole and costs half of
     # BERT's 384 per window on a CPU
-    doc_stride: int = 128  # overlap (tokens) between consecutive windows of a long context (run_qa's)
-    max_question_length: int = 64  # longer questions are cut (SQuAD's: 99% under 25 WordPiece tokens)
-    max_answer_length: int = 30  # tokens; longer spans are never predicted (BERT's SQuAD script)
-    max_train_examples: int | None = None  # quick runs: N training questions spread over the articles
-    max_test_examples: int | None = None  # the same for the held-out questions (the reported scores)
+    doc_stride: CountOrZero = 128  # overlap (tokens) between consecutive windows of a long context (run_qa's)
+    max_question_length: Count = 64  # longer questions are cut (SQuAD's: 99% under 25 WordPiece tokens)
+    max_answer_length: Count = 30  # tokens; longer spans are never predicted (BERT's SQuAD script)
+    max_train_examples: Count | None = None  # quick runs: N training questions spread over the articles
+    max_test_examples: Count | None = None  # the same for the held-out questions (the reported scores)
 
 
 def check_settings(data: QAData) -> None:
@@ -138,11 +139,11 @@ def finetune_qa(config, log=print):
     """The whole `qa` pipeline for a `FinetuneConfig` whose task is "qa"; returns a `FinetuneResult`."""
     from lmforge.config import dump_yaml
     from lmforge.data.qa import QAObjective, prepare_tokenizer
-    from lmforge.model_source import base_tokenizer, prepare_base, resolve_model_source
+    from lmforge.model_source import base_tokenizer, prepare_base, require_source_kind
 
     data = config.qa
     check_settings(data)
-    resolve_model_source(config.model)  # fails before any work if the model path is wrong
+    require_source_kind(config.model, {"encoder": None}, purpose="answer questions")  # before any work
     train_examples, test_examples, held_out, test_available = read_qa_splits(data, log)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

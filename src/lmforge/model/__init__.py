@@ -18,7 +18,7 @@ from lmforge.model.config import PRESETS, ModelConfig, preset
 from lmforge.model.decoder import DecoderModel
 from lmforge.model.encoder import EncoderModel, mean_pool
 from lmforge.model.encoder_decoder import EncoderDecoderModel
-from lmforge.model.layers import KVCache, ModelOutput
+from lmforge.model.layers import KVCache, ModelOutput, SlotKVCache
 
 __all__ = [
     "PRESETS",
@@ -29,6 +29,7 @@ __all__ = [
     "KVCache",
     "ModelConfig",
     "ModelOutput",
+    "SlotKVCache",
     "TransformerModel",
     "build_model",
     "load",

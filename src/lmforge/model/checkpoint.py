@@ -8,7 +8,7 @@
     DIR/README.md          the model card: what it is, its size and cost, where it came from
 
 - `TransformerModel` — the base class of the three architectures: `save`, `num_parameters`,
-  `flops_per_token`, `new_cache`.
+  `flops_per_token`, `new_cache`, `new_slot_cache`.
 - `save_model(model, dir, tokenizer=None, card="")`, `read_config(dir)`; `build.load_model(dir)` reads it back.
 - `check_state_dict(expected, found)` — names every missing, unexpected or mis-shaped tensor at once.
 - `task_of(config)` — what a model is for, from its architecture and head: "generation" (decoder),
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from lmforge.errors import LmforgeError, MissingFileError
 from lmforge.io import atomic_write
 from lmforge.model.config import ModelConfig
-from lmforge.model.layers import KVCache
+from lmforge.model.layers import KVCache, SlotKVCache
 
 FORMAT = "lmforge-model"
 FORMAT_VERSION = 1
@@ -72,6 +72,24 @@ class TransformerModel(nn.Module):
     def new_cache(self, capacity: int = 0) -> KVCache:
         """An empty KV cache for incremental decoding (see `KVCache`); `capacity`: positions to reserve."""
         return KVCache.empty(len(self.cache_layers()), capacity)
+
+    def new_slot_cache(self, slots: int, capacity: int | None = None) -> SlotKVCache:
+        """A cache of `slots` sequences that join and leave a running batch (see `SlotKVCache`), each with
+        room for `capacity` positions (default: the model's context), in the dtype and on the device of the
+        weights."""
+        config = self.config
+        capacity = capacity or config.max_positions
+        weight = next(self.parameters())
+        return SlotKVCache(
+            len(self.cache_layers()),
+            slots,
+            capacity,
+            config.kv_heads,
+            config.head_dim,
+            source_capacity=config.max_positions if config.architecture == "encoder-decoder" else 0,
+            dtype=weight.dtype,
+            device=weight.device,
+        )
 
     def cache_layers(self) -> nn.ModuleList:  # the layers that use the cache
         raise NotImplementedError

@@ -34,6 +34,7 @@ from lmforge.errors import ConfigError, LmforgeError, MissingFileError
 from lmforge.io import atomic_write, write_json
 from lmforge.model.build import build_model, load_model
 from lmforge.model.checkpoint import (
+    FORMAT,
     TOKENIZER_FILES,
     CheckpointError,
     check_state_dict,
@@ -382,10 +383,24 @@ def _hf_prefix(family: str, keys: set[str]) -> str:
 # Directions
 
 
-def _read_hf(source: Path) -> tuple[dict, dict[str, Tensor]]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def read_hf_config(source: str | os.PathLike) -> ModelConfig:
+    """The lmforge config an HF checkpoint directory converts to, read without loading its weights (the
+    tensor names come from the safetensors headers): what a command checks before it converts."""
+    from safetensors import SafetensorError, safe_open
 
+    source = Path(source)
+    hf = _read_hf_json(source)
+    keys: set[str] = set()
+    for file in _hf_weight_files(source):
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                keys.update(handle.keys())
+        except SafetensorError as exc:
+            raise CheckpointError(f"{file}: not a readable safetensors file ({exc})") from None
+    return config_from_hf(hf, keys, str(source / "config.json"))
+
+
+def _read_hf_json(source: Path) -> dict:
     if not source.is_dir():
         raise MissingFileError(f"Hugging Face model directory not found: {source}")
     config_path = source / "config.json"
@@ -395,17 +410,34 @@ def _read_hf(source: Path) -> tuple[dict, dict[str, Tensor]]:
         )
     try:
         hf = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConversionError(f"{config_path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f"{config_path}:{exc.lineno}" if isinstance(exc, json.JSONDecodeError) else str(config_path)
+        raise ConversionError(f"{where}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    if isinstance(hf, dict) and hf.get("format") == FORMAT:
+        raise ConversionError(
+            f"{source}: already an lmforge model directory; `lmforge convert --to-hf` writes it in HF layout"
+        )
     _hf_family(hf, str(config_path))  # an unsupported architecture fails before any weight is read
+    return hf
+
+
+def _hf_weight_files(source: Path) -> list[Path]:
     files = sorted(source.glob("*.safetensors"))
     if not files:
         hint = " (only PyTorch .bin weights? lmforge never unpickles; re-save them as safetensors)"
         raise MissingFileError(
             f"{source}: no .safetensors weights{hint if list(source.glob('*.bin')) else ''}"
         )
+    return files
+
+
+def _read_hf(source: Path) -> tuple[dict, dict[str, Tensor]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    hf = _read_hf_json(source)
     state: dict[str, Tensor] = {}
-    for file in files:
+    for file in _hf_weight_files(source):
         try:
             state.update(load_file(str(file)))
         except SafetensorError as exc:

@@ -25,9 +25,9 @@ from lmforge.model.layers import (
     Embeddings,
     KVCache,
     ModelOutput,
-    attention_bias,
+    SlotBatch,
     build_norm,
-    default_position_ids,
+    causal_attention_inputs,
     init_weights,
     layer_from_config,
 )
@@ -56,19 +56,15 @@ class DecoderModel(TransformerModel):
         input_ids: Tensor,  # (B, T) token ids
         attention_mask: Tensor | None = None,  # (B, past + T): 1 = token, 0 = padding
         position_ids: Tensor | None = None,  # (B, T); default: counted from each row's first real token
-        cache: KVCache | None = None,  # keys/values of earlier tokens; updated in place
+        cache: KVCache | SlotBatch | None = None,  # keys/values of earlier tokens; updated in place
         *,
         logits_where: Tensor | None = None,  # (B, T) bool: compute logits only there → (N, V)
         return_attentions: bool = False,  # use the explicit attention path and return its weights
     ) -> ModelOutput:
-        B, T = input_ids.shape
-        past = cache.length if cache is not None else 0
-        if position_ids is None:
-            position_ids = default_position_ids(attention_mask, input_ids, past)
-        x, rotary = self.embeddings(input_ids, position_ids)  # (B, T, d)
-        bias, is_causal = attention_bias(
-            attention_mask, T, causal=True, past_length=past, device=input_ids.device
+        position_ids, bias, is_causal = causal_attention_inputs(
+            input_ids, attention_mask, position_ids, cache
         )
+        x, rotary = self.embeddings(input_ids, position_ids)  # (B, T, d)
 
         attentions = [] if return_attentions else None
         for index, layer in enumerate(self.layers):

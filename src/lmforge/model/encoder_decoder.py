@@ -29,8 +29,9 @@ from lmforge.model.layers import (
     Embeddings,
     KVCache,
     ModelOutput,
-    attention_bias,
+    SlotBatch,
     build_norm,
+    causal_attention_inputs,
     default_position_ids,
     init_weights,
     layer_from_config,
@@ -84,23 +85,19 @@ class EncoderDecoderModel(TransformerModel):
     def decode(
         self,
         decoder_input_ids: Tensor,  # (B, T) target ids so far (or just the new ones, with a cache)
-        encoder_hidden_states: Tensor,  # (B, S, d) from `encode`
+        encoder_hidden_states: Tensor | None,  # (B, S, d) from `encode`; None once a cache holds its keys
         attention_mask: Tensor | None = None,  # (B, S) the source's padding mask
         decoder_attention_mask: Tensor | None = None,  # (B, past + T)
-        cache: KVCache | None = None,
+        cache: KVCache | SlotBatch | None = None,
         *,
         position_ids: Tensor | None = None,
         logits_where: Tensor | None = None,
         return_attentions: bool = False,
     ) -> ModelOutput:
-        B, T = decoder_input_ids.shape
-        past = cache.length if cache is not None else 0
-        if position_ids is None:
-            position_ids = default_position_ids(decoder_attention_mask, decoder_input_ids, past)
-        x, rotary = self.decoder_embeddings(decoder_input_ids, position_ids)
-        bias, is_causal = attention_bias(
-            decoder_attention_mask, T, causal=True, past_length=past, device=decoder_input_ids.device
+        position_ids, bias, is_causal = causal_attention_inputs(
+            decoder_input_ids, decoder_attention_mask, position_ids, cache
         )
+        x, rotary = self.decoder_embeddings(decoder_input_ids, position_ids)
         memory_bias = padding_bias(attention_mask)  # (B, 1, 1, S): padding of the source
 
         attentions = [] if return_attentions else None

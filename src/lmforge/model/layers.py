@@ -12,7 +12,8 @@
   attention weights.
 - `TransformerLayer`: attention (+ cross-attention) + feed-forward, each inside a residual connection with a
   norm before (pre-norm, GPT-2) or after (post-norm, Vaswani, BERT) the sublayer.
-- `KVCache`: keys and values kept between decoding steps (see its docstring for the protocol).
+- `KVCache`: keys and values kept between decoding steps (see its docstring for the protocol);
+  `SlotKVCache`: the same for sequences that join and leave a running batch (continuous batching).
 - `attention_bias`: turns a padding mask (and causality) into the additive mask attention uses.
 """
 
@@ -238,6 +239,211 @@ class KVCache:
         """Keep/duplicate rows of the batch: row i becomes the old row ``batch_indices[i]``."""
         for layer in self.layers:
             layer.reorder(batch_indices)
+
+
+class SlotKVCache:
+    """Keys and values of `slots` independent sequences, each with room for `capacity` positions, reserved
+    once — the cache of continuous batching (`lmforge.engine`), where sequences join and leave a running
+    batch between two decoding steps.
+
+    Where `KVCache` holds one batch whose rows start together, each slot here has its own length: a forward
+    pass runs over a contiguous range of slots, each row writing its new keys/values at its own next
+    positions and attending to its own positions only (per-slot position ids and a mask over slot
+    positions). Nothing is copied per step; `move` relocates one sequence when the running slots are
+    compacted, `release` empties a slot.
+
+    The protocol:
+
+    1. ``cache = model.new_slot_cache(slots=16, capacity=1024)`` — every buffer allocated here.
+    2. ``view = cache.batch(start, stop, new_tokens)``: reserves, in slots ``start .. stop - 1``, the next
+       ``new_tokens[i]`` positions of row i. Then ``model(ids, cache=view)`` with ids (stop - start, T),
+       T = max(new_tokens), rows shorter than T padded at the right (their padding is written but never
+       attended to: the slot's length only counts the real tokens). Positions and the causal mask come from
+       the view; pass no attention_mask.
+    3. Encoder-decoders: the first ``batch`` of a sequence passes ``source_lengths``; its decoder call then
+       computes the cross-attention keys/values from the encoder output and stores them in the slots;
+       later calls pass ``encoder_hidden_states=None`` and ``attention_mask=view.source_mask``.
+
+        >>> cache = SlotKVCache(n_layers=1, slots=2, capacity=8, kv_heads=1, head_dim=2)
+        >>> view = cache.batch(0, 2, new_tokens=[3, 1])  # a 3-token and a 1-token prompt, right-padded
+        >>> view.position_ids
+        tensor([[0, 1, 2],
+                [0, 1, 2]])
+        >>> cache.lengths
+        [3, 1]
+        >>> cache.batch(0, 2, new_tokens=[1, 1]).position_ids  # then one token each, at its own position
+        tensor([[3],
+                [1]])
+    """
+
+    def __init__(
+        self,
+        n_layers: int,
+        slots: int,
+        capacity: int,
+        kv_heads: int,
+        head_dim: int,
+        *,
+        source_capacity: int = 0,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.slots, self.capacity, self.source_capacity = slots, capacity, source_capacity
+        self.lengths = [0] * slots  # positions filled in each slot
+        self.source_lengths = [0] * slots  # encoder-decoders: source tokens whose keys/values a slot holds
+
+        def buffer(positions: int) -> Tensor:
+            return torch.zeros(slots, kv_heads, positions, head_dim, dtype=dtype, device=device)
+
+        self.keys = [buffer(capacity) for _ in range(n_layers)]  # (slots, kv_heads, capacity, head_dim)
+        self.values = [buffer(capacity) for _ in range(n_layers)]
+        self.cross_keys = [buffer(source_capacity) for _ in range(n_layers)] if source_capacity else []
+        self.cross_values = [buffer(source_capacity) for _ in range(n_layers)] if source_capacity else []
+        self.device = self.keys[0].device if n_layers else torch.device("cpu")
+
+    def batch(
+        self, start: int, stop: int, new_tokens: list[int], *, source_lengths: list[int] | None = None
+    ) -> SlotBatch:
+        """A view of slots start..stop-1 for one forward pass that adds `new_tokens[i]` tokens to row i."""
+        if not 0 <= start < stop <= self.slots or len(new_tokens) != stop - start:
+            raise ValueError(
+                f"slots {start}..{stop - 1} with {len(new_tokens)} rows: not in 0..{self.slots - 1}"
+            )
+        old = self.lengths[start:stop]
+        width = max(old) + max(new_tokens)
+        if width > self.capacity:
+            raise ValueError(f"a slot would hold {width} positions; the cache has room for {self.capacity}")
+        if source_lengths is not None:
+            if max(source_lengths) > self.source_capacity:
+                raise ValueError(
+                    f"a source of {max(source_lengths)} tokens; the cache has room for {self.source_capacity}"
+                )
+            self.source_lengths[start:stop] = source_lengths
+        view = SlotBatch(self, start, stop, old, max(new_tokens), fresh_source=source_lengths is not None)
+        for row, count in enumerate(new_tokens):
+            self.lengths[start + row] += count
+        return view
+
+    def release(self, slot: int) -> None:
+        """The slot is free again (its old keys/values are simply overwritten later)."""
+        self.lengths[slot] = self.source_lengths[slot] = 0
+
+    def move(self, source: int, target: int) -> None:
+        """Move the sequence of slot `source` into slot `target` (compaction: one copy, not one per step)."""
+        length, source_length = self.lengths[source], self.source_lengths[source]
+        for buffers, used in ((self.keys, length), (self.values, length), (self.cross_keys, source_length),
+                              (self.cross_values, source_length)):  # fmt: skip
+            for buffer in buffers:
+                buffer[target, :, :used] = buffer[source, :, :used]
+        self.lengths[target], self.source_lengths[target] = length, source_length
+        self.release(source)
+
+    def source_mask(self, start: int, stop: int) -> Tensor:
+        """(stop - start, longest source) 1/0: which source positions of each slot are real."""
+        lengths = torch.tensor(self.source_lengths[start:stop], device=self.device)
+        return (torch.arange(int(lengths.max()), device=self.device)[None] < lengths[:, None]).long()
+
+
+class SlotBatch:
+    """One forward pass over a range of slots of a `SlotKVCache`; pass it as the model's `cache`.
+
+    Holds the new tokens' position ids (B, T) — each row continues its own slot — and the self-attention
+    mask: query t of row r (at position old_r + t) sees the keys at positions ≤ old_r + t of its own slot.
+    When every row starts at the same length the mask is left to SDPA (None, or its causal flag), the same
+    fast path as a plain `KVCache`.
+    """
+
+    def __init__(self, cache: SlotKVCache, start: int, stop: int, old: list[int], T: int, fresh_source: bool):
+        self.cache, self.start, self.stop = cache, start, stop
+        self.fresh_source = fresh_source  # the decoder call computes the cross keys/values and stores them
+        self.width = max(old) + T  # key positions the attention reads
+        device = cache.device
+        old_lengths = torch.tensor(old, device=device)[:, None]  # (B, 1)
+        self.position_ids = old_lengths + torch.arange(T, device=device)  # (B, T)
+        self.uniform = all(length == old[0] for length in old)
+        self.bias, self.is_causal = None, False
+        if self.uniform and old[0] == 0 and T > 1:
+            self.is_causal = True
+        elif not (self.uniform and T == 1):
+            allowed = torch.arange(self.width, device=device) <= self.position_ids[:, :, None]  # (B, T, W)
+            bias = torch.zeros(allowed.shape, device=device)
+            self.bias = bias.masked_fill_(~allowed, torch.finfo(bias.dtype).min)[:, None]  # (B, 1, T, W)
+        self.layers = [_SlotLayer(self, index) for index in range(len(cache.keys))]
+
+    @property
+    def source_mask(self) -> Tensor:
+        return self.cache.source_mask(self.start, self.stop)
+
+
+class _SlotLayer:
+    """A `SlotBatch`'s view of one layer: what `MultiHeadAttention` reads and writes (as with `LayerCache`)."""
+
+    def __init__(self, batch: SlotBatch, index: int) -> None:
+        self.batch, self.index = batch, index
+
+    def append(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Write the new keys/values (B, kv_heads, T, head_dim) at each row's positions; return the window."""
+        batch, cache = self.batch, self.batch.cache
+        rows = slice(batch.start, batch.stop)
+        key_buffer, value_buffer = cache.keys[self.index], cache.values[self.index]
+        if batch.uniform:  # every row writes the same positions: a plain slice assignment
+            first = int(batch.position_ids[0, 0])
+            key_buffer[rows, :, first : first + key.shape[2]] = key
+            value_buffer[rows, :, first : first + key.shape[2]] = value
+        else:  # (B, 1) slots × (B, T) positions pick (B, T, kv_heads, head_dim)
+            slots = torch.arange(batch.start, batch.stop, device=cache.device)[:, None]
+            key_buffer[slots, :, batch.position_ids] = key.transpose(1, 2)
+            value_buffer[slots, :, batch.position_ids] = value.transpose(1, 2)
+        return key_buffer[rows, :, : batch.width], value_buffer[rows, :, : batch.width]
+
+    @property
+    def cross_key(self) -> Tensor | None:
+        return self._cross(self.batch.cache.cross_keys)
+
+    @property
+    def cross_value(self) -> Tensor | None:
+        return self._cross(self.batch.cache.cross_values)
+
+    @cross_key.setter
+    def cross_key(self, key: Tensor) -> None:
+        self.batch.cache.cross_keys[self.index][self.batch.start : self.batch.stop, :, : key.shape[2]] = key
+
+    @cross_value.setter
+    def cross_value(self, value: Tensor) -> None:
+        buffer = self.batch.cache.cross_values[self.index]
+        buffer[self.batch.start : self.batch.stop, :, : value.shape[2]] = value
+
+    def _cross(self, buffers: list[Tensor]) -> Tensor | None:
+        batch = self.batch
+        if batch.fresh_source or not buffers:
+            return None
+        longest = max(batch.cache.source_lengths[batch.start : batch.stop])
+        return buffers[self.index][batch.start : batch.stop, :, :longest]
+
+
+def causal_attention_inputs(
+    input_ids: Tensor,
+    attention_mask: Tensor | None,
+    position_ids: Tensor | None,
+    cache: KVCache | SlotBatch | None,
+) -> tuple[Tensor, Tensor | None, bool]:
+    """The new tokens' position ids and the causal self-attention mask (bias, is_causal) of a decoder call.
+
+    With a `KVCache` (or none), positions follow the padding mask and the mask covers past + new tokens;
+    with a `SlotBatch` both come from the slots' own lengths.
+    """
+    if isinstance(cache, SlotBatch):
+        if attention_mask is not None:
+            raise ValueError("a slot cache masks by its slots' lengths: pass no decoder attention_mask")
+        return (cache.position_ids if position_ids is None else position_ids), cache.bias, cache.is_causal
+    past = cache.length if cache is not None else 0
+    if position_ids is None:
+        position_ids = default_position_ids(attention_mask, input_ids, past)
+    T = input_ids.shape[1]
+    bias, is_causal = attention_bias(
+        attention_mask, T, causal=True, past_length=past, device=input_ids.device
+    )
+    return position_ids, bias, is_causal
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -43,15 +43,15 @@ PIPELINES: dict[str, type[Pipeline]] = {
 }
 
 
-def load(source: str | os.PathLike, *, device: str = "cpu", **options) -> Pipeline:
+def load(source: str | os.PathLike, *, device: str = "cpu", name: str = "model", **options) -> Pipeline:
     """The pipeline for a model: its config.json's "task" (inferred from the architecture and head for
-    directories saved without one) picks the class."""
+    directories saved without one) picks the class. `name`: how errors call the source."""
     from lmforge.model.checkpoint import read_task
     from lmforge.model_source import model_directory
 
-    directory = model_directory(source)
+    directory = model_directory(source, name=name)
     return PIPELINES[read_task(directory)].from_directory(
-        directory, device=device, source=str(source), **options
+        directory, device=device, source=str(source), name=name, **options
     )
 
 

@@ -16,13 +16,19 @@ import os
 import threading
 from pathlib import Path
 
-from lmforge.errors import ConfigError, MissingFileError
+from lmforge.errors import ConfigError
 
 
 class Pipeline:
-    """Base class: `load`, the str-or-list convention and the tokenizer lock."""
+    """Base class: `load`, the str-or-list convention and the tokenizer lock. A subclass states the models
+    it serves in `kinds` (architecture → the heads it needs, None: any; see
+    `lmforge.model_source.require_kind`), what it does with them in `purpose`, and what to use instead in
+    `hint`."""
 
     task = ""  # the config.json "task" this pipeline serves
+    kinds: dict[str, tuple[str | None, ...] | None] | None = None  # None: any model
+    purpose = ""  # e.g. "generate text": the wrong kind of model "cannot generate text"
+    hint = ""
 
     def __init__(self, model, tokenizer, *, source: str = ""):
         self.model = model.eval()
@@ -32,28 +38,29 @@ class Pipeline:
         self.device = next(model.parameters()).device
 
     @classmethod
-    def load(cls, source: str | os.PathLike, *, device: str = "cpu", **options):
-        """The pipeline of a model directory, `py:PACKAGE/DIR` or Hugging Face checkpoint directory."""
+    def load(cls, source: str | os.PathLike, *, device: str = "cpu", name: str = "model", **options):
+        """The pipeline of a model directory, `py:PACKAGE/DIR` or Hugging Face checkpoint directory.
+        `name` is how errors call the source (a command passes its option, ``--model``)."""
         from lmforge.model_source import model_directory
 
-        directory = model_directory(source)
-        return cls.from_directory(directory, device=device, source=str(source), **options)
+        directory = model_directory(source, name=name)
+        return cls.from_directory(directory, device=device, source=str(source), name=name, **options)
 
     @classmethod
-    def from_directory(cls, directory: Path, *, device: str = "cpu", source: str = "", **options):
+    def from_directory(
+        cls, directory: Path, *, device: str = "cpu", source: str = "", name: str = "model", **options
+    ):
         """The pipeline of an lmforge model (or LoRA adapter) directory; a model of the wrong kind fails
-        before its weights are read."""
-        problem = cls.unsuitable(model_config_of(directory))
-        if problem:
-            raise ConfigError(f"{directory}: {problem}")
-        model, tokenizer = load_model_and_tokenizer(directory, device=device)
-        options = {**cls.directory_options(Path(directory)), **options}
-        return cls(model, tokenizer, source=source or str(directory), **options)
+        before its weights are read, in one line that names `source`."""
+        from lmforge.model_source import require_kind, source_config
 
-    @classmethod
-    def unsuitable(cls, config) -> str | None:
-        """Why a model of this `ModelConfig` cannot serve this pipeline; None when it can."""
-        return None
+        spec = source or str(directory)
+        if cls.kinds is not None:
+            config = source_config(directory, name=name, adapters=True)
+            require_kind(config, spec, cls.kinds, purpose=cls.purpose, name=name, hint=cls.hint)
+        model, tokenizer = load_for_use(directory, device=device, name=f"{name} {spec}")
+        options = {**cls.directory_options(Path(directory)), **options}
+        return cls(model, tokenizer, source=spec, **options)
 
     @classmethod
     def directory_options(cls, directory: Path) -> dict:
@@ -73,40 +80,16 @@ def describe(config) -> str:
     return f"{config.architecture}, {layers} layers × {config.d_model}, vocabulary {config.vocab_size:,}"
 
 
-def load_model_and_tokenizer(source: str | os.PathLike, *, device: str = "cpu"):
-    """(model in eval mode, tokenizer without padding or truncation) of a model directory, LoRA adapter
-    directory, `py:PACKAGE/DIR` or Hugging Face checkpoint, with errors that name the file."""
-    from lmforge.model import load
-    from lmforge.model.lora import ADAPTER_CONFIG, load_adapters
-    from lmforge.model_source import model_directory
-    from lmforge.tokenizers import load_tokenizer
+def load_for_use(directory: str | os.PathLike, *, device: str = "cpu", name: str = ""):
+    """(model in eval mode, tokenizer without padding or truncation) of an lmforge model (or LoRA adapter)
+    directory; `name` starts the errors' messages."""
+    from lmforge.model_source import base_tokenizer, load_model_source
 
-    directory = model_directory(source)
-    tokenizer_file = directory / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        raise MissingFileError(f"{tokenizer_file} not found: the model directory needs its tokenizer")
-    if (directory / ADAPTER_CONFIG).is_file():
-        model = load_adapters(directory, device=device)
-    else:
-        model = load(directory, device=device)
-    tokenizer = load_tokenizer(tokenizer_file)
+    _, tokenizer = base_tokenizer(directory, name=name)  # checked before the (slower) model load
+    model, _ = load_model_source(directory, adapters=True, device=device)
     tokenizer.no_padding()  # tokenizer.json files often pad to a fixed length: pipelines pad per batch
     tokenizer.no_truncation()
     return model.eval(), tokenizer
-
-
-def model_config_of(directory: Path):
-    """A model (or adapter) directory's `ModelConfig`, read without loading weights."""
-    import json
-
-    from lmforge.model.checkpoint import read_config
-    from lmforge.model.config import ModelConfig
-
-    adapter_config = Path(directory) / "adapter_config.json"
-    if adapter_config.is_file():
-        document = json.loads(adapter_config.read_text(encoding="utf-8"))
-        return ModelConfig.from_dict(document["model"], where=str(adapter_config))
-    return read_config(directory)
 
 
 def one_or_many(inputs, name: str) -> tuple[list, bool]:

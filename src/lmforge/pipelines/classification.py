@@ -27,17 +27,14 @@ class ClassificationResult:
 
 class Classification(Pipeline):
     task = "classification"
+    kinds = {"encoder": ("sequence-classification",)}
+    purpose = "classify text"
+    hint = "fine-tune one with `lmforge finetune` (task classify)"
 
     def __init__(self, model, tokenizer, labels=None, *, source: str = ""):
         super().__init__(model, tokenizer, source=source)
         config = model.config
         self.labels = list(labels or config.extra.get("labels") or [str(i) for i in range(config.num_labels)])
-
-    @classmethod
-    def unsuitable(cls, config) -> str | None:
-        if config.head != "sequence-classification":
-            return f"head is {config.head!r}, not a classifier; fine-tune one with `lmforge finetune` (task classify)"
-        return None
 
     def __call__(self, texts, pair=None, *, batch_size: int = 32, max_length: int = 128):
         """Classify a text (→ one `ClassificationResult`) or a list (→ a list); `pair`: the second text(s)

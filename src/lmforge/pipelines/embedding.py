@@ -32,6 +32,9 @@ class SentenceEmbeddingResult:
 
 class SentenceEmbedding(Pipeline):
     task = "embedding"
+    kinds = {"encoder": None}
+    purpose = "give sentence vectors"
+    hint = "pre-train one with `lmforge pretrain` (objective mlm) or convert a BERT checkpoint"
 
     def __init__(self, model, tokenizer, *, max_length: int | None = None, source: str = ""):
         from lmforge.embeddings.contextual import ContextualEmbedder
@@ -43,12 +46,6 @@ class SentenceEmbedding(Pipeline):
         self.embedder = ContextualEmbedder(
             model, tokenizer, max_length=max_length or settings.get("max_length"), device=str(self.device)
         )
-
-    @classmethod
-    def unsuitable(cls, config) -> str | None:
-        if config.architecture != "encoder":
-            return f"sentence embeddings need an encoder (BERT-like) model, got a {config.architecture}"
-        return None
 
     @property
     def dim(self) -> int:

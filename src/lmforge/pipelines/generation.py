@@ -55,6 +55,12 @@ class TextGenerationResult:
 
 class TextGeneration(Pipeline):
     task = "generation"
+    kinds = {"decoder": None}
+    purpose = "generate text"
+    hint = (
+        "an encoder-decoder translates (lmforge.pipelines.Translation, `lmforge translate`); an encoder "
+        "(BERT) fills in masked tokens: `lmforge perplexity` scores text with it"
+    )
 
     def __init__(self, model, tokenizer, defaults=None, *, source: str = "", log=None):
         from lmforge.generate import GenerationConfig
@@ -64,15 +70,6 @@ class TextGeneration(Pipeline):
         tokenizer.no_truncation()
         self.defaults = defaults or GenerationConfig()
         self.log = log  # called with a note when max_new_tokens is cut to the model's context
-
-    @classmethod
-    def unsuitable(cls, config) -> str | None:
-        if config.architecture != "decoder":
-            return (
-                f"{config.architecture!r} models do not continue text; TextGeneration takes a decoder "
-                "(an encoder-decoder translates: lmforge.pipelines.Translation)"
-            )
-        return None
 
     @classmethod
     def directory_options(cls, directory: Path) -> dict:

@@ -32,20 +32,14 @@ class QuestionAnsweringResult:
 
 class QuestionAnswering(Pipeline):
     task = "question-answering"
+    kinds = {"encoder": ("question-answering",)}
+    purpose = "answer questions"
+    hint = "fine-tune one with `lmforge finetune` (task qa, e.g. configs/squad-minilm.yaml)"
 
     def __init__(self, model, tokenizer, settings=None, *, source: str = ""):
         super().__init__(model, tokenizer, source=source)
         self.settings = {**DEFAULT_SETTINGS, **(settings or model.config.extra.get("qa", {}))}
         self.settings["max_length"] = min(self.settings["max_length"], model.config.max_positions)
-
-    @classmethod
-    def unsuitable(cls, config) -> str | None:
-        if config.head != "question-answering":
-            return (
-                f"head is {config.head!r}, not a span (question-answering) head; fine-tune one with "
-                "`lmforge finetune` (task qa, e.g. configs/squad-minilm.yaml)"
-            )
-        return None
 
     def __call__(self, question, context, *, top_k: int = 1, batch_size: int = 16):
         """Answer a question (→ one `QuestionAnsweringResult`) or a list of questions (→ a list) from

@@ -31,21 +31,15 @@ class TranslationResult:
 
 class Translation(Pipeline):
     task = "translation"
+    kinds = {"encoder-decoder": None}
+    purpose = "translate"
+    hint = "`lmforge finetune` task translate, or `lmforge convert --from-hf` of a Marian model"
 
     def __init__(self, model, tokenizer, defaults=None, *, source: str = ""):
         from lmforge.generate import GenerationConfig
 
         super().__init__(model, tokenizer, source=source)
         self.defaults = defaults or GenerationConfig(max_new_tokens=64, temperature=0.0)
-
-    @classmethod
-    def unsuitable(cls, config) -> str | None:
-        if config.architecture != "encoder-decoder":
-            return (
-                f"a {config.architecture} model cannot translate; give an encoder-decoder "
-                "(`lmforge finetune` task translate, or `lmforge convert --from-hf` of a Marian model)"
-            )
-        return None
 
     @classmethod
     def directory_options(cls, directory: Path) -> dict:

@@ -4,6 +4,14 @@ Each module defines ``COMMANDS``: a list of `Command`s. `lmforge.cli` finds them
 so adding a verb is adding a module. Recipes only compose the library: everything a verb does is a
 function a notebook can call. Keep module-level imports light (no torch at import time) so that
 `lmforge --help` stays instant; import heavy things inside `run`.
+
+Numeric options say their range through their argparse type, so a bad value is refused by the parser, in
+one line that names the option, before any work: `count` (how many of something: 1 or more),
+`count_or_zero` (0 has the meaning the option's help gives it: off, all, every core), `positive_number`.
+A plain ``type=int`` is for values that may be negative (a layer index counted from the end). Inputs say
+what they are through their metavar: ``FILE`` (a UTF-8 text file read), ``VECTORS`` (word vectors),
+``JSON``, ``CONFIG`` (a YAML preset), ``DIR`` (a model directory). `tests/test_bad_inputs.py` finds every
+verb and every such option by these, and gives each the bad inputs that apply to it.
 """
 
 from __future__ import annotations
@@ -11,6 +19,41 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+def count(text: str) -> int:
+    """argparse type: an integer of at least 1.
+
+    >>> count("3")
+    3
+    """
+    return _integer_at_least(text, 1)
+
+
+def count_or_zero(text: str) -> int:
+    """argparse type: an integer of at least 0."""
+    return _integer_at_least(text, 0)
+
+
+def positive_number(text: str) -> float:
+    """argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _integer_at_least(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -21,6 +64,7 @@ class Command:
     run: Callable[[argparse.Namespace], int | None]  # does the work; returns the exit code (None = 0)
     description: str = ""  # longer text shown by `lmforge NAME --help`
     takes_overrides: bool = False  # accepts `--section.key=value` config overrides (in args.overrides)
+    config: type | None = None  # the config dataclass its --config YAML and overrides fill, if any
 
 
 def with_library_doc(recipe_doc: str, library_doc: str) -> str:

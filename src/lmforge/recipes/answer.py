@@ -19,16 +19,20 @@ import sys
 from pathlib import Path
 
 from lmforge.errors import LmforgeError, MissingFileError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("question", nargs="*", help="question(s) about the context")
-    parser.add_argument("--model", required=True, help="a model directory written by `lmforge finetune` (qa)")
-    parser.add_argument("--context", required=True, help="a UTF-8 text file to answer from ('-' = stdin)")
+    parser.add_argument(
+        "--model", required=True, metavar="DIR", help="a model directory written by `lmforge finetune` (qa)"
+    )
+    parser.add_argument(
+        "--context", required=True, metavar="FILE", help="a UTF-8 text file to answer from ('-' = stdin)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per question (score, offsets)")
     parser.add_argument(
-        "--top-k", type=int, default=1, help="with --json: also list the k best distinct spans (default 1)"
+        "--top-k", type=count, default=1, help="with --json: also list the k best distinct spans (default 1)"
     )
 
 
@@ -39,8 +43,6 @@ def run(args: argparse.Namespace) -> int:
     empty = [i + 1 for i, q in enumerate(questions) if not q.strip()]
     if empty:
         raise LmforgeError(f"question {empty[0]} is empty")
-    if args.top_k < 1:
-        raise LmforgeError(f"--top-k must be at least 1, got {args.top_k}")
     if args.context == "-":
         context = sys.stdin.read()
     else:
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise LmforgeError(f"--context {args.context}: the context is empty; give a text to answer from")
     from lmforge.pipelines import QuestionAnswering
 
-    answer = QuestionAnswering.load(args.model)
+    answer = QuestionAnswering.load(args.model, name="--model")
     for question, best in zip(questions, answer(questions, context, top_k=args.top_k), strict=True):
         if args.json:
             record = {

@@ -13,40 +13,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-from lmforge.errors import LmforgeError, MissingFileError
-from lmforge.recipes import Command
+from lmforge.errors import LmforgeError
+from lmforge.recipes import Command, count
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", nargs="*", help="text(s) to classify")
-    parser.add_argument("--model", required=True, help="a model directory written by `lmforge finetune`")
+    parser.add_argument(
+        "--model", required=True, metavar="DIR", help="a model directory written by `lmforge finetune`"
+    )
     parser.add_argument("--pair", help="second text, for a model fine-tuned on text pairs")
-    parser.add_argument("--file", help="a file of texts, one per line ('-' = standard input)")
-    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
-    parser.add_argument("--max-length", type=int, default=128, help="tokens per text after truncation")
+    parser.add_argument("--file", metavar="FILE", help="a file of texts, one per line ('-' = standard input)")
+    parser.add_argument("--batch-size", type=count, default=32, help="texts per forward pass (default 32)")
+    parser.add_argument("--max-length", type=count, default=128, help="tokens per text after truncation")
     parser.add_argument("--json", action="store_true", help="one JSON object per text")
 
 
 def run(args: argparse.Namespace) -> int:
     texts = list(args.text)
-    if args.batch_size < 1:
-        raise LmforgeError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.file:
-        if args.file != "-" and not Path(args.file).is_file():
-            raise MissingFileError(f"--file: not found: {args.file}")
-        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
-        with stream:
-            texts += [line.rstrip("\n") for line in stream if line.strip()]
+        from lmforge.text import read_items
+
+        texts += read_items(args.file, option="--file", what="text")
     if not texts:
         raise LmforgeError("nothing to classify: give a text, or --file with one text per line")
     if args.pair is not None and len(texts) != 1:
         raise LmforgeError("--pair goes with exactly one text")
     from lmforge.pipelines import Classification
 
-    classify = Classification.load(args.model)
+    classify = Classification.load(args.model, name="--model")
     pairs = [args.pair] if args.pair is not None else None
     results = classify(texts, pairs, batch_size=args.batch_size, max_length=args.max_length)
     for text, item in zip(texts, results, strict=True):

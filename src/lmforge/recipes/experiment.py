@@ -14,7 +14,7 @@ from pathlib import Path
 
 import lmforge.experiments.data_efficiency as data_efficiency_library
 from lmforge.experiments.data_efficiency import DataEfficiencyConfig, data_efficiency
-from lmforge.recipes import Command, with_library_doc
+from lmforge.recipes import Command, count, count_or_zero, with_library_doc
 
 # --- the command --------------------------------------------------------------------------------------
 
@@ -112,7 +112,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--evaluations",
-        type=int,
+        type=count,
         default=defaults.evaluations,
         help="dev evaluations per run (default: %(default)s)",
     )
@@ -124,7 +124,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--subset-seed",
-        type=int,
+        type=count_or_zero,
         default=defaults.subset_seed,
         help="seed of the permutation the subsets are cut from (default: %(default)s)",
     )

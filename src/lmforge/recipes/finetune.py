@@ -11,6 +11,7 @@ The pipeline is `lmforge.finetune.finetune`:
 from __future__ import annotations
 
 import argparse
+import sys
 
 import lmforge.finetune as finetune_library
 from lmforge.config import add_set_option, dump_yaml, load_config, top_level_overrides
@@ -23,10 +24,14 @@ from lmforge.recipes import Command, with_library_doc
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", help="a YAML preset (see configs/); options not in it keep their defaults"
+        "--config",
+        metavar="CONFIG",
+        help="a YAML preset (see configs/); options not in it keep their defaults",
     )
     parser.add_argument("--out", help="run directory (overrides the config's `out`)")
-    parser.add_argument("--model", help="model directory to start from (overrides the config's `model`)")
+    parser.add_argument(
+        "--model", metavar="DIR", help="model directory to start from (overrides the config's `model`)"
+    )
     parser.add_argument(
         "--from-scratch",
         action="store_true",
@@ -42,6 +47,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lmforge.train.budget import explicit_steps_win
+
     overrides = list(args.overrides) + top_level_overrides(args.set)
     if args.out:
         overrides.append(f"out={args.out}")
@@ -50,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if args.from_scratch:
         overrides.append("from_scratch=true")
     config = load_config(FinetuneConfig, args.config, overrides)
+    config, note = explicit_steps_win(config, overrides)
+    if note:
+        print(note, file=sys.stderr)
     if args.print_config:
         print(dump_yaml(config), end="")
         return 0
@@ -71,5 +81,6 @@ COMMANDS = [
         run=run,
         description=with_library_doc(__doc__, finetune_library.__doc__),
         takes_overrides=True,
+        config=FinetuneConfig,
     )
 ]

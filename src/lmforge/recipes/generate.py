@@ -14,33 +14,38 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from lmforge.errors import LmforgeError, MissingFileError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count, count_or_zero
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", required=True, help="model directory (config.json, model.safetensors, tokenizer.json)"
+        "--model",
+        required=True,
+        metavar="DIR",
+        help="model directory (config.json, model.safetensors, tokenizer.json)",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--prompt", help="the text to continue")
-    source.add_argument("--prompts", help="a file with one prompt per line; generated in batches")
+    source.add_argument(
+        "--prompts", metavar="FILE", help="a file with one prompt per line; generated in batches"
+    )
     parser.add_argument(
-        "--max-new-tokens", type=int, help="upper bound on new tokens (default: generation.json or 100)"
+        "--max-new-tokens", type=count, help="upper bound on new tokens (default: generation.json or 100)"
     )
     parser.add_argument("--temperature", type=float, help="0 = greedy; higher = more random (default 1.0)")
-    parser.add_argument("--top-k", type=int, help="sample among the k most likely tokens (0 = off)")
+    parser.add_argument("--top-k", type=count_or_zero, help="sample among the k most likely tokens (0 = off)")
     parser.add_argument("--top-p", type=float, help="nucleus sampling: smallest set with probability >= p")
     parser.add_argument("--min-p", type=float, help="drop tokens below min_p x the top token's probability")
     parser.add_argument("--repetition-penalty", type=float, help="> 1 discourages repeating tokens (CTRL)")
-    parser.add_argument("--no-repeat-ngram-size", type=int, help="never repeat an n-gram of this size")
-    parser.add_argument("--num-beams", type=int, help="beam search with this many beams (deterministic)")
-    parser.add_argument("--stop", action="append", help="stop when this text appears (repeatable)")
-    parser.add_argument("--seed", type=int, help="seed for reproducible sampling")
     parser.add_argument(
-        "--batch-size", type=int, default=16, help="prompts per batch with --prompts (default 16)"
+        "--no-repeat-ngram-size", type=count_or_zero, help="never repeat an n-gram of this size"
+    )
+    parser.add_argument("--num-beams", type=count, help="beam search with this many beams (deterministic)")
+    parser.add_argument("--stop", action="append", help="stop when this text appears (repeatable)")
+    parser.add_argument("--seed", type=count_or_zero, help="seed for reproducible sampling")
+    parser.add_argument(
+        "--batch-size", type=count, default=16, help="prompts per batch with --prompts (default 16)"
     )
     parser.add_argument(
         "--stream", action="store_true", help="print the text as it is generated (one prompt)"
@@ -76,21 +81,14 @@ def show(prompt: str, result, as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lmforge.pipelines import TextGeneration
+    from lmforge.text import read_items
 
-    if args.prompts and not Path(args.prompts).is_file():
-        raise MissingFileError(f"--prompts {args.prompts}: no such file")
-    if args.batch_size < 1:
-        raise LmforgeError("--batch-size must be at least 1")
-    generate = TextGeneration.load(args.model, log=lambda note: print(note, file=sys.stderr))
+    prompts = read_items(args.prompts, option="--prompts", what="prompt") if args.prompts else None
+    generate = TextGeneration.load(args.model, name="--model", log=lambda note: print(note, file=sys.stderr))
     options = options_from_args(args)
-    generate.settings(**options)  # a bad option fails before any prompt is read
+    generate.settings(**options)  # a bad option fails before any prompt is generated
 
-    if args.prompts:
-        from lmforge.text import iter_lines
-
-        prompts = [line for _, line in iter_lines(args.prompts) if line.strip()]
-        if not prompts:
-            raise LmforgeError(f"--prompts {args.prompts}: the file has no prompts")
+    if prompts is not None:
         for start in range(0, len(prompts), args.batch_size):  # printed batch by batch
             batch = prompts[start : start + args.batch_size]
             for prompt, result in zip(

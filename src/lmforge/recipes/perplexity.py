@@ -18,30 +18,37 @@ import json
 import math
 
 from lmforge.errors import LmforgeError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="text to score (txt / JSONL / CSV / TSV)")
-    parser.add_argument("--model", required=True, help="model directory with its tokenizer.json")
-    parser.add_argument("--context", type=int, help="window length in tokens (default: the model's context)")
-    parser.add_argument("--stride", type=int, help="window step in tokens (default: context / 2)")
+    parser.add_argument(
+        "--model", required=True, metavar="DIR", help="model directory with its tokenizer.json"
+    )
+    parser.add_argument(
+        "--context", type=count, help="window length in tokens (default: the model's context)"
+    )
+    parser.add_argument("--stride", type=count, help="window step in tokens (default: context / 2)")
     parser.add_argument("--field", default="text", help="JSONL field with the text (default: text)")
     parser.add_argument("--column", help="CSV/TSV column with the text")
     parser.add_argument(
-        "--max-tokens", type=int, default=4096, help="masked models: tokens scored (default 4096)"
+        "--max-tokens", type=count, default=4096, help="masked models: tokens scored (default 4096)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
     from lmforge.metrics.perplexity import bits_per_byte, pseudo_log_likelihood, sliding_window_nll
-    from lmforge.pipelines.base import load_model_and_tokenizer
+    from lmforge.model_source import load_model_and_tokenizer
     from lmforge.text import Corpus
 
     corpus = Corpus(args.files, field=args.field, column=args.column, unit="file")  # checks paths first
-    model, tokenizer = load_model_and_tokenizer(args.model)
+    kinds = {"decoder": None, "encoder": ("mlm",)}  # perplexity (GPT), pseudo-perplexity (BERT)
+    model, tokenizer, _ = load_model_and_tokenizer(args.model, kinds, purpose="score text", name="--model")
     config = model.config
+    tokenizer.no_padding()
+    tokenizer.no_truncation()  # the whole text, cut into windows here
     text = "\n\n".join(corpus)
     ids = tokenizer.encode(text, add_special_tokens=False).ids
     if len(ids) < 2:
@@ -56,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
     if config.architecture == "encoder":
         mask_id = tokenizer.token_to_id("[MASK]")
-        if mask_id is None or config.head != "mlm":
-            raise LmforgeError("pseudo-perplexity needs a masked-LM model (head mlm) and a [MASK] token")
+        if mask_id is None:
+            raise LmforgeError(
+                f"--model {args.model}: pseudo-perplexity needs a [MASK] token in the tokenizer"
+            )
         ids = ids[: args.max_tokens]
         nll, scored = pseudo_log_likelihood(
             model,
@@ -75,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             "tokens": scored,
             "context": context,
         }
-    elif config.architecture == "decoder":
+    else:
         scored = sliding_window_nll(model, ids, context=context, stride=stride)
         result = {
             "metric": "perplexity",
@@ -86,8 +95,6 @@ def run(args: argparse.Namespace) -> int:
             "stride": stride,
             "windows": scored.windows,
         }
-    else:
-        raise LmforgeError("perplexity is defined here for decoder (GPT) and encoder (BERT, MLM) models")
     result["tokenizer"] = kind
     result["files"] = [str(p) for p in corpus.files]
     if args.json:

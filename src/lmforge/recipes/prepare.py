@@ -1,7 +1,7 @@
 """`lmforge prepare`: tokenize a corpus into memory-mapped token shards for pre-training.
 
-    lmforge prepare --tokenizer tok.json --out data/wiki FILE...      # a trained lmforge/HF tokenizer.json
-    lmforge prepare --tokenizer bytes --out data/shakespeare input.txt # UTF-8 bytes, no tokenizer needed
+    lmforge prepare --tokenizer tok.json --out runs/wiki-shards FILE...      # a trained lmforge/HF tokenizer.json
+    lmforge prepare --tokenizer bytes --out runs/shakespeare-bytes input.txt # UTF-8 bytes, no tokenizer needed
 
 Reads plain text, JSONL (--field) and CSV/TSV (--column), tokenizes on every core, and writes
 ``train-*.bin`` / ``val-*.bin`` (uint16 or uint32) and ``meta.json`` into --out. The validation split is
@@ -14,7 +14,7 @@ import argparse
 import time
 
 from lmforge.errors import ConfigError, LmforgeError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tokenizer",
         required=True,
+        metavar="FILE",
         help="a tokenizer.json, or `bytes` for UTF-8 bytes (ids 0-255, 256 = end)",
     )
     parser.add_argument("--out", required=True, help="directory for the shards and meta.json")
@@ -46,7 +47,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--eot", default=None, help="end-of-text token (default: <|endoftext|>, [SEP], </s>, ...)"
     )
-    parser.add_argument("--workers", type=int, default=None, help="tokenizer processes (default: every core)")
+    parser.add_argument(
+        "--workers", type=count, default=None, help="tokenizer processes (default: every core)"
+    )
 
 
 def load_encoder(tokenizer: str, eot: str | None = None):
@@ -74,8 +77,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.val_fraction < 1.0:
         raise ConfigError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     encoder = load_encoder(args.tokenizer, args.eot)
     started = time.perf_counter()
     meta = prepare_shards(
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         column=args.column,
         unit=args.unit,
         workers=args.workers,
+        progress=True,
     )
     seconds = time.perf_counter() - started
     data = meta.data

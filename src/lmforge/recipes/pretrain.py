@@ -9,6 +9,7 @@ The pipeline is `lmforge.pretrain.pretrain`:
 from __future__ import annotations
 
 import argparse
+import sys
 
 import lmforge.pretrain as pretrain_library
 from lmforge.config import add_set_option, dump_yaml, load_config, top_level_overrides
@@ -21,7 +22,9 @@ from lmforge.recipes import Command, with_library_doc
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", help="a YAML preset (see configs/); options not in it keep their defaults"
+        "--config",
+        metavar="CONFIG",
+        help="a YAML preset (see configs/); options not in it keep their defaults",
     )
     parser.add_argument("--out", help="run directory (overrides the config's `out`)")
     add_set_option(parser, "--set block_size=256 --set fit_steps_to_minutes=false")
@@ -34,10 +37,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lmforge.train.budget import explicit_steps_win
+
     overrides = list(args.overrides) + top_level_overrides(args.set)
     if args.out:
         overrides.append(f"out={args.out}")
     config = load_config(PretrainConfig, args.config, overrides)
+    config, note = explicit_steps_win(config, overrides)
+    if note:
+        print(note, file=sys.stderr)
     if args.print_config:
         print(dump_yaml(config), end="")
         return 0
@@ -61,5 +69,6 @@ COMMANDS = [
         run=run,
         description=with_library_doc(__doc__, pretrain_library.__doc__),
         takes_overrides=True,
+        config=PretrainConfig,
     )
 ]

@@ -5,8 +5,8 @@ Stages, each printed as it runs:
   2. corpus — the standard library's own ``.py`` files, found through `sysconfig`;
   3. tokenizers — char, word, BPE and WordPiece trained on a sample of that corpus, compared on held-out
      lines: the smaller the token, the longer the sequence;
-  4. pre-training — a byte-level BPE tokenizer and a small GPT trained on `--corpus-mb` of it for `--minutes`,
-     with a progress bar; validation perplexity and bits per byte;
+  4. pre-training — a byte-level BPE tokenizer and a small GPT trained on `--corpus-mb` of the corpus for
+     `--minutes`, with a progress bar; validation perplexity and bits per byte;
   5. use — code completions from the trained model.
 Everything lands in the run directory (`--out`, default runs/quickstart): the model directory,
 metrics.jsonl, loss.png, samples.txt and a README.md report.
@@ -20,13 +20,15 @@ import platform
 import sys
 import time
 
-from lmforge.errors import LmforgeError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, positive_number
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--minutes", type=float, default=5.0, help="time budget for the training stages (default: 5)"
+        "--minutes",
+        type=positive_number,
+        default=5.0,
+        help="time budget for the training stages (default: 5)",
     )
     parser.add_argument("--out", default="runs/quickstart", help="run directory (default: runs/quickstart)")
     parser.add_argument(
@@ -34,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--corpus-mb",
-        type=float,
+        type=positive_number,
         default=4.0,
         help="megabytes of standard-library source to pre-train on (default: 4; the tokenizer learns "
         "from up to 2 of them)",
@@ -192,8 +194,6 @@ def print_section(title: str, rows: dict[str, str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.corpus_mb > 0:
-        raise LmforgeError(f"--corpus-mb must be positive, got {args.corpus_mb:g}")
     started = time.perf_counter()
     print("lmforge quickstart: the life of a language model on the Python standard library's source")
     print_section("1. environment", environment_report())

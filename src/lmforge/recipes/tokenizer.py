@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from lmforge.errors import LmforgeError
-from lmforge.recipes import Command
+from lmforge.recipes import Command, count, count_or_zero
 
 KIND_NAMES = ("char", "word", "bpe", "wordpiece")
 
@@ -31,11 +31,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     train = actions.add_parser("train", help="train a tokenizer on text files", description=train_run.__doc__)
     train.add_argument("--kind", required=True, choices=KIND_NAMES, help="which tokenizer to train")
-    train.add_argument("--vocab-size", type=int, required=True, help="number of ids, special tokens included")
+    train.add_argument(
+        "--vocab-size", type=count, required=True, help="number of ids, special tokens included"
+    )
     train.add_argument(
         "--out", required=True, help="where to write tokenizer.json (a .vocab.txt goes beside it)"
     )
-    train.add_argument("--min-frequency", type=int, default=None, help="drop words/pairs seen fewer times")
+    train.add_argument(
+        "--min-frequency", type=count_or_zero, default=None, help="drop words/pairs seen fewer times"
+    )
     train.add_argument(
         "--special-tokens", default=None, help="comma-separated special tokens (default: the kind's own)"
     )
@@ -45,7 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     train.set_defaults(_action=train_run)
 
     encode = actions.add_parser("encode", help="show the tokens, ids and offsets of a text")
-    encode.add_argument("--tokenizer", required=True, help="a tokenizer.json (or a model directory)")
+    encode.add_argument(
+        "--tokenizer", required=True, metavar="FILE", help="a tokenizer.json (or a model directory)"
+    )
     encode.add_argument("--json", action="store_true", help="print one JSON object with ids, tokens, offsets")
     encode.add_argument("--pair", default=None, help="a second text, encoded as a pair (BERT: [SEP] between)")
     encode.add_argument("--no-special-tokens", action="store_true", help="do not add [CLS]/[SEP] etc.")
@@ -58,14 +64,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="train the four kinds on the same text and compare them",
         description=compare_run.__doc__,
     )
-    compare.add_argument("--vocab-size", type=int, required=True, help="vocabulary size for every kind")
+    compare.add_argument("--vocab-size", type=count, required=True, help="vocabulary size for every kind")
     compare.add_argument(
         "--held-out",
         type=float,
         default=0.1,
         help="share of the documents held out for measuring (default 0.1)",
     )
-    compare.add_argument("--min-frequency", type=int, default=2, help="drop words/pairs seen fewer times")
+    compare.add_argument(
+        "--min-frequency", type=count_or_zero, default=2, help="drop words/pairs seen fewer times"
+    )
     _corpus_options(compare)
     _debug_option(compare)
     compare.set_defaults(_action=compare_run)
@@ -93,8 +101,6 @@ def _check_vocab_size(kind: str, vocab_size: int, special_tokens: list[str] | No
     from lmforge.tokenizers import BERT_SPECIAL_TOKENS, END_OF_TEXT
     from lmforge.tokenizers.bpe import check_vocab_size
 
-    if vocab_size <= 0:
-        raise LmforgeError(f"--vocab-size must be positive, got {vocab_size}")
     defaults = {"bpe": [END_OF_TEXT], "wordpiece": list(BERT_SPECIAL_TOKENS)}
     specials = (
         special_tokens if special_tokens is not None else defaults.get(kind, ["[PAD]", "[UNK]", END_OF_TEXT])
@@ -118,14 +124,15 @@ def train_run(args: argparse.Namespace) -> int:
         [t.strip() for t in args.special_tokens.split(",") if t.strip()] if args.special_tokens else None
     )
     _check_vocab_size(args.kind, args.vocab_size, special_tokens)
-    if args.min_frequency is not None and args.min_frequency < 0:
-        raise LmforgeError(f"--min-frequency must be >= 0, got {args.min_frequency}")
     out = Path(args.out)
     if out.is_dir():
         raise LmforgeError(f"--out {out} is a directory; name the file, e.g. {out / 'tokenizer.json'}")
     if not out.parent.is_dir() and str(out.parent):
         raise LmforgeError(f"--out {out}: directory {out.parent} does not exist; create it first")
-    corpus = Corpus(args.files, field=args.field, column=args.column)  # checks the paths, reads nothing yet
+    # every character of plain text, newlines included: what `unit: file` shards will hold
+    corpus = Corpus(
+        args.files, field=args.field, column=args.column, unit="chunk"
+    ).check()  # UTF-8, some text
     options = {"vocab_size": args.vocab_size}
     if special_tokens is not None:
         options["special_tokens"] = special_tokens
@@ -195,7 +202,7 @@ def compare_run(args: argparse.Namespace) -> int:
         _check_vocab_size(kind, args.vocab_size, None)
     if not 0 < args.held_out < 1:
         raise LmforgeError(f"--held-out must be between 0 and 1, got {args.held_out}")
-    corpus = Corpus(args.files, field=args.field, column=args.column)
+    corpus = Corpus(args.files, field=args.field, column=args.column).check()
     every = max(2, round(1 / args.held_out))
     held_out = [doc for i, doc in enumerate(corpus) if i % every == 0]
 

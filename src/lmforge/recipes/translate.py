@@ -15,41 +15,35 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-from lmforge.errors import LmforgeError, MissingFileError
-from lmforge.recipes import Command
+from lmforge.errors import LmforgeError
+from lmforge.recipes import Command, count
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", nargs="*", help="sentence(s) to translate")
-    parser.add_argument("--model", required=True, help="an encoder-decoder model directory")
-    parser.add_argument("--file", help="a file of sentences, one per line ('-' = standard input)")
-    parser.add_argument("--num-beams", type=int, help="beam width; 1 = greedy (default: generation.json)")
-    parser.add_argument("--max-new-tokens", type=int, help="tokens per translation at most")
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default 64)")
+    parser.add_argument("--model", required=True, metavar="DIR", help="an encoder-decoder model directory")
+    parser.add_argument(
+        "--file", metavar="FILE", help="a file of sentences, one per line ('-' = standard input)"
+    )
+    parser.add_argument("--num-beams", type=count, help="beam width; 1 = greedy (default: generation.json)")
+    parser.add_argument("--max-new-tokens", type=count, help="tokens per translation at most")
+    parser.add_argument("--batch-size", type=count, default=64, help="sentences per batch (default 64)")
     parser.add_argument("--json", action="store_true", help="one JSON object per sentence")
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("num_beams", "max_new_tokens", "batch_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise LmforgeError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     texts = list(args.text)
     if args.file:
-        if args.file != "-" and not Path(args.file).is_file():
-            raise MissingFileError(f"--file: not found: {args.file}")
-        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
-        with stream:
-            texts += [line.rstrip("\r\n") for line in stream if line.strip()]
+        from lmforge.text import read_items
+
+        texts += read_items(args.file, option="--file", what="sentence")
     if not texts:
         raise LmforgeError("nothing to translate: give a sentence, or --file with one sentence per line")
 
     from lmforge.pipelines import Translation
 
-    translate = Translation.load(args.model)
+    translate = Translation.load(args.model, name="--model")
     results = translate(
         texts,
         batch_size=args.batch_size,

@@ -49,6 +49,8 @@ WordEntry = tuple[tuple[int, ...], tuple[str, ...], tuple[tuple[int, int], ...],
 CACHE_LIMIT = (
     500_000  # distinct words remembered; wikitext-2 has ~70k, so the cache is cleared only on huge inputs
 )
+PROGRESS_MIN_TEXTS = 10_000  # encode_batch(progress=...) shows a bar from this many texts (~1 s and more)
+PROGRESS_STEP = 4096  # texts encoded between two updates of the bar
 
 
 @dataclass
@@ -290,11 +292,13 @@ class Tokenizer:
         *,
         add_special_tokens: bool = True,
         num_workers: int = 1,
+        progress: str | None = None,
     ) -> list[Encoding]:
         """Encode many texts (or (a, b) pairs); padding, when enabled, is to the longest of the batch.
 
         num_workers > 1 splits a large batch over that many processes (0 = one per CPU core). It pays on big
         batches only: the encodings must be sent back between processes.
+        progress: a label for a progress bar (on stderr), shown for batches of PROGRESS_MIN_TEXTS or more.
         """
         if num_workers == 0:
             num_workers = os.cpu_count() or 1
@@ -303,15 +307,29 @@ class Tokenizer:
 
             encodings = encode_in_processes(self, list(texts), add_special_tokens, num_workers)
         else:
+            bar = None
+            if progress and len(texts) >= PROGRESS_MIN_TEXTS:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=len(texts), desc=progress, unit="text", unit_scale=True, leave=False)
             # Encoding makes no reference cycles, so the cyclic garbage collector has nothing to find; left
             # on, it would walk the (large) word cache over and over as encodings are allocated.
             collecting = gc.isenabled()
             gc.disable()
             try:
-                encodings = [self._encode_one(item, add_special_tokens) for item in texts]
+                if bar is None:
+                    encodings = [self._encode_one(item, add_special_tokens) for item in texts]
+                else:
+                    encodings = []
+                    for start in range(0, len(texts), PROGRESS_STEP):
+                        part = texts[start : start + PROGRESS_STEP]
+                        encodings += [self._encode_one(item, add_special_tokens) for item in part]
+                        bar.update(len(part))
             finally:
                 if collecting:
                     gc.enable()
+                if bar is not None:
+                    bar.close()
         if self.padding is not None:
             self._pad(encodings)
         return encodings

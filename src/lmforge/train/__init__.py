@@ -5,4 +5,6 @@ optim        AdamW with decay / no-decay groups; warmup + cosine / linear schedu
 state        atomic checkpoints (safetensors + JSON), keep last K and best, exact resume
 distributed  DDP / FSDP2 under torchrun (gloo on CPU, nccl on CUDA)
 logging      progress bar (loss, tokens/s, MFU, ETA), metrics.jsonl, TensorBoard, loss.png
+precision    `precision: auto`: bf16 only where measured faster (CUDA capability; a cached CPU matmul probe)
+budget       before the loop: the step timed, the precision settled on it, max_steps fitted to max_minutes
 """

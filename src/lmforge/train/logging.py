@@ -124,14 +124,15 @@ class RunLogger:
             return None
         return self.flops_per_token * self.tokens_per_s / self.peak
 
-    def eval(self, step: int, metrics: dict[str, float]) -> None:
+    def eval(self, step: int, metrics: dict[str, float], *, show: bool = True) -> None:
+        """Record an evaluation; `show` also writes it above the progress bar."""
         if not self.enabled:
             return
         record = {"step": step, "split": "val", **{k: float(v) for k, v in metrics.items()}}
         record["elapsed_s"] = round(time.perf_counter() - self.started, 2)
         self._write(record)
         summary = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        if self.bar is not None:
+        if self.bar is not None and show:
             self.bar.write(f"step {step}: {summary}")
         if self.writer is not None:
             for key, value in metrics.items():

@@ -43,6 +43,7 @@ from lmforge.train import distributed as distributed_
 from lmforge.train.config import TrainConfig
 from lmforge.train.logging import RunLogger, peak_flops
 from lmforge.train.optim import LRSchedule, build_optimizer
+from lmforge.train.precision import PRECISIONS, choose_precision, warn_once
 from lmforge.train.state import (
     best_checkpoint,
     capture_rng,
@@ -113,7 +114,9 @@ def train(
     """Train `model` on `objective` as `config` says; checkpoints, metrics and loss.png go to `out_dir`."""
     out_dir = Path(out_dir)
     ctx = distributed_.init_distributed(config.device)
-    precision = _resolve_precision(config.precision, ctx.device)
+    choice = choose_precision(config.precision, ctx.device)
+    # every rank trains in rank 0's precision (each measured its own machine)
+    precision = PRECISIONS[distributed_.broadcast_int(PRECISIONS.index(choice.precision), ctx)]
     _seed_everything(config.seed)
     model.to(ctx.device)
     wrapped = distributed_.wrap_model(model, ctx, config.parallel)
@@ -141,12 +144,16 @@ def train(
         tensorboard=config.tensorboard,
         enabled=ctx.is_main,
     )
+    if config.precision == "auto":  # `plan_training` settles it before the loop in lmforge's recipes
+        logger.message(f"precision: {choice.reason}")
+    if choice.warning:
+        warn_once(choice.warning, logger.message)
     if ctx.enabled:
         logger.message(
             f"{'FSDP2' if fsdp else 'DDP'} over {ctx.world_size} process(es), backend {ctx.backend}, "
             f"device {ctx.device}, precision {precision}"
         )
-    autocast = _autocast(precision, ctx.device)
+    autocast = autocast_for(precision, ctx.device)
     result = TrainResult(steps=step, tokens=0, seconds=0.0, stopped_by="steps", resumed_from=step)
     started = time.perf_counter()
     # max_minutes budgets the whole run: a resumed session gets what its earlier sessions left
@@ -172,7 +179,7 @@ def train(
             batch = objective.train_batch(
                 step * config.grad_accum + micro, config.batch_size, ctx.rank, ctx.world_size
             )
-            batch = _to_device(batch, ctx.device)
+            batch = to_device(batch, ctx.device)
             last_micro = micro == config.grad_accum - 1
             # gradients are all-reduced once per step, on the last micro-batch only
             with _gradient_sync(wrapped, last_micro, ctx, fsdp), autocast:
@@ -220,8 +227,8 @@ def train(
         if (config.eval_every and step % config.eval_every == 0) or finished:
             result.metrics = _evaluate(forward_model, objective, config, ctx, autocast)
             evaluated_at = step
-            if result.metrics:
-                logger.eval(step, result.metrics)
+            if result.metrics:  # the last one is the run's result, which the caller reports: not shown twice
+                logger.eval(step, result.metrics, show=not finished)
                 if not best or result.metrics.get("val_loss", math.inf) < best.get("val_loss", math.inf):
                     best = dict(result.metrics)
         periodic = config.save_every and step % config.save_every == 0
@@ -289,15 +296,7 @@ class _Pace:
         return step + max(1, int((deadline - now) / max(seconds_per_step, 1e-9)))
 
 
-def _resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision fp16 needs CUDA (its GradScaler is CUDA-only); use bf16 on CPU")
-    return precision
-
-
-def _autocast(precision: str, device: torch.device):
+def autocast_for(precision: str, device: torch.device):
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -310,7 +309,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     if device.type == "cpu":
         return batch
     return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
@@ -340,7 +339,7 @@ def _evaluate(model, objective: Objective, config: TrainConfig, ctx, autocast) -
         most = _max_over_ranks(len(batches), ctx)
         filler = batches[-1] if batches else next(iter(objective.eval_batches(1, batch_size, 0, 1)), None)
         for i in range(most):
-            batch = _to_device(batches[i] if i < len(batches) else filler, ctx.device)
+            batch = to_device(batches[i] if i < len(batches) else filler, ctx.device)
             with autocast:
                 part = objective.evaluate(model, batch)
             weight = 1.0 if i < len(batches) else 0.0
@@ -349,7 +348,7 @@ def _evaluate(model, objective: Objective, config: TrainConfig, ctx, autocast) -
     else:
         for batch in batches:
             with autocast:
-                part = objective.evaluate(model, _to_device(batch, ctx.device))
+                part = objective.evaluate(model, to_device(batch, ctx.device))
             for key, value in part.items():
                 sums[key] = sums.get(key, 0.0) + value
     model.train()
