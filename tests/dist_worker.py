@@ -1,17 +1,22 @@
 """Run by tests/test_train_distributed.py under torchrun (or directly, as one process).
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/dist_worker.py SHARDS OUT BATCH ddp fsdp
+    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/dist_worker.py \
+        SHARDS OUT BATCH ddp fsdp plan [-- LMFORGE ARGS...]
 
 For each mode, trains the tiny n-gram MLP for a few steps through the real loop; rank 0 writes
 OUT/MODE/result.json with the logged losses, the final validation metrics and the checkpoint's names.
 Mode `plan` instead has every rank plan a run with settings of its own (`plan_training`) and write
 OUT/plan/rankR.json: each must take rank 0's precision and step count.
-One launch runs every mode: starting torchrun and importing torch twice costs more than the training.
+The arguments after `--`, if any, then run as an `lmforge` command line in the same process group, as
+`torchrun -m lmforge ARGS...` would; each rank's standard output goes to OUT/lmforge-rankN.out.
+One launch runs everything: starting torchrun and importing torch twice costs more than the training.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,12 +33,23 @@ STEPS = 6
 
 
 def main() -> None:
-    shards, out, batch_size = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-    for mode in sys.argv[4:]:
+    args = sys.argv[1:]
+    command = args[args.index("--") + 1 :] if "--" in args else []
+    args = args[: args.index("--")] if "--" in args else args
+    shards, out, batch_size = Path(args[0]), Path(args[1]), int(args[2])
+    for mode in args[3:]:
         if mode == "plan":
             plan(shards, out / mode)
         else:
             run(shards, out / mode, mode, batch_size)
+    if command:
+        from lmforge.cli import main as lmforge
+
+        with open(out / f"lmforge-rank{os.environ.get('RANK', '0')}.out", "w") as log:
+            with contextlib.redirect_stdout(log):
+                code = lmforge(command)
+        if code:
+            sys.exit(code)
     shutdown(init_distributed("cpu"))
 
 

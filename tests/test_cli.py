@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import lmforge.cli as cli_module
@@ -80,11 +82,17 @@ def test_bad_option_value_is_one_line(monkeypatch, cli_process):
     assert len(result.stderr.strip().splitlines()) == 1 and "--minutes" in result.stderr
 
 
+@pytest.mark.usefixtures("one_torch_thread")  # a 2.2M-parameter model: see conftest.py
 def test_quickstart_runs_every_stage_and_writes_its_report(cli, tmp_path):
-    """The whole quickstart with a 12-second training budget (the tokenizer stage has its own test)."""
+    """The whole quickstart on 0.3 MB of the corpus with a 1.2-second training budget: every stage runs and
+    writes its files, whatever the model learns in a step or two (the tokenizer stage has its own test)."""
     run = tmp_path / "run"
-    code, out, err = cli("quickstart", "--minutes", "0.2", "--skip-tokenizers", "--out", run)
+    code, out, err = cli(
+        "quickstart", "--minutes", "0.02", "--corpus-mb", "0.3", "--skip-tokenizers", "--out", run
+    )
     assert code == 0, err
+    train_tokens = int(re.search(r"shards: ([\d,]+) train", out).group(1).replace(",", ""))
+    assert train_tokens < 400_000  # 0.3 MB and the file that crosses it (all 4 MB: 1.3M tokens)
     assert "torch" in out and "standard library" in out and ".py files" in out
     assert "validation: loss" in out and "bits per byte" in out and "code completions" in out
     for name in (

@@ -16,6 +16,8 @@ from lmforge.model import build_model, preset
 from lmforge.model.layers import init_weights
 from lmforge.tokenizers import BPETokenizer
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
+
 CORPUS = [
     "déjà vu — naïve café, 你好世界, smile 🙂 " * 3,
     "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",

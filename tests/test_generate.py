@@ -12,6 +12,8 @@ pytest.importorskip("lmforge.model.convert")
 from lmforge.model import load  # noqa: E402
 from lmforge.model.convert import from_hf  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
+
 VOCAB = 97
 # Random tiny models mostly repeat one token; these settings (wide init, a boosted decoder) give varied
 # continuations, and each EOS below is a token they reach after a varying number of steps, so that rows

@@ -10,6 +10,8 @@ from lmforge.config import load_config
 from lmforge.errors import ConfigError
 from lmforge.pretrain import PretrainConfig, pretrain
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
+
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted((REPO / "configs").glob("*.yaml"))
 

@@ -1,6 +1,7 @@
 """Two processes on CPU (gloo over loopback) give the losses of one process with the same global batch.
 
-Each test launches `torchrun --standalone --nproc_per_node 2` on tests/dist_worker.py, as a user would.
+The tests launch `torchrun --standalone` on tests/dist_worker.py, as a user would: once with two ranks
+(DDP, FSDP2, then `lmforge pretrain --train.parallel=fsdp`) and once with one rank.
 """
 
 from __future__ import annotations
@@ -30,19 +31,34 @@ def shards(shared_data, tmp_path_factory):
     return root / "shards"
 
 
-def _torchrun(shards: Path, out: Path, processes: int, batch_size: int) -> Path:
-    """torchrun with `processes` ranks x `batch_size` sequences per micro-batch, DDP then FSDP2, one launch."""
+def _torchrun(shards: Path, out: Path, processes: int, batch_size: int, lmforge: list[str] = ()) -> Path:
+    """torchrun with `processes` ranks x `batch_size` sequences per micro-batch: DDP, FSDP2 and the plan,
+    then the `lmforge` command line if any, one launch."""
     env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{HERE}", OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     command += [str(HERE / "dist_worker.py"), str(shards), str(out), str(batch_size), "ddp", "fsdp", "plan"]
+    command += ["--", *lmforge] if lmforge else []
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
 
+def _fsdp_pretrain(text: Path, out: Path) -> list[str]:
+    """`lmforge pretrain` of a one-layer char GPT for 3 steps under FSDP2."""
+    command = ["pretrain", "--config", str(HERE.parent / "configs" / "gpt-char-shakespeare.yaml")]
+    command += [f"--data.files=[{text}]", f"--out={out}", "--model.preset=gpt-tiny", "--set", "block_size=32"]
+    command += ["--model.changes={n_layers: 1, d_model: 32, n_heads: 2, d_ff: 64}", "--train.parallel=fsdp"]
+    command += ["--train.max_steps=3", "--train.eval_batches=1", "--train.batch_size=2", "--train.device=cpu"]
+    command += ["--train.progress=false", "--train.tensorboard=false"]
+    return command + ["--set", "fit_steps_to_minutes=false"]
+
+
 @pytest.fixture(scope="module")
-def two_ranks(shards, tmp_path_factory) -> Path:
-    return _torchrun(shards, tmp_path_factory.mktemp("two"), 2, 4)
+def two_ranks(shards, shared_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("two")
+    text = out / "tiny.txt"
+    text.write_bytes((shared_data / "tinyshakespeare" / "input.txt").read_bytes()[:30_000])
+    return _torchrun(shards, out, 2, 4, lmforge=_fsdp_pretrain(text, out / "pretrain"))
 
 
 @pytest.fixture(scope="module")
@@ -93,25 +109,14 @@ def test_one_process_under_torchrun_joins_the_group(one_rank, single, mode):
     assert record["parameter_names"] == sorted(NGramMLP().state_dict())
 
 
-def test_pretrain_under_fsdp_saves_a_whole_model(shared_data, tmp_path):
+def test_pretrain_under_fsdp_saves_a_whole_model(two_ranks):
     """FSDP2 leaves each rank holding a shard of every parameter: the model directory `pretrain` writes at
     the end must still hold the whole model (gathered), equal to the last checkpoint's weights."""
     from lmforge.model import load
     from lmforge.train.state import latest_checkpoint, load_checkpoint
 
-    text = tmp_path / "tiny.txt"
-    text.write_bytes((shared_data / "tinyshakespeare" / "input.txt").read_bytes()[:30_000])
-    out = tmp_path / "run"
-    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
-    command += ["lmforge", "pretrain", "--config", str(HERE.parent / "configs" / "gpt-char-shakespeare.yaml")]
-    command += [f"--data.files=[{text}]", f"--out={out}", "--model.preset=gpt-tiny", "--set", "block_size=32"]
-    command += ["--model.changes={n_layers: 1, d_model: 32, n_heads: 2, d_ff: 64}", "--train.parallel=fsdp"]
-    command += ["--train.max_steps=3", "--train.eval_batches=1", "--train.batch_size=2", "--train.device=cpu"]
-    command += ["--train.progress=false", "--train.tensorboard=false", "--set", "fit_steps_to_minutes=false"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "FSDP2 over 2 process(es), backend gloo" in done.stdout
+    out = two_ranks / "pretrain"
+    assert "FSDP2 over 2 process(es), backend gloo" in (two_ranks / "lmforge-rank0.out").read_text()
     saved = load(out / "model").state_dict()
     final = load_checkpoint(latest_checkpoint(out / "checkpoints"))["model"]
     assert set(final) <= set(saved)

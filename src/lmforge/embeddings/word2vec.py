@@ -121,7 +121,7 @@ def _chunk_seed(seed, epoch, chunk):
     return z ^ (z >> np.uint64(31))
 
 
-@numba.njit(fastmath=True, inline="always")
+@numba.njit(fastmath=True)  # not inlined into its four call sites: half the compile time, same speed
 def _negative_sampling(
     neu1, work, output, positive, noise_probability, noise_alias, sigmoid, negative, alpha, state
 ):

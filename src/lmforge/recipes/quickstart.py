@@ -5,8 +5,8 @@ Stages, each printed as it runs:
   2. corpus — the standard library's own ``.py`` files, found through `sysconfig`;
   3. tokenizers — char, word, BPE and WordPiece trained on a sample of that corpus, compared on held-out
      lines: the smaller the token, the longer the sequence;
-  4. pre-training — a byte-level BPE tokenizer and a small GPT trained on the corpus for `--minutes`,
-     with a progress bar; validation perplexity and bits per byte;
+  4. pre-training — a byte-level BPE tokenizer and a small GPT trained on `--corpus-mb` of the corpus for
+     `--minutes`, with a progress bar; validation perplexity and bits per byte;
   5. use — code completions from the trained model.
 Everything lands in the run directory (`--out`, default runs/quickstart): the model directory,
 metrics.jsonl, loss.png, samples.txt and a README.md report.
@@ -33,6 +33,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/quickstart", help="run directory (default: runs/quickstart)")
     parser.add_argument(
         "--skip-tokenizers", action="store_true", help="skip the tokenizer comparison (stage 3)"
+    )
+    parser.add_argument(
+        "--corpus-mb",
+        type=positive_number,
+        default=4.0,
+        help="megabytes of standard-library source to pre-train on (default: 4; the tokenizer learns "
+        "from up to 2 of them)",
     )
 
 
@@ -108,12 +115,13 @@ def tokenizer_stage(vocab_size: int = 4096, max_bytes: int = 2_000_000) -> str:
 PROMPTS = ["def ", "import os\n", "class Config:\n    def __init__(self", "    for i in range("]
 
 
-def pretrain_stage(out, minutes: float):
-    """A small GPT on the standard library's source, its schedule fitted to `minutes`."""
+def pretrain_stage(out, minutes: float, corpus_bytes: int = 4_000_000):
+    """A small GPT on about `corpus_bytes` of the standard library's source, its schedule fitted to
+    `minutes`."""
     from lmforge.pretrain import DataConfig, ModelSpec, PretrainConfig, TokenizerConfig, pretrain
     from lmforge.train.config import TrainConfig
 
-    files = corpus_sample(4_000_000)
+    files = corpus_sample(corpus_bytes)
     config = PretrainConfig(
         objective="clm",
         out=str(out),
@@ -197,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         for line in table.splitlines():
             print("  " + line)
     print(f"\n== 4. pre-training a small GPT on the corpus ({args.minutes:g} min)")
-    result = pretrain_stage(args.out, args.minutes)
+    result = pretrain_stage(args.out, args.minutes, round(args.corpus_mb * 1e6))
     metrics = result.metrics
     print(
         f"  validation: loss {metrics.get('val_loss', float('nan')):.3f}, "
