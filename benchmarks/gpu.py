@@ -111,18 +111,23 @@ def _adamw(model, device):
     return torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
 
 
+def _same_weights(hf, where: Path, device: torch.device):
+    """The HF model and lmforge's conversion of its initial weights, both on `device` in train mode, with
+    an AdamW each: (hf, lmforge, {"hf": optimizer, "lmforge": optimizer})."""
+    hf.save_pretrained(where / "hf")
+    from_hf(where / "hf", where / "lmforge")
+    ours = load(where / "lmforge").to(device).train()
+    hf = hf.to(device).train()
+    return hf, ours, {"hf": _adamw(hf, device), "lmforge": _adamw(ours, device)}
+
+
 def bench_decoder(device: torch.device, shape: dict, steps: int, workdir: Path) -> dict:
     torch.manual_seed(0)
     config = transformers.GPT2Config(
         n_layer=shape["layers"], n_embd=shape["width"], n_head=shape["heads"], n_positions=shape["context"],
         vocab_size=shape["vocab"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
     )  # fmt: skip
-    hf = transformers.GPT2LMHeadModel(config)
-    hf.save_pretrained(workdir / "hf-gpt")
-    from_hf(workdir / "hf-gpt", workdir / "lm-gpt")
-    ours = load(workdir / "lm-gpt").to(device).train()
-    hf = hf.to(device).train()
-    optimizers = {"hf": _adamw(hf, device), "lmforge": _adamw(ours, device)}
+    hf, ours, optimizers = _same_weights(transformers.GPT2LMHeadModel(config), workdir / "gpt", device)
     batch, context, vocab = shape["batch"], shape["context"], shape["vocab"]
     generator = torch.Generator(device=device).manual_seed(1)
 
@@ -178,12 +183,7 @@ def bench_encoder(device: torch.device, shape: dict, steps: int, workdir: Path) 
         num_attention_heads=shape["heads"], intermediate_size=4 * shape["width"],
         max_position_embeddings=shape["context"], hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )  # fmt: skip
-    hf = transformers.BertForMaskedLM(config)
-    hf.save_pretrained(workdir / "hf-bert")
-    from_hf(workdir / "hf-bert", workdir / "lm-bert")
-    ours = load(workdir / "lm-bert").to(device).train()
-    hf = hf.to(device).train()
-    optimizers = {"hf": _adamw(hf, device), "lmforge": _adamw(ours, device)}
+    hf, ours, optimizers = _same_weights(transformers.BertForMaskedLM(config), workdir / "bert", device)
     batch, context, vocab = shape["batch"], shape["context"], shape["vocab"]
     generator = torch.Generator(device=device).manual_seed(2)
     mask_id = 103 if vocab > 103 else 4
