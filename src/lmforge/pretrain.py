@@ -361,41 +361,39 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
             config.model.init_from, kinds, purpose=f"continue {config.objective} pre-training"
         )
     out = Path(config.out)
-    # under torchrun every rank runs this function: rank 0 prepares the tokenizer and the shards while the
-    # others wait, then they read what it wrote (writing them side by side would race)
+    # under torchrun every rank runs this function: rank 0 prepares the tokenizer and the shards first, and
+    # the other ranks then read what it wrote
     ctx = distributed_.init_distributed(config.train.device)
     if not ctx.is_main:
         log = _quiet
-        distributed_.barrier(ctx)
-    out.mkdir(parents=True, exist_ok=True)
-    init_dir = None
-    if ctx.is_main:
-        (out / "config.yaml").write_text(dump_yaml(config))
-    if config.model.init_from:  # a directory or py:PACKAGE/DIR; a Hugging Face checkpoint becomes OUT/base
-        from lmforge.model_source import prepare_base
+    with distributed_.main_process_first(ctx):
+        out.mkdir(parents=True, exist_ok=True)
+        init_dir = None
+        if ctx.is_main:
+            (out / "config.yaml").write_text(dump_yaml(config))
+        if config.model.init_from:  # a directory or py:PACKAGE/DIR; a Hugging Face checkpoint: OUT/base
+            from lmforge.model_source import prepare_base
 
-        init_dir = prepare_base(config.model.init_from, out, log)
-    if ctx.is_main:
-        tokenizer = build_tokenizer(config, files, out, log, init_dir)
-    else:
-        from lmforge.tokenizers import load_tokenizer
+            init_dir = prepare_base(config.model.init_from, out, log)
+        if ctx.is_main:
+            tokenizer = build_tokenizer(config, files, out, log, init_dir)
+        else:
+            from lmforge.tokenizers import load_tokenizer
 
-        tokenizer = load_tokenizer(out / "tokenizer.json")
-    encoder = TokenizerEncoder(out / "tokenizer.json")
-    started = time.perf_counter()
-    meta = prepare_shards(
-        files,
-        out / "shards",
-        encoder,
-        val_files=config.data.val_files,
-        val_fraction=config.data.val_fraction,
-        field=config.data.field,
-        column=config.data.column,
-        unit=config.data.unit,
-        progress=config.train.progress and ctx.is_main,
-    )
-    if ctx.is_main:
-        distributed_.barrier(ctx)
+            tokenizer = load_tokenizer(out / "tokenizer.json")
+        encoder = TokenizerEncoder(out / "tokenizer.json")
+        started = time.perf_counter()
+        meta = prepare_shards(
+            files,
+            out / "shards",
+            encoder,
+            val_files=config.data.val_files,
+            val_fraction=config.data.val_fraction,
+            field=config.data.field,
+            column=config.data.column,
+            unit=config.data.unit,
+            progress=config.train.progress and ctx.is_main,
+        )
     how = "reused" if meta.reused else f"written in {time.perf_counter() - started:.1f}s"
     log(f"shards: {meta.tokens('train'):,} train / {meta.tokens('val'):,} validation tokens ({how})")
     if ctx.is_main and (unknown := unknown_tokens(out / "shards", tokenizer.token_to_id("[UNK]"))):

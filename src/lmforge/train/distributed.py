@@ -7,7 +7,8 @@ What this file implements:
   - `wrap_model`: DDP (every rank holds the whole model; gradients are averaged by all-reduce) or FSDP2
     (`fully_shard`: parameters, gradients and optimizer state are split over the ranks and gathered layer
     by layer — for models that outgrow one GPU);
-  - `all_reduce_sums`: adds a dict of floats over the ranks (evaluation totals).
+  - `all_reduce_sums`: adds a dict of floats over the ranks (evaluation totals);
+  - `main_process_first`: rank 0 runs a block (preparing files) before the other ranks do.
 
 FSDP on CPU: PyTorch 2.13's FSDP2 (`torch.distributed.fsdp.fully_shard`) runs on CPU with gloo and is
 tested here with 2 ranks; the older `FullyShardedDataParallel` wrapper refuses to run without an
@@ -18,6 +19,7 @@ accelerator ("FSDP needs a non-CPU accelerator device"), so lmforge uses FSDP2 o
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -139,6 +141,17 @@ def broadcast_int(value: int, ctx: Distributed) -> int:
 def barrier(ctx: Distributed) -> None:
     if ctx.enabled:
         dist.barrier()
+
+
+@contextlib.contextmanager
+def main_process_first(ctx: Distributed):
+    """Rank 0 runs the block while the other ranks wait; then they run it, and find what rank 0 wrote
+    (a tokenizer, shards: written by every rank at once, they would race)."""
+    if not ctx.is_main:
+        barrier(ctx)
+    yield
+    if ctx.is_main:
+        barrier(ctx)
 
 
 def shutdown(ctx: Distributed) -> None:
