@@ -117,6 +117,9 @@ def test_pretrain_under_fsdp_saves_a_whole_model(two_ranks):
 
     out = two_ranks / "pretrain"
     assert "FSDP2 over 2 process(es), backend gloo" in (two_ranks / "lmforge-rank0.out").read_text()
+    # rank 0 reports the run once; the other rank trained beside it in silence
+    assert "model directory:" in (two_ranks / "lmforge-rank0.out").read_text()
+    assert "model directory:" not in (two_ranks / "lmforge-rank1.out").read_text()
     saved = load(out / "model").state_dict()
     final = load_checkpoint(latest_checkpoint(out / "checkpoints"))["model"]
     assert set(final) <= set(saved)

@@ -86,6 +86,7 @@ class PretrainResult:
     tokens: int
     num_parameters: int
     tokens_per_second: float
+    is_main: bool = True  # False on the other ranks under torchrun: only rank 0 reports
 
 
 # --- the pipeline ---------------------------------------------------------------------------------------
@@ -430,4 +431,5 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
         tokens=result.tokens,
         num_parameters=num_parameters,
         tokens_per_second=result.tokens / max(result.seconds, 1e-9),
+        is_main=result.is_main,
     )

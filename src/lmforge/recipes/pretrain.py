@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         result = pretrain(config)
     except FloatingPointError as exc:
         raise LmforgeError(str(exc)) from None
+    if not result.is_main:  # under torchrun the other ranks trained too; rank 0 reports once
+        return 0
     print("\nvalidation: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
     print(
         f"{result.steps:,} steps, {result.tokens:,} tokens in {result.seconds / 60:.1f} min "
