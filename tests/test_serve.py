@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
+import re
 import threading
 import time
 
@@ -21,6 +22,7 @@ openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
 
 import lmforge.pipelines as P  # noqa: E402
+from lmforge.html import script_hash  # noqa: E402
 from lmforge.model import build_model, preset  # noqa: E402
 from lmforge.model.layers import init_weights  # noqa: E402
 
@@ -547,7 +549,11 @@ def test_the_playground_is_one_static_page_that_inserts_output_as_text(server):
     response = httpx.get(server.url + "/", timeout=TIMEOUT)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     page = response.text
-    assert "default-src 'self'" in response.headers["content-security-policy"]
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    # no inline script runs but the page's own (by its hash): an onerror= that got in could not run
+    script_sources = re.search(r"script-src ([^;]*)", policy)[1].split()
+    assert script_sources == [script_hash(re.search(r"<script>(.*)</script>", page, re.S)[1])]
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "<script src"):
         assert sink not in page, sink
     assert "http://" not in page and "https://" not in page

@@ -1,9 +1,15 @@
 """The playground at `/`: one static page, plain HTML and JavaScript (no build step, no CDN). It lists the
 models, chats with or completes from a generator with streamed tokens, tokens/s and usage, and compares
 sentence similarities with an embedding model. The API key is asked for and kept in the browser's session
-storage, never embedded in the page; model output is inserted as text (`textContent`), never as HTML."""
+storage, never embedded in the page; model output is inserted as text (`textContent`), never as HTML.
 
-PAGE = """<!doctype html>
+`POLICY` is the page's Content-Security-Policy: everything from the server itself, and no script but the
+page's own (allowed by its hash), so that even markup that got into the page could not run an inline
+handler such as `onerror=`."""
+
+from lmforge.html import script_hash
+
+BODY = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -42,7 +48,9 @@ input[type=number] { width: 5rem; }
 </fieldset>
 <div id="status"></div><div id="error"></div>
 <div id="output"></div>
-<script>
+"""
+
+SCRIPT = """
 "use strict";
 const $ = (id) => document.getElementById(id);
 $("key").value = sessionStorage.getItem("lmforge-key") || "";
@@ -109,6 +117,7 @@ async function send() {
         const data = line.slice(6);
         if (data === "[DONE]") continue;
         const event = JSON.parse(data);
+        if (event.error) { showError(event.error.message); continue; }  // a failure after the stream began
         if (event.usage) {
           const seconds = (performance.now() - (first || started)) / 1000;
           tokens = event.usage.completion_tokens;
@@ -150,7 +159,9 @@ async function compare() {
 }
 $("compare").addEventListener("click", compare);
 loadModels();
-</script>
-</body>
-</html>
 """
+
+PAGE = BODY + "<script>" + SCRIPT + "</script>\n</body>\n</html>\n"
+POLICY = (
+    f"default-src 'self'; script-src {script_hash(SCRIPT)}; style-src 'self' 'unsafe-inline'; img-src 'self'"
+)
