@@ -10,6 +10,7 @@ tests/browser.py drives those pages in Chromium.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,16 @@ def served(models: dict[str, str], *, max_batch: int = 16, max_queue: int = 64, 
     finally:
         server.stop()
         registry.close()
+
+
+def wait_until(condition, seconds: float = 10.0) -> bool:
+    """Whether `condition()` became true within `seconds` (polled every 20 ms)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def assert_error(response, status: int, code: str | None = None, param: str | None = None) -> dict:

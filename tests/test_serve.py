@@ -10,13 +10,12 @@ import concurrent.futures
 import json
 import re
 import threading
-import time
 
 import numpy as np
 import pytest
 import torch
 
-from serving import CONTEXT, CORPUS, SIZES, assert_error, served, tiny_models
+from serving import CONTEXT, CORPUS, SIZES, assert_error, served, tiny_models, wait_until
 
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
@@ -339,15 +338,6 @@ def test_concurrent_streaming_clients_each_get_what_they_get_alone(client, pipes
         texts = list(pool.map(ask, jobs, timeout=TIMEOUT * 2))
     for (prompt, max_tokens, seed), text in zip(jobs, texts, strict=True):
         assert text == gpt(prompt, max_new_tokens=max_tokens, **settings(seed)).text, (prompt, seed)
-
-
-def wait_until(condition, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_a_client_killed_mid_stream_frees_its_slot_and_a_full_queue_is_429(model_dirs):

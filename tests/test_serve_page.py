@@ -6,13 +6,15 @@ cosines."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 
 import numpy as np
 import pytest
 
 from browser import fresh_page
-from serving import scripted_model, served, tiny_models
+from serving import scripted_model, served, tiny_models, wait_until
 
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
@@ -75,6 +77,7 @@ def test_a_typed_prompt_streams_what_the_api_gives(page, server, client):
     expected = client.completions.create(model="gpt", prompt="the cat", max_tokens=24, temperature=0)
     assert text == expected.choices[0].text and text.strip()
     assert len(pieces) > 1  # it arrived in pieces, appended as they came
+    assert page.text_content("#echo") == "the cat"  # the completion is shown after its prompt
     usage = re.match(r"usage: (\d+) prompt \+ (\d+) completion tokens; [\d.]+ tokens/s$", status)
     assert usage, status
     assert (int(usage[1]), int(usage[2])) == (expected.usage.prompt_tokens, expected.usage.completion_tokens)
@@ -85,34 +88,71 @@ def test_a_typed_prompt_streams_what_the_api_gives(page, server, client):
         model="gpt", messages=messages, max_tokens=20, temperature=1, top_p=1, seed=5
     )
     assert text == expected.choices[0].message.content and text.strip()
+    assert page.text_content("#echo") == ""
     other, _, _ = run(page, model="gpt", mode="chat", prompt="Paris is", max_tokens=20, temperature=1, seed=6)
     assert other != text  # the seed was sent: another seed samples another text
+
+
+@contextlib.contextmanager
+def planted(server, wrap):
+    """The served GPT's forward replaced by `wrap(forward)` for the time of the block."""
+    model = server.registry.models["gpt"].engine.model
+    model.forward = wrap(model.forward)
+    try:
+        yield
+    finally:
+        del model.forward  # the class's own again
+
+
+def start_completion(page, prompt: str, max_tokens: int) -> None:
+    page.select_option("#model", "gpt")
+    page.check("input[name=mode][value=complete]")
+    page.fill("#max_tokens", str(max_tokens))
+    page.fill("#prompt", prompt)
+    page.click("#send")
 
 
 def test_an_error_in_the_middle_of_a_stream_is_shown_as_the_servers_message(page, server):
     """A planted fault (as running out of memory would be) in the first decoding step, after the prefill
     streamed the first token: the page keeps what came and shows the server's message."""
+
+    def faulty(forward):
+        def step(input_ids, *args, **kwargs):
+            if input_ids.shape[1] == 1:
+                raise RuntimeError("planted fault")
+            return forward(input_ids, *args, **kwargs)
+
+        return step
+
     open_with_key(page, server)
-    model = server.registry.models["gpt"].engine.model
-    forward = model.forward
-
-    def faulty(input_ids, *args, **kwargs):
-        if input_ids.shape[1] == 1:
-            raise RuntimeError("planted fault")
-        return forward(input_ids, *args, **kwargs)
-
-    model.forward = faulty
-    try:
-        page.select_option("#model", "gpt")
-        page.check("input[name=mode][value=complete]")
-        page.fill("#max_tokens", "8")
-        page.fill("#prompt", "the cat")
-        page.click("#send")
+    with planted(server, faulty):
+        start_completion(page, "the cat", max_tokens=8)
         page.wait_for_function("() => !document.getElementById('send').disabled")
-    finally:
-        del model.forward
     assert "planted fault" in page.text_content("#error")
     assert page.text_content("#output") != "" and page.text_content("#status") == ""
+
+
+def test_stop_ends_the_stream_and_the_server_frees_the_slot(page, server):
+    def slow(forward):
+        def step(*args, **kwargs):
+            time.sleep(0.05)  # 50 tokens take 2.5 s: time to press Stop in the middle
+            return forward(*args, **kwargs)
+
+        return step
+
+    open_with_key(page, server)
+    engine = server.registry.models["gpt"].engine
+    cancelled = engine.stats().finished.get("cancelled", 0)
+    with planted(server, slow):
+        start_completion(page, "the cat", max_tokens=50)
+        page.wait_for_function("() => document.getElementById('output').textContent.length > 0")
+        page.click("#stop")
+        page.wait_for_function("() => !document.getElementById('send').disabled")
+        assert wait_until(lambda: engine.stats().finished.get("cancelled", 0) == cancelled + 1)
+    assert (
+        page.text_content("#status") == "" and page.text_content("#error") == ""
+    )  # no usage: it ended early
+    assert page.is_disabled("#stop")
 
 
 def test_model_output_is_shown_as_text_and_runs_nothing(page, server, browser):

@@ -20,7 +20,8 @@ body { font: 15px/1.4 system-ui, sans-serif; max-width: 56rem; margin: 1.5rem au
 fieldset { border: 1px solid #ccc; margin: 0 0 1rem; }
 label { margin-right: 1rem; }
 textarea { width: 100%; box-sizing: border-box; font: 14px monospace; }
-#output { white-space: pre-wrap; font: 14px monospace; border: 1px solid #ccc; padding: .5rem; min-height: 6rem; }
+#result { white-space: pre-wrap; font: 14px monospace; border: 1px solid #ccc; padding: .5rem; min-height: 6rem; }
+#echo { color: #777; }
 #status, #error { margin: .5rem 0; } #error { color: #b00; }
 input[type=number] { width: 5rem; }
 </style>
@@ -40,14 +41,15 @@ input[type=number] { width: 5rem; }
 <label>seed <input id="seed" type="number" min="0" placeholder="none"></label>
 <textarea id="prompt" rows="5" placeholder="Type a prompt"></textarea>
 <button id="send">Send</button> <button id="stop" disabled>Stop</button>
+<div id="status"></div>
+<div id="result"><span id="echo"></span><span id="output"></span></div>
 </fieldset>
 <fieldset id="similar" hidden><legend>sentence similarity</legend>
 <textarea id="sentences" rows="5" placeholder="One sentence per line"></textarea>
 <button id="compare">Compare</button>
 <table id="table"></table>
 </fieldset>
-<div id="status"></div><div id="error"></div>
-<div id="output"></div>
+<div id="error"></div>
 """
 
 SCRIPT = """
@@ -97,6 +99,7 @@ async function send() {
     max_tokens: Number($("max_tokens").value)};
   if ($("seed").value !== "") body.seed = Number($("seed").value);
   if (chat) body.messages = [{role: "user", content: $("prompt").value}]; else body.prompt = $("prompt").value;
+  $("echo").textContent = chat ? "" : $("prompt").value;  // a completion reads on from its prompt
   controller = new AbortController();
   $("send").disabled = true; $("stop").disabled = false;
   const started = performance.now(); let first = null, tokens = 0;
