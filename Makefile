@@ -33,8 +33,8 @@ bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py
 
 lint: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check conftest.py src tests benchmarks
-	$(VENV)/bin/ruff format --check conftest.py src tests benchmarks
+	$(VENV)/bin/ruff check conftest.py src tests benchmarks docs/*.py
+	$(VENV)/bin/ruff format --check conftest.py src tests benchmarks docs/*.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs

@@ -2,7 +2,7 @@
 
 `shared_data` is `../shared/data` beside the checkout (or $LMFORGE_SHARED_DATA). When it is absent the
 tests that need it skip with the reason — except under CI=true, where they fail: a wrong path must not
-silently skip every parity test.
+silently skip every parity test. `browser` and `page` (tests/browser.py) do the same for Chromium.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from browser import chromium, fresh_page, unavailable
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LMFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -21,15 +23,26 @@ SHARED_DATA = Path(os.environ.get("LMFORGE_SHARED_DATA", REPO.parent / "shared" 
 def require_shared_data() -> Path:
     if SHARED_DATA.is_dir():
         return SHARED_DATA
-    message = f"shared datasets not found at {SHARED_DATA} (expected ../shared/data beside the checkout)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + "; CI=true, so data-dependent tests fail instead of skipping")
-    pytest.skip(message)
+    unavailable(f"shared datasets not found at {SHARED_DATA} (expected ../shared/data beside the checkout)")
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return require_shared_data()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session (tests/browser.py)."""
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser):
+    """A tab in a fresh browser context; the test fails if the page throws a JavaScript error."""
+    with fresh_page(browser) as page:
+        yield page
 
 
 @pytest.fixture(scope="module")

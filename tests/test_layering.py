@@ -28,6 +28,7 @@ LAYERS = {
     "config": 1,
     "text": 1,
     "io": 1,
+    "html": 1,  # self-contained HTML pages: escaping, inline PNGs, a strict policy, atomic write
     "tokenizers": 2,
     "metrics": 2,
     "model": 3,

@@ -8,77 +8,32 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
+import re
 import threading
-import time
 
 import numpy as np
 import pytest
 import torch
 
-from serving import assert_error, served
+from serving import CONTEXT, CORPUS, SIZES, assert_error, served, tiny_models, wait_until
 
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
 
 import lmforge.pipelines as P  # noqa: E402
+from lmforge.html import script_hash  # noqa: E402
 from lmforge.model import build_model, preset  # noqa: E402
 from lmforge.model.layers import init_weights  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
 
-CORPUS = [
-    "the cat sat on the mat . the dog sat on the log . a bird sang in the tree .",
-    "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",
-    "Paris is the capital of France . Madrid is the capital of Spain .",
-]
 PROMPTS = ["the cat", "def fib", "Paris is the capital", "a bird sang in the", "the dog sat on the log ."]
-CONTEXT = 64
-SIZES = dict(d_model=32, n_layers=2, n_heads=2, d_ff=64, max_positions=CONTEXT)
 TIMEOUT = 60  # seconds: the most any one call may take
 
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory):
-    """A tiny GPT (wide random weights, so greedy continuations vary), a bare encoder (embeddings), a
-    classifier and a span model, each saved as a model directory with its tokenizer."""
-    from lmforge.tokenizers import BERT_SPECIAL_TOKENS, BPETokenizer, WordPieceTokenizer
-
-    root = tmp_path_factory.mktemp("serve")
-    bpe = BPETokenizer.train(CORPUS * 3, vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"])
-    wordpiece = WordPieceTokenizer.train(CORPUS * 3, vocab_size=200, special_tokens=list(BERT_SPECIAL_TOKENS))
-
-    def save(name, tokenizer, folder, std=None, **changes):
-        torch.manual_seed(0)
-        model = build_model(preset(name, vocab_size=tokenizer.vocab_size, **{**SIZES, **changes}))
-        if std is not None:
-            init_weights(model, 2, std=std)
-        return str(model.save(root / folder / "model", tokenizer=tokenizer))
-
-    pad = wordpiece.token_to_id("[PAD]")
-    return {
-        "gpt": save("gpt-tiny", bpe, "gpt", std=0.3, eos_token_id=bpe.token_to_id("</s>")),
-        "bert": save("bert-tiny", wordpiece, "bert", pad_token_id=pad),
-        "sentiment": save(
-            "bert-tiny",
-            wordpiece,
-            "sentiment",
-            pad_token_id=pad,
-            head="sequence-classification",
-            num_labels=2,
-            extra={"labels": ["negative", "positive"]},
-        ),
-        "qa": save(
-            "bert-tiny",
-            wordpiece,
-            "qa",
-            pad_token_id=pad,
-            head="question-answering",
-            pooler=False,
-            extra={
-                "qa": {"max_length": 24, "doc_stride": 6, "max_question_length": 8, "max_answer_length": 5}
-            },
-        ),
-    }
+    return tiny_models(tmp_path_factory.mktemp("serve"))
 
 
 @pytest.fixture(scope="module")
@@ -385,15 +340,6 @@ def test_concurrent_streaming_clients_each_get_what_they_get_alone(client, pipes
         assert text == gpt(prompt, max_new_tokens=max_tokens, **settings(seed)).text, (prompt, seed)
 
 
-def wait_until(condition, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_a_client_killed_mid_stream_frees_its_slot_and_a_full_queue_is_429(model_dirs):
     with served({"gpt": model_dirs["gpt"]}, max_batch=1, max_queue=1) as server:
         engine = server.registry.models["gpt"].engine
@@ -593,7 +539,11 @@ def test_the_playground_is_one_static_page_that_inserts_output_as_text(server):
     response = httpx.get(server.url + "/", timeout=TIMEOUT)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     page = response.text
-    assert "default-src 'self'" in response.headers["content-security-policy"]
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    # no inline script runs but the page's own (by its hash): an onerror= that got in could not run
+    script_sources = re.search(r"script-src ([^;]*)", policy)[1].split()
+    assert script_sources == [script_hash(re.search(r"<script>(.*)</script>", page, re.S)[1])]
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "<script src"):
         assert sink not in page, sink
     assert "http://" not in page and "https://" not in page

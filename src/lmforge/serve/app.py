@@ -268,9 +268,9 @@ def create_app(registry: Registry, settings: Settings | None = None, metrics: M.
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def playground():
-        from lmforge.serve.page import PAGE
+        from lmforge.serve.page import PAGE, POLICY
 
-        return HTMLResponse(PAGE, headers={"Content-Security-Policy": PAGE_POLICY})
+        return HTMLResponse(PAGE, headers={"Content-Security-Policy": POLICY})
 
     @app.get("/health")
     async def health():
@@ -344,11 +344,6 @@ def create_app(registry: Registry, settings: Settings | None = None, metrics: M.
         return listing(served, data, tokens)
 
     return Guard(app, settings, metrics)
-
-
-PAGE_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self'"
-)
 
 
 def endpoint_label(path: str) -> str:

@@ -1,9 +1,15 @@
 """The playground at `/`: one static page, plain HTML and JavaScript (no build step, no CDN). It lists the
 models, chats with or completes from a generator with streamed tokens, tokens/s and usage, and compares
 sentence similarities with an embedding model. The API key is asked for and kept in the browser's session
-storage, never embedded in the page; model output is inserted as text (`textContent`), never as HTML."""
+storage, never embedded in the page; model output is inserted as text (`textContent`), never as HTML.
 
-PAGE = """<!doctype html>
+`POLICY` is the page's Content-Security-Policy: everything from the server itself, and no script but the
+page's own (allowed by its hash), so that even markup that got into the page could not run an inline
+handler such as `onerror=`."""
+
+from lmforge.html import script_hash
+
+BODY = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -14,7 +20,8 @@ body { font: 15px/1.4 system-ui, sans-serif; max-width: 56rem; margin: 1.5rem au
 fieldset { border: 1px solid #ccc; margin: 0 0 1rem; }
 label { margin-right: 1rem; }
 textarea { width: 100%; box-sizing: border-box; font: 14px monospace; }
-#output { white-space: pre-wrap; font: 14px monospace; border: 1px solid #ccc; padding: .5rem; min-height: 6rem; }
+#result { white-space: pre-wrap; font: 14px monospace; border: 1px solid #ccc; padding: .5rem; min-height: 6rem; }
+#echo { color: #777; }
 #status, #error { margin: .5rem 0; } #error { color: #b00; }
 input[type=number] { width: 5rem; }
 </style>
@@ -34,15 +41,18 @@ input[type=number] { width: 5rem; }
 <label>seed <input id="seed" type="number" min="0" placeholder="none"></label>
 <textarea id="prompt" rows="5" placeholder="Type a prompt"></textarea>
 <button id="send">Send</button> <button id="stop" disabled>Stop</button>
+<div id="status"></div>
+<div id="result"><span id="echo"></span><span id="output"></span></div>
 </fieldset>
 <fieldset id="similar" hidden><legend>sentence similarity</legend>
 <textarea id="sentences" rows="5" placeholder="One sentence per line"></textarea>
 <button id="compare">Compare</button>
 <table id="table"></table>
 </fieldset>
-<div id="status"></div><div id="error"></div>
-<div id="output"></div>
-<script>
+<div id="error"></div>
+"""
+
+SCRIPT = """
 "use strict";
 const $ = (id) => document.getElementById(id);
 $("key").value = sessionStorage.getItem("lmforge-key") || "";
@@ -89,6 +99,7 @@ async function send() {
     max_tokens: Number($("max_tokens").value)};
   if ($("seed").value !== "") body.seed = Number($("seed").value);
   if (chat) body.messages = [{role: "user", content: $("prompt").value}]; else body.prompt = $("prompt").value;
+  $("echo").textContent = chat ? "" : $("prompt").value;  // a completion reads on from its prompt
   controller = new AbortController();
   $("send").disabled = true; $("stop").disabled = false;
   const started = performance.now(); let first = null, tokens = 0;
@@ -109,6 +120,7 @@ async function send() {
         const data = line.slice(6);
         if (data === "[DONE]") continue;
         const event = JSON.parse(data);
+        if (event.error) { showError(event.error.message); continue; }  // a failure after the stream began
         if (event.usage) {
           const seconds = (performance.now() - (first || started)) / 1000;
           tokens = event.usage.completion_tokens;
@@ -150,7 +162,9 @@ async function compare() {
 }
 $("compare").addEventListener("click", compare);
 loadModels();
-</script>
-</body>
-</html>
 """
+
+PAGE = BODY + "<script>" + SCRIPT + "</script>\n</body>\n</html>\n"
+POLICY = (
+    f"default-src 'self'; script-src {script_hash(SCRIPT)}; style-src 'self' 'unsafe-inline'; img-src 'self'"
+)
