@@ -39,6 +39,14 @@ WORDSIM_FILE = "wordsim353.tsv"  # Finkelstein et al. 2002: 353 pairs, relatedne
 SIMLEX_FILE = "simlex999.txt"  # Hill et al. 2015: 999 pairs, similarity (not relatedness)
 
 
+class MissingWordError(LmforgeError, KeyError):
+    """A word the vectors do not know: an `LmforgeError` (one line in the CLI) and a `KeyError` (what code
+    written for gensim's `KeyedVectors` catches)."""
+
+    def __str__(self) -> str:  # a KeyError's str() would quote the message; keep the plain line
+        return str(self.args[0]) if self.args else ""
+
+
 class WordVectors:
     """Words and their vectors. Rows are in vocabulary order, most frequent first when trained here.
 
@@ -85,7 +93,7 @@ class WordVectors:
             return self.vectors[self.index[word]]
         made = self.oov(word) if self.oov is not None else None
         if made is None:
-            raise LmforgeError(f"{word!r} is not in the vocabulary ({len(self):,} words)")
+            raise MissingWordError(f"{word!r} is not in the vocabulary ({len(self):,} words)")
         return made
 
     @property

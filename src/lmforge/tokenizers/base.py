@@ -34,6 +34,7 @@ from lmforge.errors import LmforgeError
 from lmforge.io import write_text
 from lmforge.tokenizers.encoding import Encoding, _word_starts
 from lmforge.tokenizers.pipeline import (
+    WHITESPACE,
     Alignment,
     Decoder,
     Normalizer,
@@ -164,6 +165,22 @@ class Tokenizer:
 
     # --- set-up ------------------------------------------------------------------------------------------
 
+    @classmethod
+    def from_str(cls, text: str) -> Tokenizer:
+        """The tokenizer a ``tokenizer.json`` string describes (HF's `Tokenizer.from_str`); the reader lives in
+        `hf.py`, which registers itself here when `lmforge.tokenizers` is imported."""
+        if _JSON_READER is None:
+            raise LmforgeError("no tokenizer.json reader registered; import lmforge.tokenizers")
+        return _JSON_READER(text)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> Tokenizer:
+        """Read a ``tokenizer.json`` file (HF's `Tokenizer.from_file`): `from_str` of its text."""
+        path = Path(path)
+        if not path.is_file():
+            raise LmforgeError(f"{path}: no such tokenizer file")
+        return cls.from_str(path.read_text(encoding="utf-8"))
+
     _STAGES = frozenset({"model", "normalizer", "pre_tokenizer", "post_processor", "decoder", "added_tokens"})
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -177,8 +194,17 @@ class Tokenizer:
         self._added_by_content = {t.content: t for t in self.added_tokens}
         self._added_by_id = {t.id: t for t in self.added_tokens}
         self._special_ids = {t.id for t in self.added_tokens if t.special}
-        self._added_pattern = _added_tokens_pattern(self.added_tokens)
-        self._added_contents = [t.content for t in self.added_tokens if t.content]
+        # HF matches added tokens in two passes: those with normalized=False in the raw text, then those with
+        # normalized=True in the normalized text of what is left, by their normalized content.
+        raw = [t for t in self.added_tokens if t.content and not (t.normalized and self.normalizer)]
+        self._raw_added = _AddedMatcher({t.content: t for t in raw})
+        normalized: dict[str, AddedToken] = {}
+        for token in self.added_tokens:
+            if token.content and token.normalized and self.normalizer is not None:
+                content = self.normalizer.normalize(token.content)[0]
+                if content:
+                    normalized.setdefault(content, token)
+        self._normalized_added = _AddedMatcher(normalized)
         self._template, self._trimmer = _split_post_processor(self.post_processor)
         self._prefix_space = bool(getattr(self.pre_tokenizer, "add_prefix_space", False))
         size = max(self.model.vocab.values(), default=-1) + 1
@@ -343,61 +369,79 @@ class Tokenizer:
         second = self._encode_sequence(pair, 1, 1)
         return self._post_process(first, second, add_special_tokens)
 
-    def _encode_sequence(self, text: str, type_id: int, sequence: int) -> Encoding:
+    def _encode_sequence(self, text: str, type_id: int, sequence: int, word: int | None = None) -> Encoding:
+        """One text (or, with `word`, one word of a pre-tokenized input: all its tokens get that word id)."""
         ids: list[int] = []
         parts: list = []
-        if (
-            self._added_pattern is None
-            or not self._may_hold_added(text)
-            or not (pieces := self._split_added(text))
-        ):
-            self._encode_segment(text, 0, ids, parts)
+        pieces = self._raw_added.split(text)
+        if pieces is None:
+            self._encode_segment(text, 0, ids, parts, 0, word)
         else:
+            words = 0
             for start, end, added in pieces:
                 if added is None:
-                    self._encode_segment(text[start:end], start, ids, parts)
+                    words = self._encode_segment(text[start:end], start, ids, parts, words, word)
                 else:
-                    ids.append(added.id)
-                    parts.append(("list", [added.content], [(start, end)]))
+                    self._add_token(added, text[start:end], (start, end), ids, parts, words, word)
+                    words += 1
         return Encoding.of_sequence(ids, parts, type_id, sequence)
 
-    def _may_hold_added(self, text: str) -> bool:
-        if len(self._added_contents) > 16:
-            return True
-        for content in self._added_contents:  # a few substring tests beat a regex scan of every text
-            if content in text:
-                return True
-        return False
+    def _add_token(
+        self,
+        added: AddedToken,
+        token: str,
+        span: tuple[int, int],
+        ids: list[int],
+        parts: list,
+        word: int,
+        fixed: int | None,
+    ) -> None:
+        """An added token found in the text: its token is the matched text (with any whitespace it
+        absorbed, as HF), its offsets trimmed by ByteLevel like any other token's."""
+        if self._trimmer is not None and self._trimmer.trim_offsets:
+            span = self._trimmer.trim(token, span, not ids or span[0] == 0)
+        ids.append(added.id)
+        parts.append(("list", [token], [span], [word if fixed is None else fixed]))
 
-    def _split_added(self, text: str) -> list[tuple[int, int, AddedToken | None]]:
-        """[(start, end, added token or None for plain text)], or [] when no added token occurs."""
-        parts: list[tuple[int, int, AddedToken | None]] = []
-        position = 0
-        for match in self._added_pattern.finditer(text):
-            token = self._added_by_content[match.group("token")]
-            start, end = match.span()
-            if not token.lstrip:
-                start = match.start("token")
-            if not token.rstrip:
-                end = match.end("token")
-            if token.single_word and not _is_single_word(text, match.start("token"), match.end("token")):
-                continue
-            if start > position:
-                parts.append((position, start, None))
-            parts.append((start, end, token))
-            position = end
-        if not parts:
-            return []
-        if position < len(text):
-            parts.append((position, len(text), None))
-        return parts
-
-    def _encode_segment(self, text: str, base: int, ids: list[int], parts: list) -> None:
-        """Normalize, pre-tokenize and tokenize one stretch of text without added tokens; append the ids
-        and a part from which the Encoding builds tokens and offsets (see `Encoding._materialize`)."""
+    def _encode_segment(
+        self, text: str, base: int, ids: list[int], parts: list, word0: int, fixed: int | None
+    ) -> int:
+        """Normalize one stretch of text without raw added tokens, split off the added tokens matched
+        after normalization, and encode the rest (`_encode_normalized`). Returns the word count so far."""
         alignment: Alignment = None
         if self.normalizer is not None:
             text, alignment = self.normalizer.normalize(text)
+        pieces = self._normalized_added.split(text)
+        if pieces is None:
+            return self._encode_normalized(text, alignment, base, ids, parts, word0, fixed)
+        for start, end, added in pieces:
+            piece_alignment = alignment[start:end] if alignment is not None else None
+            piece_base = base if alignment is not None else base + start
+            if added is None:
+                word0 = self._encode_normalized(
+                    text[start:end], piece_alignment, piece_base, ids, parts, word0, fixed
+                )
+                continue
+            if alignment is None:
+                span = (base + start, base + end)
+            else:
+                span = (alignment[start][0] + base, alignment[end - 1][1] + base)
+            self._add_token(added, text[start:end], span, ids, parts, word0, fixed)
+            word0 += 1
+        return word0
+
+    def _encode_normalized(
+        self,
+        text: str,
+        alignment: Alignment,
+        base: int,
+        ids: list[int],
+        parts: list,
+        word0: int,
+        fixed: int | None,
+    ) -> int:
+        """Pre-tokenize and tokenize normalized text; append the ids and a part from which the Encoding
+        builds tokens, offsets and word ids (see `Encoding._materialize`). Returns the word count so far."""
         if self._prefix_space:  # ByteLevel(add_prefix_space): a space aligned to the first character
             if text and not text.startswith(" "):
                 shift: Alignment = [(0, 1)] + [(i - 1, i) for i in range(1, len(text) + 1)]
@@ -433,15 +477,17 @@ class Tokenizer:
                 first_start = base + (starts if starts is not None else _word_starts(text, words[:1]))[0]
                 raw = (first_start + a, first_start + b)
                 first_offset = self._trimmer.trim(entries[0][1][0], raw, True)
-            parts.append(("words", base, starts, entries, 3 if trimming else 2, first_offset, words, text))
-            return
+            column = 3 if trimming else 2
+            parts.append(("words", base, starts, entries, column, first_offset, words, text, word0, fixed))
+            return word0 + len(words)
         # Slow path: offsets go through the normalizer's alignment, then ByteLevel trimming (as in HF).
         if starts is None:
             starts = _word_starts(text, words)
         tokens: list[str] = []
         offsets: list[tuple[int, int]] = []
+        word_ids: list[int] = []
         last = alignment[-1][1] if alignment else 0
-        for entry, start in zip(entries, starts, strict=True):
+        for index, (entry, start) in enumerate(zip(entries, starts, strict=True), word0):
             for token_id, token, (a, b) in zip(entry[0], entry[1], entry[2], strict=True):
                 s, e = start + a, start + b
                 if e > s:
@@ -455,7 +501,9 @@ class Tokenizer:
                 ids.append(token_id)
                 tokens.append(token)
                 offsets.append(span)
-        parts.append(("list", tokens, offsets))
+                word_ids.append(index if fixed is None else fixed)
+        parts.append(("list", tokens, offsets, word_ids))
+        return word0 + len(words)
 
     def _word_entry(self, word: str) -> WordEntry:
         pieces = self.model.tokenize(word)
@@ -487,12 +535,32 @@ class Tokenizer:
                         if window._cut:
                             _keep_one_leading_space(window)
         if add_special_tokens and self._template is not None:
-            return _apply_template(self._template, first, second)
-        if second is None:
+            template = self._template
+
+            def join(a: Encoding, b: Encoding | None) -> Encoding:
+                return _apply_template(template, a, b)
+
+        elif second is None:
+            first._ranged = self.post_processor is not None  # HF: no post-processor, no sequence ranges
             return first
-        merged = first.merge(second)
-        merged.overflowing = first.overflowing + second.overflowing
-        return merged
+        else:
+
+            def join(a: Encoding, b: Encoding | None) -> Encoding:
+                return a.merge(b)
+
+        result = join(first, second)
+        result.n_sequences = 1 if second is None else 2
+        # HF's overflowing windows of a pair: each window of the first sequence with the whole second one
+        # and with each window of the second, then the first with each window of the second.
+        for window in first.overflowing:
+            result.overflowing.append(join(window, second))
+            if second is not None:
+                result.overflowing += [join(window, other) for other in second.overflowing]
+        if second is not None:
+            result.overflowing += [join(first, other) for other in second.overflowing]
+        for window in result.overflowing:
+            window.n_sequences = result.n_sequences
+        return result
 
     def _pad(self, encodings: list[Encoding]) -> None:
         padding = self.padding
@@ -602,20 +670,65 @@ class Tokenizer:
 
 # --- helpers ---------------------------------------------------------------------------------------------
 
+_JSON_READER: Any = None  # hf.tokenizer_from_str, registered by hf.py (which imports this module)
+
+
+def register_json_reader(reader: Any) -> None:
+    global _JSON_READER
+    _JSON_READER = reader
+
 
 def readable_vocab_path(path: Path) -> Path:
     stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
     return path.with_name(stem + ".vocab.txt")
 
 
-def _added_tokens_pattern(tokens: Sequence[AddedToken]) -> regex.Pattern | None:
-    if not tokens:
-        return None
-    contents = sorted({t.content for t in tokens if t.content}, key=len, reverse=True)
-    if not contents:
-        return None
-    alternatives = "|".join(regex.escape(c) for c in contents)
-    return regex.compile(rf"\s*(?P<token>{alternatives})\s*")
+class _AddedMatcher:
+    """Finds added tokens in a text as HF does: the leftmost, then longest, content; single_word tokens only
+    between word boundaries; lstrip/rstrip ones also take the whitespace on that side (never text another
+    match already took)."""
+
+    def __init__(self, by_content: dict[str, AddedToken]):
+        self.by_content = by_content
+        self.contents = sorted(by_content, key=len, reverse=True)
+        alternatives = "|".join(regex.escape(c) for c in self.contents)
+        self.pattern = regex.compile(alternatives) if self.contents else None
+
+    def split(self, text: str) -> list[tuple[int, int, AddedToken | None]] | None:
+        """[(start, end, added token or None for plain text)], or None when no added token occurs."""
+        if self.pattern is None:
+            return None
+        if len(self.contents) <= 16 and not any(c in text for c in self.contents):
+            return None  # a few substring tests beat a regex scan of every text
+        parts: list[tuple[int, int, AddedToken | None]] = []
+        position = 0
+        for match in self.pattern.finditer(text):
+            token = self.by_content[match.group()]
+            start, end = match.span()
+            if token.single_word and not _is_single_word(text, start, end):
+                continue
+            if token.lstrip:
+                while start > position and _is_whitespace(text[start - 1]):
+                    start -= 1
+            if token.rstrip:
+                while end < len(text) and _is_whitespace(text[end]):
+                    end += 1
+            if start > position:
+                parts.append((position, start, None))
+            parts.append((start, end, token))
+            position = end
+        if not parts:
+            return None
+        if position < len(text):
+            parts.append((position, len(text), None))
+        return parts
+
+
+_WHITESPACE_CHAR = regex.compile(rf"[{WHITESPACE}]")
+
+
+def _is_whitespace(char: str) -> bool:
+    return _WHITESPACE_CHAR.match(char) is not None
 
 
 def _is_single_word(text: str, start: int, end: int) -> bool:
@@ -709,13 +822,5 @@ def _apply_template(template: TemplateProcessing, first: Encoding, second: Encod
             attention_mask += [1] * n
             special_tokens_mask += [1] * n
             sequence_ids += [None] * n
-            parts.append(("list", special_tokens, [(0, 0)] * n))
-    result = Encoding(
-        ids, None, None, type_ids, attention_mask, special_tokens_mask, sequence_ids, parts=parts
-    )
-    for overflow in first.overflowing:
-        result.overflowing.append(_apply_template(template, overflow, second))
-    if second is not None:
-        for overflow in second.overflowing:
-            result.overflowing.append(_apply_template(template, first, overflow))
-    return result
+            parts.append(("list", special_tokens, [(0, 0)] * n, [None] * n))
+    return Encoding(ids, None, None, type_ids, attention_mask, special_tokens_mask, sequence_ids, parts=parts)

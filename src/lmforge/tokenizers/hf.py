@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.errors import LmforgeError, MissingFileError
-from lmforge.tokenizers.base import AddedToken, Padding, Tokenizer, Truncation
+from lmforge.tokenizers.base import AddedToken, Padding, Tokenizer, Truncation, register_json_reader
 from lmforge.tokenizers.bpe import BPEModel, BPETokenizer, ByteLevel, ByteLevelDecoder, ByteLevelProcessor
 from lmforge.tokenizers.char import EVERY_CHARACTER, CharTokenizer, EveryCharacter
 from lmforge.tokenizers.pipeline import (
@@ -83,6 +83,9 @@ def tokenizer_from_str(text: str, source: str = "<string>") -> Tokenizer:
             "is it a tokenizer.json? re-create it with `lmforge tokenizer train`"
         ) from None
     return tokenizer_from_dict(data, source)
+
+
+register_json_reader(tokenizer_from_str)
 
 
 def tokenizer_from_dict(data: Any, source: str = "<dict>") -> Tokenizer:
