@@ -199,9 +199,11 @@ class Tokenizer:
         raw = [t for t in self.added_tokens if t.content and not (t.normalized and self.normalizer)]
         self._raw_added = _AddedMatcher({t.content: t for t in raw})
         normalized: dict[str, AddedToken] = {}
+        self._added_text_by_id = {t.id: t.content for t in self.added_tokens}
         for token in self.added_tokens:
             if token.content and token.normalized and self.normalizer is not None:
                 content = self.normalizer.normalize(token.content)[0]
+                self._added_text_by_id[token.id] = content  # HF's id_to_token gives this form
                 if content:
                     normalized.setdefault(content, token)
         self._normalized_added = _AddedMatcher(normalized)
@@ -286,9 +288,10 @@ class Tokenizer:
         return self.model.vocab.get(token)
 
     def id_to_token(self, token_id: int) -> str | None:
-        added = self._added_by_id.get(token_id)
+        """The token of an id; an added token with normalized=True is given in its normalized form, as in HF."""
+        added = self._added_text_by_id.get(token_id)
         if added is not None:
-            return added.content
+            return added
         return self.model.id_to_token(token_id)
 
     @property
@@ -298,29 +301,71 @@ class Tokenizer:
 
     # --- encoding ----------------------------------------------------------------------------------------
 
-    def encode(self, text: str, pair: str | None = None, *, add_special_tokens: bool = True) -> Encoding:
+    def encode(
+        self,
+        text: str | Sequence[str],
+        pair: str | Sequence[str] | None = None,
+        is_pretokenized: bool = False,
+        add_special_tokens: bool = True,
+    ) -> Encoding:
         """Encode `text` (and `pair`, the second text of a pair) into an `Encoding`.
 
+        With `is_pretokenized`, each is a list of words (as HF): every word is encoded on its own, its tokens
+        get its index as word id, and offsets are character spans into that word.
+
         tok.encode("Frog on a log.", "It jumps.").type_ids   # BERT: [CLS] a [SEP] b [SEP]
+        tok.encode(["Frog", "on", "a", "log"], is_pretokenized=True).word_ids
         """
-        if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
-            raise TypeError("encode takes str (and optionally a second str for a pair)")
-        first = self._encode_sequence(text, type_id=0, sequence=0)
-        second = self._encode_sequence(pair, type_id=1, sequence=1) if pair is not None else None
+        first = self._encode_input(text, 0, is_pretokenized)
+        second = self._encode_input(pair, 1, is_pretokenized) if pair is not None else None
         encoding = self._post_process(first, second, add_special_tokens)
         if self.padding is not None:
             self._pad([encoding])
         return encoding
 
+    def _encode_input(self, text: str | Sequence[str], sequence: int, is_pretokenized: bool) -> Encoding:
+        if not is_pretokenized:
+            if not isinstance(text, str):
+                raise TypeError(
+                    "encode takes str (and optionally a second str for a pair); "
+                    "for lists of words pass is_pretokenized=True"
+                )
+            return self._encode_sequence(text, sequence, sequence)
+        if isinstance(text, str) or not all(isinstance(word, str) for word in text):
+            raise TypeError("with is_pretokenized=True, encode takes a list of words (str)")
+        ids: list[int] = []
+        parts: list = []
+        for index, word in enumerate(text):
+            encoded = self._encode_sequence(word, sequence, sequence, word=index)
+            ids += encoded.ids
+            parts += encoded._as_parts()
+        return Encoding.of_sequence(ids, parts, sequence, sequence)
+
+    def post_process(
+        self, encoding: Encoding, pair: Encoding | None = None, add_special_tokens: bool = True
+    ) -> Encoding:
+        """HF's `post_process`: truncation, then the post-processor (special tokens, type ids), then padding,
+        applied to encodings made with ``add_special_tokens=False`` (they are not changed). As in HF, a
+        ByteLevel post-processor trims the offsets again (they were trimmed once by `encode`)."""
+        first = encoding.copy(sequence=0)
+        second = pair.copy(sequence=1) if pair is not None else None
+        result = self._post_process(first, second, add_special_tokens, retrim=True)
+        if self.padding is not None:
+            self._pad([result])
+        return result
+
     def encode_batch(
         self,
         texts: Sequence[str] | Sequence[tuple[str, str]],
-        *,
+        is_pretokenized: bool = False,
         add_special_tokens: bool = True,
+        *,
         num_workers: int = 1,
         progress: str | None = None,
     ) -> list[Encoding]:
         """Encode many texts (or (a, b) pairs); padding, when enabled, is to the longest of the batch.
+
+        With `is_pretokenized`, each item is a list of words, or a pair (tuple) of such lists.
 
         num_workers > 1 splits a large batch over that many processes (0 = one per CPU core). It pays on big
         batches only: the encodings must be sent back between processes.
@@ -328,7 +373,9 @@ class Tokenizer:
         """
         if num_workers == 0:
             num_workers = os.cpu_count() or 1
-        if num_workers > 1 and len(texts) >= 2000:
+        if is_pretokenized:
+            encodings = [self._encode_words(item, add_special_tokens) for item in texts]
+        elif num_workers > 1 and len(texts) >= 2000:
             from lmforge.tokenizers.parallel import encode_in_processes
 
             encodings = encode_in_processes(self, list(texts), add_special_tokens, num_workers)
@@ -359,6 +406,13 @@ class Tokenizer:
         if self.padding is not None:
             self._pad(encodings)
         return encodings
+
+    def _encode_words(self, item: Sequence[str] | tuple, add_special_tokens: bool) -> Encoding:
+        """One item of a pre-tokenized batch: a list of words, or a tuple of two such lists (a pair)."""
+        if isinstance(item, tuple) and len(item) == 2 and not all(isinstance(w, str) for w in item):
+            first = self._encode_input(item[0], 0, True)
+            return self._post_process(first, self._encode_input(item[1], 1, True), add_special_tokens)
+        return self._post_process(self._encode_input(item, 0, True), None, add_special_tokens)
 
     def _encode_one(self, item: str | tuple[str, str], add_special_tokens: bool) -> Encoding:
         if isinstance(item, str):
@@ -523,7 +577,9 @@ class Tokenizer:
     def num_special_tokens_to_add(self, is_pair: bool) -> int:
         return self._template.num_special_tokens(is_pair) if self._template is not None else 0
 
-    def _post_process(self, first: Encoding, second: Encoding | None, add_special_tokens: bool) -> Encoding:
+    def _post_process(
+        self, first: Encoding, second: Encoding | None, add_special_tokens: bool, retrim: bool = False
+    ) -> Encoding:
         if self.truncation is not None:
             added = self.num_special_tokens_to_add(second is not None) if add_special_tokens else 0
             _truncate(first, second, self.truncation, self.truncation.max_length - added)
@@ -534,11 +590,19 @@ class Tokenizer:
                     for window in (sequence, *sequence.overflowing):
                         if window._cut:
                             _keep_one_leading_space(window)
-        if add_special_tokens and self._template is not None:
+        if retrim and self._trimmer is not None and self._trimmer.trim_offsets:
+            trim = self._trimmer.trim
+            for sequence in (first, second) if second is not None else (first,):
+                for window in (sequence, *sequence.overflowing):
+                    window.offsets = [
+                        trim(token, span, i == 0 or span[0] == 0)
+                        for i, (token, span) in enumerate(zip(window.tokens, window.offsets, strict=True))
+                    ]
+        if self._template is not None:  # without special tokens it still sets the type ids, as in HF
             template = self._template
 
             def join(a: Encoding, b: Encoding | None) -> Encoding:
-                return _apply_template(template, a, b)
+                return _apply_template(template, a, b, add_special_tokens)
 
         elif second is None:
             first._ranged = self.post_processor is not None  # HF: no post-processor, no sequence ranges
@@ -795,7 +859,9 @@ def _truncate(first: Encoding, second: Encoding | None, truncation: Truncation, 
     target.truncate(max_length - other, stride, direction)
 
 
-def _apply_template(template: TemplateProcessing, first: Encoding, second: Encoding | None) -> Encoding:
+def _apply_template(
+    template: TemplateProcessing, first: Encoding, second: Encoding | None, add_special_tokens: bool = True
+) -> Encoding:
     pieces = template.pair if second is not None else template.single
     ids: list[int] = []
     type_ids: list[int] = []
@@ -814,7 +880,7 @@ def _apply_template(template: TemplateProcessing, first: Encoding, second: Encod
             special_tokens_mask += part.special_tokens_mask
             sequence_ids += part.sequence_ids
             parts += part._as_parts()
-        else:
+        elif add_special_tokens:
             special_ids, special_tokens = template.special_tokens[piece.name]
             n = len(special_ids)
             ids += special_ids

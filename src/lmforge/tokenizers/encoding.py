@@ -214,8 +214,8 @@ class Encoding:
         sequence_ids = self.sequence_ids
         try:
             start = sequence_ids.index(sequence_index)
-        except ValueError:
-            return 0, len(self.ids)
+        except ValueError:  # an empty sequence of a pair, or one this encoding does not have
+            return (0, 0) if 0 <= sequence_index < self.n_sequences else (0, len(self.ids))
         end = start
         while end < len(sequence_ids) and sequence_ids[end] == sequence_index:
             end += 1
@@ -223,19 +223,19 @@ class Encoding:
 
     def token_to_sequence(self, token_index: int) -> int | None:
         """The sequence (0 or 1) token `token_index` belongs to; None for special tokens."""
-        if not 0 <= token_index < len(self.ids):
-            return None
-        return self.sequence_ids[token_index] if self._ranged else 0
+        if not self._ranged:
+            return 0 if 0 <= token_index <= len(self.ids) else None  # HF's bound, one past the end
+        return self.sequence_ids[token_index] if 0 <= token_index < len(self.ids) else None
 
     def token_to_chars(self, token_index: int) -> tuple[int, int] | None:
         """The (start, end) characters of a token in its own sequence's text."""
-        if self.token_to_sequence(token_index) is None:
+        if self.token_to_sequence(token_index) is None or token_index >= len(self.ids):
             return None
         return self.offsets[token_index]
 
     def token_to_word(self, token_index: int) -> int | None:
         """The index of the word a token belongs to, in its own sequence."""
-        if self.token_to_sequence(token_index) is None:
+        if self.token_to_sequence(token_index) is None or token_index >= len(self.ids):
             return None
         return self.word_ids[token_index]
 
@@ -323,6 +323,16 @@ class Encoding:
         self.attention_mask = self.attention_mask[start:end]
         self.special_tokens_mask = self.special_tokens_mask[start:end]
         self.sequence_ids = self.sequence_ids[start:end]
+
+    def copy(self, sequence: int | None = None) -> Encoding:
+        """A copy (overflowing windows copied too); with `sequence`, every token marked as that sequence."""
+        self._materialize()
+        copy = self._slice(0, len(self.ids))
+        copy.overflowing = [window.copy(sequence) for window in self.overflowing]
+        copy._cut, copy._ranged, copy.n_sequences = self._cut, self._ranged, self.n_sequences
+        if sequence is not None:
+            copy.sequence_ids = [sequence] * len(copy.ids)
+        return copy
 
     def merge(self, other: Encoding) -> Encoding:
         return Encoding(
