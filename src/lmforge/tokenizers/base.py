@@ -209,6 +209,9 @@ class Tokenizer:
         self._normalized_added = _AddedMatcher(normalized)
         self._template, self._trimmer = _split_post_processor(self.post_processor)
         self._prefix_space = bool(getattr(self.pre_tokenizer, "add_prefix_space", False))
+        self._prefix = _prefix_of(self.pre_tokenizer)
+        first_stage = (getattr(self.pre_tokenizer, "pre_tokenizers", None) or [self.pre_tokenizer])[0]
+        self._spaces_to = getattr(first_stage, "replacement", None)  # Metaspace: ' ' → '▁', one for one
         size = max(self.model.vocab.values(), default=-1) + 1
         for token in self.added_tokens:
             size = max(size, token.id + 1)
@@ -496,13 +499,20 @@ class Tokenizer:
     ) -> int:
         """Pre-tokenize and tokenize normalized text; append the ids and a part from which the Encoding
         builds tokens, offsets and word ids (see `Encoding._materialize`). Returns the word count so far."""
-        if self._prefix_space:  # ByteLevel(add_prefix_space): a space aligned to the first character
-            if text and not text.startswith(" "):
+        if self._prefix is not None:  # ByteLevel's space or Metaspace's '▁', aligned to the first character
+            char, scheme, present = self._prefix
+            if (
+                text
+                and text[0] not in present
+                and (scheme == "always" or base + (alignment[0][0] if alignment else 0) == 0)
+            ):
                 shift: Alignment = [(0, 1)] + [(i - 1, i) for i in range(1, len(text) + 1)]
-                text = " " + text
-            else:
-                shift = [(i, i + 1) for i in range(len(text))]
-            alignment = compose(alignment, shift)
+                text = char + text
+                alignment = compose(alignment, shift)
+            elif self._prefix_space:  # (ByteLevel's trimming of the first token is done on the slow path)
+                alignment = compose(alignment, [(i, i + 1) for i in range(len(text))])
+        if self._spaces_to is not None:
+            text = text.replace(" ", self._spaces_to)
         starts: list[int] | None
         if self.pre_tokenizer is not None:
             if alignment is None and (self.pre_tokenizer.covers_text or not self._prefix_space):
@@ -799,6 +809,20 @@ def _is_single_word(text: str, start: int, end: int) -> bool:
     before = text[start - 1] if start > 0 else " "
     after = text[end] if end < len(text) else " "
     return not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_")
+
+
+def _prefix_of(pre_tokenizer: Any) -> tuple[str, str, str] | None:
+    """(character put in front of each piece of text, "always" or "first", characters that make it
+    unneeded) for ByteLevel(add_prefix_space) and Metaspace (also as the first step of a Sequence)."""
+    stages = getattr(pre_tokenizer, "pre_tokenizers", None)
+    if stages:
+        pre_tokenizer = stages[0]
+    if getattr(pre_tokenizer, "add_prefix_space", False):
+        return " ", "always", " "
+    scheme = getattr(pre_tokenizer, "prepend_scheme", None)
+    if scheme in ("always", "first"):
+        return pre_tokenizer.replacement, scheme, " " + pre_tokenizer.replacement
+    return None
 
 
 def _split_post_processor(processor: Any) -> tuple[TemplateProcessing | None, Any]:
