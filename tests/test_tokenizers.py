@@ -220,7 +220,8 @@ def test_missing_and_malformed_tokenizer_files(tmp_path):
         load_tokenizer(tmp_path / "nope.json")
     cases = {
         "not json": "not valid JSON",
-        '{"model": {"type": "Unigram", "vocab": []}}': "Unigram.*not supported",
+        '{"model": {"type": "Unigram", "vocab": []}}': "bad.json: model: Unigram vocab is empty",
+        '{"model": {"type": "Unigram", "vocab": [["a", 0]]}, "decoder": {"type": "CTC"}}': "CTC.*not supported",
         '{"version": "1.0"}': 'no "model" section',
         '{"model": {"type": "WordPiece"}}': "malformed WordPiece",
         '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}': "not in the vocabulary",

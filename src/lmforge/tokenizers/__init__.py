@@ -9,13 +9,14 @@
 
 Modules: base (Encoding, Tokenizer, special tokens, truncation, padding, templates) · pipeline (normalizers,
 pre-tokenizers, post-processors, decoders) · char · word · bpe (byte-level) · wordpiece · hf (tokenizer.json)
-· parallel (encode_batch on several processes).
+· parallel (encode_batch on several processes) · stream (DecodeStream: decoding ids as they are generated).
 """
 
 from lmforge.tokenizers.base import AddedToken, Encoding, Padding, Tokenizer, Truncation
 from lmforge.tokenizers.bpe import END_OF_TEXT, BPETokenizer
 from lmforge.tokenizers.char import CharTokenizer
 from lmforge.tokenizers.hf import load_tokenizer, tokenizer_from_str
+from lmforge.tokenizers.stream import DecodeStream
 from lmforge.tokenizers.word import WordTokenizer
 from lmforge.tokenizers.wordpiece import BERT_SPECIAL_TOKENS, WordPieceTokenizer
 
@@ -31,6 +32,7 @@ __all__ = [
     "BERT_SPECIAL_TOKENS",
     "BPETokenizer",
     "CharTokenizer",
+    "DecodeStream",
     "END_OF_TEXT",
     "Encoding",
     "KINDS",

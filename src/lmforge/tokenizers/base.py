@@ -34,6 +34,7 @@ from lmforge.errors import LmforgeError
 from lmforge.io import write_text
 from lmforge.tokenizers.encoding import Encoding, _word_starts
 from lmforge.tokenizers.pipeline import (
+    WHITESPACE,
     Alignment,
     Decoder,
     Normalizer,
@@ -164,6 +165,22 @@ class Tokenizer:
 
     # --- set-up ------------------------------------------------------------------------------------------
 
+    @classmethod
+    def from_str(cls, text: str) -> Tokenizer:
+        """The tokenizer a ``tokenizer.json`` string describes (HF's `Tokenizer.from_str`); the reader lives in
+        `hf.py`, which registers itself here when `lmforge.tokenizers` is imported."""
+        if _JSON_READER is None:
+            raise LmforgeError("no tokenizer.json reader registered; import lmforge.tokenizers")
+        return _JSON_READER(text)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> Tokenizer:
+        """Read a ``tokenizer.json`` file (HF's `Tokenizer.from_file`): `from_str` of its text."""
+        path = Path(path)
+        if not path.is_file():
+            raise LmforgeError(f"{path}: no such tokenizer file")
+        return cls.from_str(path.read_text(encoding="utf-8"))
+
     _STAGES = frozenset({"model", "normalizer", "pre_tokenizer", "post_processor", "decoder", "added_tokens"})
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -177,10 +194,24 @@ class Tokenizer:
         self._added_by_content = {t.content: t for t in self.added_tokens}
         self._added_by_id = {t.id: t for t in self.added_tokens}
         self._special_ids = {t.id for t in self.added_tokens if t.special}
-        self._added_pattern = _added_tokens_pattern(self.added_tokens)
-        self._added_contents = [t.content for t in self.added_tokens if t.content]
+        # HF matches added tokens in two passes: those with normalized=False in the raw text, then those with
+        # normalized=True in the normalized text of what is left, by their normalized content.
+        raw = [t for t in self.added_tokens if t.content and not (t.normalized and self.normalizer)]
+        self._raw_added = _AddedMatcher({t.content: t for t in raw})
+        normalized: dict[str, AddedToken] = {}
+        self._added_text_by_id = {t.id: t.content for t in self.added_tokens}
+        for token in self.added_tokens:
+            if token.content and token.normalized and self.normalizer is not None:
+                content = self.normalizer.normalize(token.content)[0]
+                self._added_text_by_id[token.id] = content  # HF's id_to_token gives this form
+                if content:
+                    normalized.setdefault(content, token)
+        self._normalized_added = _AddedMatcher(normalized)
         self._template, self._trimmer = _split_post_processor(self.post_processor)
         self._prefix_space = bool(getattr(self.pre_tokenizer, "add_prefix_space", False))
+        self._prefix = _prefix_of(self.pre_tokenizer)
+        first_stage = (getattr(self.pre_tokenizer, "pre_tokenizers", None) or [self.pre_tokenizer])[0]
+        self._spaces_to = getattr(first_stage, "replacement", None)  # Metaspace: ' ' → '▁', one for one
         size = max(self.model.vocab.values(), default=-1) + 1
         for token in self.added_tokens:
             size = max(size, token.id + 1)
@@ -260,9 +291,10 @@ class Tokenizer:
         return self.model.vocab.get(token)
 
     def id_to_token(self, token_id: int) -> str | None:
-        added = self._added_by_id.get(token_id)
+        """The token of an id; an added token with normalized=True is given in its normalized form, as in HF."""
+        added = self._added_text_by_id.get(token_id)
         if added is not None:
-            return added.content
+            return added
         return self.model.id_to_token(token_id)
 
     @property
@@ -272,29 +304,71 @@ class Tokenizer:
 
     # --- encoding ----------------------------------------------------------------------------------------
 
-    def encode(self, text: str, pair: str | None = None, *, add_special_tokens: bool = True) -> Encoding:
+    def encode(
+        self,
+        text: str | Sequence[str],
+        pair: str | Sequence[str] | None = None,
+        is_pretokenized: bool = False,
+        add_special_tokens: bool = True,
+    ) -> Encoding:
         """Encode `text` (and `pair`, the second text of a pair) into an `Encoding`.
 
+        With `is_pretokenized`, each is a list of words (as HF): every word is encoded on its own, its tokens
+        get its index as word id, and offsets are character spans into that word.
+
         tok.encode("Frog on a log.", "It jumps.").type_ids   # BERT: [CLS] a [SEP] b [SEP]
+        tok.encode(["Frog", "on", "a", "log"], is_pretokenized=True).word_ids
         """
-        if not isinstance(text, str) or (pair is not None and not isinstance(pair, str)):
-            raise TypeError("encode takes str (and optionally a second str for a pair)")
-        first = self._encode_sequence(text, type_id=0, sequence=0)
-        second = self._encode_sequence(pair, type_id=1, sequence=1) if pair is not None else None
+        first = self._encode_input(text, 0, is_pretokenized)
+        second = self._encode_input(pair, 1, is_pretokenized) if pair is not None else None
         encoding = self._post_process(first, second, add_special_tokens)
         if self.padding is not None:
             self._pad([encoding])
         return encoding
 
+    def _encode_input(self, text: str | Sequence[str], sequence: int, is_pretokenized: bool) -> Encoding:
+        if not is_pretokenized:
+            if not isinstance(text, str):
+                raise TypeError(
+                    "encode takes str (and optionally a second str for a pair); "
+                    "for lists of words pass is_pretokenized=True"
+                )
+            return self._encode_sequence(text, sequence, sequence)
+        if isinstance(text, str) or not all(isinstance(word, str) for word in text):
+            raise TypeError("with is_pretokenized=True, encode takes a list of words (str)")
+        ids: list[int] = []
+        parts: list = []
+        for index, word in enumerate(text):
+            encoded = self._encode_sequence(word, sequence, sequence, word=index)
+            ids += encoded.ids
+            parts += encoded._as_parts()
+        return Encoding.of_sequence(ids, parts, sequence, sequence)
+
+    def post_process(
+        self, encoding: Encoding, pair: Encoding | None = None, add_special_tokens: bool = True
+    ) -> Encoding:
+        """HF's `post_process`: truncation, then the post-processor (special tokens, type ids), then padding,
+        applied to encodings made with ``add_special_tokens=False`` (they are not changed). As in HF, a
+        ByteLevel post-processor trims the offsets again (they were trimmed once by `encode`)."""
+        first = encoding.copy(sequence=0)
+        second = pair.copy(sequence=1) if pair is not None else None
+        result = self._post_process(first, second, add_special_tokens, retrim=True)
+        if self.padding is not None:
+            self._pad([result])
+        return result
+
     def encode_batch(
         self,
         texts: Sequence[str] | Sequence[tuple[str, str]],
-        *,
+        is_pretokenized: bool = False,
         add_special_tokens: bool = True,
+        *,
         num_workers: int = 1,
         progress: str | None = None,
     ) -> list[Encoding]:
         """Encode many texts (or (a, b) pairs); padding, when enabled, is to the longest of the batch.
+
+        With `is_pretokenized`, each item is a list of words, or a pair (tuple) of such lists.
 
         num_workers > 1 splits a large batch over that many processes (0 = one per CPU core). It pays on big
         batches only: the encodings must be sent back between processes.
@@ -302,7 +376,9 @@ class Tokenizer:
         """
         if num_workers == 0:
             num_workers = os.cpu_count() or 1
-        if num_workers > 1 and len(texts) >= 2000:
+        if is_pretokenized:
+            encodings = [self._encode_words(item, add_special_tokens) for item in texts]
+        elif num_workers > 1 and len(texts) >= 2000:
             from lmforge.tokenizers.parallel import encode_in_processes
 
             encodings = encode_in_processes(self, list(texts), add_special_tokens, num_workers)
@@ -334,6 +410,13 @@ class Tokenizer:
             self._pad(encodings)
         return encodings
 
+    def _encode_words(self, item: Sequence[str] | tuple, add_special_tokens: bool) -> Encoding:
+        """One item of a pre-tokenized batch: a list of words, or a tuple of two such lists (a pair)."""
+        if isinstance(item, tuple) and len(item) == 2 and not all(isinstance(w, str) for w in item):
+            first = self._encode_input(item[0], 0, True)
+            return self._post_process(first, self._encode_input(item[1], 1, True), add_special_tokens)
+        return self._post_process(self._encode_input(item, 0, True), None, add_special_tokens)
+
     def _encode_one(self, item: str | tuple[str, str], add_special_tokens: bool) -> Encoding:
         if isinstance(item, str):
             first = self._encode_sequence(item, 0, 0)
@@ -343,68 +426,93 @@ class Tokenizer:
         second = self._encode_sequence(pair, 1, 1)
         return self._post_process(first, second, add_special_tokens)
 
-    def _encode_sequence(self, text: str, type_id: int, sequence: int) -> Encoding:
+    def _encode_sequence(self, text: str, type_id: int, sequence: int, word: int | None = None) -> Encoding:
+        """One text (or, with `word`, one word of a pre-tokenized input: all its tokens get that word id)."""
         ids: list[int] = []
         parts: list = []
-        if (
-            self._added_pattern is None
-            or not self._may_hold_added(text)
-            or not (pieces := self._split_added(text))
-        ):
-            self._encode_segment(text, 0, ids, parts)
+        pieces = self._raw_added.split(text)
+        if pieces is None:
+            self._encode_segment(text, 0, ids, parts, 0, word)
         else:
+            words = 0
             for start, end, added in pieces:
                 if added is None:
-                    self._encode_segment(text[start:end], start, ids, parts)
+                    words = self._encode_segment(text[start:end], start, ids, parts, words, word)
                 else:
-                    ids.append(added.id)
-                    parts.append(("list", [added.content], [(start, end)]))
+                    self._add_token(added, text[start:end], (start, end), ids, parts, words, word)
+                    words += 1
         return Encoding.of_sequence(ids, parts, type_id, sequence)
 
-    def _may_hold_added(self, text: str) -> bool:
-        if len(self._added_contents) > 16:
-            return True
-        for content in self._added_contents:  # a few substring tests beat a regex scan of every text
-            if content in text:
-                return True
-        return False
+    def _add_token(
+        self,
+        added: AddedToken,
+        token: str,
+        span: tuple[int, int],
+        ids: list[int],
+        parts: list,
+        word: int,
+        fixed: int | None,
+    ) -> None:
+        """An added token found in the text: its token is the matched text (with any whitespace it
+        absorbed, as HF), its offsets trimmed by ByteLevel like any other token's."""
+        if self._trimmer is not None and self._trimmer.trim_offsets:
+            span = self._trimmer.trim(token, span, not ids or span[0] == 0)
+        ids.append(added.id)
+        parts.append(("list", [token], [span], [word if fixed is None else fixed]))
 
-    def _split_added(self, text: str) -> list[tuple[int, int, AddedToken | None]]:
-        """[(start, end, added token or None for plain text)], or [] when no added token occurs."""
-        parts: list[tuple[int, int, AddedToken | None]] = []
-        position = 0
-        for match in self._added_pattern.finditer(text):
-            token = self._added_by_content[match.group("token")]
-            start, end = match.span()
-            if not token.lstrip:
-                start = match.start("token")
-            if not token.rstrip:
-                end = match.end("token")
-            if token.single_word and not _is_single_word(text, match.start("token"), match.end("token")):
-                continue
-            if start > position:
-                parts.append((position, start, None))
-            parts.append((start, end, token))
-            position = end
-        if not parts:
-            return []
-        if position < len(text):
-            parts.append((position, len(text), None))
-        return parts
-
-    def _encode_segment(self, text: str, base: int, ids: list[int], parts: list) -> None:
-        """Normalize, pre-tokenize and tokenize one stretch of text without added tokens; append the ids
-        and a part from which the Encoding builds tokens and offsets (see `Encoding._materialize`)."""
+    def _encode_segment(
+        self, text: str, base: int, ids: list[int], parts: list, word0: int, fixed: int | None
+    ) -> int:
+        """Normalize one stretch of text without raw added tokens, split off the added tokens matched
+        after normalization, and encode the rest (`_encode_normalized`). Returns the word count so far."""
         alignment: Alignment = None
         if self.normalizer is not None:
             text, alignment = self.normalizer.normalize(text)
-        if self._prefix_space:  # ByteLevel(add_prefix_space): a space aligned to the first character
-            if text and not text.startswith(" "):
-                shift: Alignment = [(0, 1)] + [(i - 1, i) for i in range(1, len(text) + 1)]
-                text = " " + text
+        pieces = self._normalized_added.split(text)
+        if pieces is None:
+            return self._encode_normalized(text, alignment, base, ids, parts, word0, fixed)
+        for start, end, added in pieces:
+            piece_alignment = alignment[start:end] if alignment is not None else None
+            piece_base = base if alignment is not None else base + start
+            if added is None:
+                word0 = self._encode_normalized(
+                    text[start:end], piece_alignment, piece_base, ids, parts, word0, fixed
+                )
+                continue
+            if alignment is None:
+                span = (base + start, base + end)
             else:
-                shift = [(i, i + 1) for i in range(len(text))]
-            alignment = compose(alignment, shift)
+                span = (alignment[start][0] + base, alignment[end - 1][1] + base)
+            self._add_token(added, text[start:end], span, ids, parts, word0, fixed)
+            word0 += 1
+        return word0
+
+    def _encode_normalized(
+        self,
+        text: str,
+        alignment: Alignment,
+        base: int,
+        ids: list[int],
+        parts: list,
+        word0: int,
+        fixed: int | None,
+    ) -> int:
+        """Pre-tokenize and tokenize normalized text; append the ids and a part from which the Encoding
+        builds tokens, offsets and word ids (see `Encoding._materialize`). Returns the word count so far."""
+        if self._prefix is not None:  # ByteLevel's space or Metaspace's '▁', aligned to the first character
+            char, scheme, present = self._prefix
+            if (
+                text
+                and text[0] not in present
+                and (scheme == "always" or base + (alignment[0][0] if alignment else 0) == 0)
+            ):
+                shift: Alignment = [(0, 1)] + [(i - 1, i) for i in range(1, len(text) + 1)]
+                text = char + text
+                alignment = compose(alignment, shift)
+            elif self._prefix_space:  # (ByteLevel's trimming of the first token is done on the slow path)
+                alignment = compose(alignment, [(i, i + 1) for i in range(len(text))])
+        if self._spaces_to is not None:
+            text = text.replace(" ", self._spaces_to)
         starts: list[int] | None
         if self.pre_tokenizer is not None:
             if alignment is None and (self.pre_tokenizer.covers_text or not self._prefix_space):
@@ -433,15 +541,17 @@ class Tokenizer:
                 first_start = base + (starts if starts is not None else _word_starts(text, words[:1]))[0]
                 raw = (first_start + a, first_start + b)
                 first_offset = self._trimmer.trim(entries[0][1][0], raw, True)
-            parts.append(("words", base, starts, entries, 3 if trimming else 2, first_offset, words, text))
-            return
+            column = 3 if trimming else 2
+            parts.append(("words", base, starts, entries, column, first_offset, words, text, word0, fixed))
+            return word0 + len(words)
         # Slow path: offsets go through the normalizer's alignment, then ByteLevel trimming (as in HF).
         if starts is None:
             starts = _word_starts(text, words)
         tokens: list[str] = []
         offsets: list[tuple[int, int]] = []
+        word_ids: list[int] = []
         last = alignment[-1][1] if alignment else 0
-        for entry, start in zip(entries, starts, strict=True):
+        for index, (entry, start) in enumerate(zip(entries, starts, strict=True), word0):
             for token_id, token, (a, b) in zip(entry[0], entry[1], entry[2], strict=True):
                 s, e = start + a, start + b
                 if e > s:
@@ -455,7 +565,9 @@ class Tokenizer:
                 ids.append(token_id)
                 tokens.append(token)
                 offsets.append(span)
-        parts.append(("list", tokens, offsets))
+                word_ids.append(index if fixed is None else fixed)
+        parts.append(("list", tokens, offsets, word_ids))
+        return word0 + len(words)
 
     def _word_entry(self, word: str) -> WordEntry:
         pieces = self.model.tokenize(word)
@@ -475,7 +587,9 @@ class Tokenizer:
     def num_special_tokens_to_add(self, is_pair: bool) -> int:
         return self._template.num_special_tokens(is_pair) if self._template is not None else 0
 
-    def _post_process(self, first: Encoding, second: Encoding | None, add_special_tokens: bool) -> Encoding:
+    def _post_process(
+        self, first: Encoding, second: Encoding | None, add_special_tokens: bool, retrim: bool = False
+    ) -> Encoding:
         if self.truncation is not None:
             added = self.num_special_tokens_to_add(second is not None) if add_special_tokens else 0
             _truncate(first, second, self.truncation, self.truncation.max_length - added)
@@ -486,13 +600,41 @@ class Tokenizer:
                     for window in (sequence, *sequence.overflowing):
                         if window._cut:
                             _keep_one_leading_space(window)
-        if add_special_tokens and self._template is not None:
-            return _apply_template(self._template, first, second)
-        if second is None:
+        if retrim and self._trimmer is not None and self._trimmer.trim_offsets:
+            trim = self._trimmer.trim
+            for sequence in (first, second) if second is not None else (first,):
+                for window in (sequence, *sequence.overflowing):
+                    window.offsets = [
+                        trim(token, span, i == 0 or span[0] == 0)
+                        for i, (token, span) in enumerate(zip(window.tokens, window.offsets, strict=True))
+                    ]
+        if self._template is not None:  # without special tokens it still sets the type ids, as in HF
+            template = self._template
+
+            def join(a: Encoding, b: Encoding | None) -> Encoding:
+                return _apply_template(template, a, b, add_special_tokens)
+
+        elif second is None:
+            first._ranged = self.post_processor is not None  # HF: no post-processor, no sequence ranges
             return first
-        merged = first.merge(second)
-        merged.overflowing = first.overflowing + second.overflowing
-        return merged
+        else:
+
+            def join(a: Encoding, b: Encoding | None) -> Encoding:
+                return a.merge(b)
+
+        result = join(first, second)
+        result.n_sequences = 1 if second is None else 2
+        # HF's overflowing windows of a pair: each window of the first sequence with the whole second one
+        # and with each window of the second, then the first with each window of the second.
+        for window in first.overflowing:
+            result.overflowing.append(join(window, second))
+            if second is not None:
+                result.overflowing += [join(window, other) for other in second.overflowing]
+        if second is not None:
+            result.overflowing += [join(first, other) for other in second.overflowing]
+        for window in result.overflowing:
+            window.n_sequences = result.n_sequences
+        return result
 
     def _pad(self, encodings: list[Encoding]) -> None:
         padding = self.padding
@@ -602,26 +744,85 @@ class Tokenizer:
 
 # --- helpers ---------------------------------------------------------------------------------------------
 
+_JSON_READER: Any = None  # hf.tokenizer_from_str, registered by hf.py (which imports this module)
+
+
+def register_json_reader(reader: Any) -> None:
+    global _JSON_READER
+    _JSON_READER = reader
+
 
 def readable_vocab_path(path: Path) -> Path:
     stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
     return path.with_name(stem + ".vocab.txt")
 
 
-def _added_tokens_pattern(tokens: Sequence[AddedToken]) -> regex.Pattern | None:
-    if not tokens:
-        return None
-    contents = sorted({t.content for t in tokens if t.content}, key=len, reverse=True)
-    if not contents:
-        return None
-    alternatives = "|".join(regex.escape(c) for c in contents)
-    return regex.compile(rf"\s*(?P<token>{alternatives})\s*")
+class _AddedMatcher:
+    """Finds added tokens in a text as HF does: the leftmost, then longest, content; single_word tokens only
+    between word boundaries; lstrip/rstrip ones also take the whitespace on that side (never text another
+    match already took)."""
+
+    def __init__(self, by_content: dict[str, AddedToken]):
+        self.by_content = by_content
+        self.contents = sorted(by_content, key=len, reverse=True)
+        alternatives = "|".join(regex.escape(c) for c in self.contents)
+        self.pattern = regex.compile(alternatives) if self.contents else None
+
+    def split(self, text: str) -> list[tuple[int, int, AddedToken | None]] | None:
+        """[(start, end, added token or None for plain text)], or None when no added token occurs."""
+        if self.pattern is None:
+            return None
+        if len(self.contents) <= 16 and not any(c in text for c in self.contents):
+            return None  # a few substring tests beat a regex scan of every text
+        parts: list[tuple[int, int, AddedToken | None]] = []
+        position = 0
+        for match in self.pattern.finditer(text):
+            token = self.by_content[match.group()]
+            start, end = match.span()
+            if token.single_word and not _is_single_word(text, start, end):
+                continue
+            if token.lstrip:
+                while start > position and _is_whitespace(text[start - 1]):
+                    start -= 1
+            if token.rstrip:
+                while end < len(text) and _is_whitespace(text[end]):
+                    end += 1
+            if start > position:
+                parts.append((position, start, None))
+            parts.append((start, end, token))
+            position = end
+        if not parts:
+            return None
+        if position < len(text):
+            parts.append((position, len(text), None))
+        return parts
+
+
+_WHITESPACE_CHAR = regex.compile(rf"[{WHITESPACE}]")
+
+
+def _is_whitespace(char: str) -> bool:
+    return _WHITESPACE_CHAR.match(char) is not None
 
 
 def _is_single_word(text: str, start: int, end: int) -> bool:
     before = text[start - 1] if start > 0 else " "
     after = text[end] if end < len(text) else " "
     return not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_")
+
+
+def _prefix_of(pre_tokenizer: Any) -> tuple[str, str, str] | None:
+    """(character put in front of each piece of text, "always" or "first", characters that make it
+    unneeded) for ByteLevel(add_prefix_space) and Metaspace (also as the first step of a Sequence)."""
+    stages = getattr(pre_tokenizer, "pre_tokenizers", None)
+    if stages:
+        pre_tokenizer = stages[0]
+    if getattr(pre_tokenizer, "add_prefix_space", False):
+        return " ", "always", " "
+    scheme = getattr(pre_tokenizer, "prepend_scheme", None)
+    if scheme in ("always", "first"):
+        return pre_tokenizer.replacement, scheme, " " + pre_tokenizer.replacement
+    return None
 
 
 def _split_post_processor(processor: Any) -> tuple[TemplateProcessing | None, Any]:
@@ -682,7 +883,9 @@ def _truncate(first: Encoding, second: Encoding | None, truncation: Truncation, 
     target.truncate(max_length - other, stride, direction)
 
 
-def _apply_template(template: TemplateProcessing, first: Encoding, second: Encoding | None) -> Encoding:
+def _apply_template(
+    template: TemplateProcessing, first: Encoding, second: Encoding | None, add_special_tokens: bool = True
+) -> Encoding:
     pieces = template.pair if second is not None else template.single
     ids: list[int] = []
     type_ids: list[int] = []
@@ -701,7 +904,7 @@ def _apply_template(template: TemplateProcessing, first: Encoding, second: Encod
             special_tokens_mask += part.special_tokens_mask
             sequence_ids += part.sequence_ids
             parts += part._as_parts()
-        else:
+        elif add_special_tokens:
             special_ids, special_tokens = template.special_tokens[piece.name]
             n = len(special_ids)
             ids += special_ids
@@ -709,13 +912,5 @@ def _apply_template(template: TemplateProcessing, first: Encoding, second: Encod
             attention_mask += [1] * n
             special_tokens_mask += [1] * n
             sequence_ids += [None] * n
-            parts.append(("list", special_tokens, [(0, 0)] * n))
-    result = Encoding(
-        ids, None, None, type_ids, attention_mask, special_tokens_mask, sequence_ids, parts=parts
-    )
-    for overflow in first.overflowing:
-        result.overflowing.append(_apply_template(template, overflow, second))
-    if second is not None:
-        for overflow in second.overflowing:
-            result.overflowing.append(_apply_template(template, first, overflow))
-    return result
+            parts.append(("list", special_tokens, [(0, 0)] * n, [None] * n))
+    return Encoding(ids, None, None, type_ids, attention_mask, special_tokens_mask, sequence_ids, parts=parts)

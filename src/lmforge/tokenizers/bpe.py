@@ -184,8 +184,10 @@ class BPEModel(Model):
         end_of_word_suffix: str | None = None,
         fuse_unk: bool = False,
         ignore_merges: bool = False,
+        byte_fallback: bool = False,
     ):
         self.vocab = vocab
+        self.byte_fallback = byte_fallback
         self.merges = [tuple(m) for m in merges]
         self.byte_level = byte_level
         self.unk_token = unk_token
@@ -313,6 +315,12 @@ class BPEModel(Model):
         for i, char in enumerate(word):
             symbol = (prefix + char if i else char) + (suffix if i == last else "")
             if symbol not in vocab:
+                if self.byte_fallback:  # the character's UTF-8 bytes as <0xAB> pieces, if all are known
+                    pieces = [f"<0x{b:02X}>" for b in symbol.encode("utf-8")]
+                    if all(p in vocab for p in pieces):
+                        symbols.extend(pieces)
+                        spans.extend([(i, i + 1)] * len(pieces))
+                        continue
                 if self.unk_token is None:
                     continue
                 if self.fuse_unk and symbols and symbols[-1] == self.unk_token:
@@ -333,7 +341,7 @@ class BPEModel(Model):
             "continuing_subword_prefix": self.continuing_subword_prefix,
             "end_of_word_suffix": self.end_of_word_suffix,
             "fuse_unk": self.fuse_unk,
-            "byte_fallback": False,
+            "byte_fallback": self.byte_fallback,
             "ignore_merges": self.ignore_merges,
             "vocab": self.vocab,
             "merges": [f"{a} {b}" for a, b in self.merges] if plain else [list(m) for m in self.merges],

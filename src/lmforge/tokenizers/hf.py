@@ -19,25 +19,33 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.errors import LmforgeError, MissingFileError
-from lmforge.tokenizers.base import AddedToken, Padding, Tokenizer, Truncation
+from lmforge.tokenizers.base import AddedToken, Padding, Tokenizer, Truncation, register_json_reader
 from lmforge.tokenizers.bpe import BPEModel, BPETokenizer, ByteLevel, ByteLevelDecoder, ByteLevelProcessor
 from lmforge.tokenizers.char import EVERY_CHARACTER, CharTokenizer, EveryCharacter
 from lmforge.tokenizers.pipeline import (
+    BPEDecoder,
+    ByteFallback,
     Decoder,
     DecoderSequence,
     Digits,
+    FixedLength,
     Fuse,
     Lowercase,
+    Metaspace,
+    MetaspaceDecoder,
     Normalizer,
     NormalizerSequence,
     PostProcessorSequence,
+    Prepend,
     PreTokenizer,
     PreTokenizerSequence,
     Punctuation,
     Replace,
+    ReplaceDecoder,
     Split,
     Strip,
     StripAccents,
+    StripDecoder,
     TemplatePiece,
     TemplateProcessing,
     UnicodeNormalizer,
@@ -45,6 +53,7 @@ from lmforge.tokenizers.pipeline import (
     WhitespaceSplit,
     WordPieceDecoder,
 )
+from lmforge.tokenizers.unigram import UnigramModel, UnigramTokenizer
 from lmforge.tokenizers.word import WordLevelModel, WordTokenizer
 from lmforge.tokenizers.wordpiece import BertNormalizer, BertPreTokenizer, WordPieceModel, WordPieceTokenizer
 
@@ -85,6 +94,9 @@ def tokenizer_from_str(text: str, source: str = "<string>") -> Tokenizer:
     return tokenizer_from_dict(data, source)
 
 
+register_json_reader(tokenizer_from_str)
+
+
 def tokenizer_from_dict(data: Any, source: str = "<dict>") -> Tokenizer:
     """Build the tokenizer a parsed ``tokenizer.json`` describes."""
     reader = _Reader(source)
@@ -106,6 +118,8 @@ def tokenizer_from_dict(data: Any, source: str = "<dict>") -> Tokenizer:
         kind = WordPieceTokenizer
     elif isinstance(model, WordLevelModel):
         kind = CharTokenizer if isinstance(pre_tokenizer, EveryCharacter) else WordTokenizer
+    elif isinstance(model, UnigramModel):
+        kind = UnigramTokenizer
     return kind(
         model,
         normalizer=normalizer,
@@ -137,6 +151,13 @@ def _pattern(value: Any) -> tuple[str, bool]:
     if isinstance(value, str):
         return value, False
     raise ValueError(f"pattern must be {{'String': ...}} or {{'Regex': ...}}, got {value!r}")
+
+
+def _prepend_scheme(data: dict) -> str:
+    """Metaspace's prepend_scheme; files from before it existed say add_prefix_space (true: always)."""
+    if "prepend_scheme" in data:
+        return data["prepend_scheme"]
+    return "always" if data.get("add_prefix_space", True) else "never"
 
 
 def _snake(name: str) -> str:
@@ -189,18 +210,15 @@ class _Reader:
             "NFKD": lambda d: UnicodeNormalizer("NFKD"),
             "StripAccents": lambda d: StripAccents(),
             "Strip": lambda d: Strip(d.get("strip_left", True), d.get("strip_right", True)),
-            "Replace": self._replace,
+            "Replace": lambda d: Replace(*self._replace_args(d)),
+            "Prepend": lambda d: Prepend(d["prepend"]),
             "Sequence": lambda d: NormalizerSequence([self.normalizer(n) for n in d["normalizers"]]),
         }
         return self._build("normalizer", data, known)
 
-    def _replace(self, data: dict) -> Replace:
+    def _replace_args(self, data: dict) -> tuple[str, str, bool]:
         pattern, is_regex = _pattern(data["pattern"])
-        if is_regex:
-            raise self.fail(
-                "normalizer", "Replace with a regex is not supported by lmforge (a plain string is)"
-            )
-        return Replace(pattern, data["content"])
+        return pattern, data["content"], is_regex
 
     def pre_tokenizer(self, data: Any) -> PreTokenizer | None:
         if data is None:
@@ -215,6 +233,11 @@ class _Reader:
             "Punctuation": lambda d: Punctuation(_snake(d.get("behavior", "Isolated"))),
             "Digits": lambda d: Digits(d.get("individual_digits", False)),
             "Split": self._split,
+            "CharDelimiterSplit": lambda d: Split(d["delimiter"], "removed", False, False),
+            "FixedLength": lambda d: FixedLength(d.get("length", 5)),
+            "Metaspace": lambda d: Metaspace(
+                d.get("replacement", "\u2581"), _prepend_scheme(d), d.get("split", True)
+            ),
             "Sequence": self._pre_tokenizer_sequence,
         }
         return self._build("pre_tokenizer", data, known)
@@ -235,6 +258,11 @@ class _Reader:
                     "pre_tokenizer",
                     "lmforge reads ByteLevel inside a Sequence only as the last step and without add_prefix_space",
                 )
+            if isinstance(stage, Metaspace) and index != 0 and stage.prepend_scheme != "never":
+                raise self.fail(
+                    "pre_tokenizer",
+                    "lmforge reads a Metaspace that prepends '▁' inside a Sequence only as its first step",
+                )
         return PreTokenizerSequence(stages)
 
     def model(self, data: dict, byte_level: bool):
@@ -254,6 +282,7 @@ class _Reader:
                 d.get("max_input_chars_per_word", 100),
             ),
             "WordLevel": lambda d: WordLevelModel(self._vocab(d), d.get("unk_token")),
+            "Unigram": self._unigram,
         }
         return self._build("model", data, known)
 
@@ -263,9 +292,19 @@ class _Reader:
             raise self.fail("model", "vocab must map each token to an integer id")
         return vocab
 
+    def _unigram(self, data: dict) -> UnigramModel:
+        pieces = data["vocab"]
+        if not isinstance(pieces, list) or not all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pieces
+        ):
+            raise self.fail("model", "Unigram vocab must be a list of [piece, score] pairs")
+        if not pieces:
+            raise self.fail("model", "Unigram vocab is empty")
+        return UnigramModel(
+            [(p, float(s)) for p, s in pieces], data.get("unk_id"), data.get("byte_fallback", False)
+        )
+
     def _bpe(self, data: dict, byte_level: bool) -> BPEModel:
-        if data.get("byte_fallback"):
-            raise self.fail("model", "BPE byte_fallback is not supported by lmforge")
         if data.get("dropout"):
             raise self.fail("model", "BPE dropout is not supported by lmforge (it is a training-time option)")
         merges = []
@@ -283,6 +322,7 @@ class _Reader:
             end_of_word_suffix=data.get("end_of_word_suffix"),
             fuse_unk=data.get("fuse_unk", False),
             ignore_merges=data.get("ignore_merges", False),
+            byte_fallback=data.get("byte_fallback", False),
         )
 
     def post_processor(self, data: Any, vocab: dict[str, int]):
@@ -352,6 +392,13 @@ class _Reader:
             "ByteLevel": lambda d: ByteLevelDecoder(),
             "WordPiece": lambda d: WordPieceDecoder(d.get("prefix", "##"), d.get("cleanup", True)),
             "Fuse": lambda d: Fuse(),
+            "ByteFallback": lambda d: ByteFallback(),
+            "Replace": lambda d: ReplaceDecoder(*self._replace_args(d)),
+            "Strip": lambda d: StripDecoder(d.get("content", " "), d.get("start", 0), d.get("stop", 0)),
+            "Metaspace": lambda d: MetaspaceDecoder(
+                d.get("replacement", "\u2581"), _prepend_scheme(d), d.get("split", True)
+            ),
+            "BPEDecoder": lambda d: BPEDecoder(d.get("suffix", "</w>")),
             "Sequence": lambda d: DecoderSequence([self.decoder(x) for x in d["decoders"]]),
         }
         return self._build("decoder", data, known)

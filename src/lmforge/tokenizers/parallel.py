@@ -45,6 +45,7 @@ def pack_ids(encoding: Encoding) -> tuple:
         bytes(encoding.type_ids),
         bytes(encoding.special_tokens_mask),
         bytes(255 if s is None else s for s in encoding.sequence_ids),
+        (encoding.n_sequences, encoding._ranged),
     )
 
 
@@ -57,21 +58,23 @@ def pack(encoding: Encoding) -> tuple:
         bytes(encoding.type_ids),
         bytes(encoding.special_tokens_mask),
         bytes(255 if s is None else s for s in encoding.sequence_ids),
+        array("l", [-1 if w is None else w for w in encoding.word_ids]),
+        (encoding.n_sequences, encoding._ranged),
         [pack(o) for o in encoding.overflowing],
     )
 
 
 def unpack(packed: tuple, tok: Tokenizer, item, add_special_tokens: bool) -> Encoding:
-    if len(packed) == 4:
-        ids, type_ids, special, sequence_ids = packed
+    if len(packed) == 5:
+        ids, type_ids, special, sequence_ids, (n_sequences, ranged) = packed
         overflowing: list = []
         parts = [("encode", tok, item, add_special_tokens)]
     else:
-        ids, offsets, type_ids, special, sequence_ids, overflow = packed
+        ids, offsets, type_ids, special, sequence_ids, word_ids, (n_sequences, ranged), overflow = packed
         overflowing = [unpack(o, tok, None, add_special_tokens) for o in overflow]
-        parts = [("ids", tok.id_to_token, ids, offsets)]
+        parts = [("ids", tok.id_to_token, ids, offsets, word_ids)]
     ids = ids.tolist()
-    return Encoding(
+    encoding = Encoding(
         ids,
         None,
         None,
@@ -82,6 +85,8 @@ def unpack(packed: tuple, tok: Tokenizer, item, add_special_tokens: bool) -> Enc
         overflowing,
         parts=parts,
     )
+    encoding.n_sequences, encoding._ranged = n_sequences, ranged
+    return encoding
 
 
 def encode_in_processes(

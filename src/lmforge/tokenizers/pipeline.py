@@ -95,7 +95,8 @@ class Lowercase(Normalizer):
 @dataclass
 class UnicodeNormalizer(Normalizer):
     """NFC, NFD, NFKC or NFKD. Each input character is normalized on its own when the text changes, so the
-    alignment stays exact; composition across characters (NFC of 'e' + U+0301) is done per cluster."""
+    alignment stays exact; composition across characters (NFC of 'e' + U+0301) is done per cluster, whose
+    composed character aligns to its first character, as in HF."""
 
     form: str
 
@@ -112,7 +113,10 @@ class UnicodeNormalizer(Normalizer):
             if index == len(text) or unicodedata.combining(text[index]) == 0:
                 out = unicodedata.normalize(self.form, text[start:index])
                 pieces.append(out)
-                alignment.extend([(start, index)] * len(out))
+                # As HF: the j-th character out stands for the j-th character in (the last one past that).
+                alignment.extend(
+                    (min(start + j, index - 1), min(start + j, index - 1) + 1) for j in range(len(out))
+                )
                 start = index
         return "".join(pieces), alignment
 
@@ -158,32 +162,60 @@ class Strip(Normalizer):
 
 @dataclass
 class Replace(Normalizer):
-    """Replace every occurrence of a string; each replacement character aligns to the whole match."""
+    """Replace every occurrence of a string (or regex matches, `is_regex`); each replacement character aligns
+    to the last character of its match, as in HF. A one-character pattern replaced by one character keeps the
+    text aligned."""
 
     pattern: str
     content: str
+    is_regex: bool = False
+
+    def __post_init__(self):
+        self._regex = regex.compile(self.pattern if self.is_regex else regex.escape(self.pattern))
 
     def normalize(self, text: str) -> tuple[str, Alignment]:
-        if self.pattern not in text:
-            return text, None
+        if not self.is_regex:
+            if self.pattern not in text:
+                return text, None
+            if len(self.pattern) == 1 and len(self.content) == 1:
+                return text.replace(self.pattern, self.content), None
         pieces: list[str] = []
         alignment: list[tuple[int, int]] = []
         position = 0
-        while True:
-            found = text.find(self.pattern, position)
-            end = len(text) if found < 0 else found
-            pieces.append(text[position:end])
-            alignment.extend((i, i + 1) for i in range(position, end))
-            if found < 0:
-                break
-            match_end = found + len(self.pattern)
+        for match in self._regex.finditer(text):
+            found, match_end = match.span()
+            if found == match_end:
+                continue
+            pieces.append(text[position:found])
+            alignment.extend((i, i + 1) for i in range(position, found))
             pieces.append(self.content)
-            alignment.extend([(found, match_end)] * len(self.content))
+            alignment.extend([(match_end - 1, match_end)] * len(self.content))
             position = match_end
+        if position == 0 and not pieces:
+            return text, None
+        pieces.append(text[position:])
+        alignment.extend((i, i + 1) for i in range(position, len(text)))
         return "".join(pieces), alignment
 
     def to_json(self) -> dict:
-        return {"type": "Replace", "pattern": {"String": self.pattern}, "content": self.content}
+        pattern = {"Regex": self.pattern} if self.is_regex else {"String": self.pattern}
+        return {"type": "Replace", "pattern": pattern, "content": self.content}
+
+
+@dataclass
+class Prepend(Normalizer):
+    """Put a string before non-empty text (SentencePiece's '▁'); it aligns to the first character."""
+
+    prepend: str
+
+    def normalize(self, text: str) -> tuple[str, Alignment]:
+        if not text:
+            return text, None
+        n = len(self.prepend)
+        return self.prepend + text, [(0, 1)] * n + [(i, i + 1) for i in range(len(text))]
+
+    def to_json(self) -> dict:
+        return {"type": "Prepend", "prepend": self.prepend}
 
 
 @dataclass
@@ -377,6 +409,69 @@ class Digits(PreTokenizer):
 
 
 @dataclass
+class Metaspace(PreTokenizer):
+    """SentencePiece's pre-tokenizer: spaces become `replacement` ('▁'), which starts the text too
+    (prepend_scheme "always", or "first": only at the start of the input, or "never"); with `split`, each
+    word runs from one '▁' to the next. The prepending is done by the tokenizer (`Tokenizer._prefix`), since
+    it moves offsets; `split` sees the text with the '▁' already in front."""
+
+    replacement: str = "\u2581"
+    prepend_scheme: str = "always"
+    split_words: bool = True
+
+    def __post_init__(self):
+        if self.prepend_scheme not in ("always", "first", "never"):
+            raise ValueError(f"prepend_scheme must be always, first or never, got {self.prepend_scheme!r}")
+        if len(self.replacement) != 1:
+            raise ValueError(f"replacement must be one character, got {self.replacement!r}")
+        self._words = regex.compile(
+            rf"{regex.escape(self.replacement)}?[^{regex.escape(self.replacement)}]+|"
+            rf"{regex.escape(self.replacement)}"
+        )
+
+    covers_text = True
+
+    def words(self, text: str) -> list[str]:
+        text = text.replace(" ", self.replacement)
+        if not self.split_words:
+            return [text] if text else []
+        return self._words.findall(text)
+
+    def split(self, text: str) -> tuple[list[str], list[int]]:
+        return covering_split(self.words(text))
+
+    def to_json(self) -> dict:
+        return {
+            "type": "Metaspace",
+            "replacement": self.replacement,
+            "prepend_scheme": self.prepend_scheme,
+            "split": self.split_words,
+        }
+
+
+@dataclass
+class FixedLength(PreTokenizer):
+    """HF `FixedLength`: pieces of `length` characters (the last one shorter)."""
+
+    length: int = 5
+
+    def __post_init__(self):
+        if self.length < 1:
+            raise ValueError(f"length must be >= 1, got {self.length}")
+
+    covers_text = True
+
+    def words(self, text: str) -> list[str]:
+        return [text[i : i + self.length] for i in range(0, len(text), self.length)]
+
+    def split(self, text: str) -> tuple[list[str], list[int]]:
+        return covering_split(self.words(text))
+
+    def to_json(self) -> dict:
+        return {"type": "FixedLength", "length": self.length}
+
+
+@dataclass
 class PreTokenizerSequence(PreTokenizer):
     pre_tokenizers: list[PreTokenizer]
 
@@ -488,6 +583,124 @@ class Fuse(Decoder):
 
     def to_json(self) -> dict:
         return {"type": "Fuse"}
+
+
+@dataclass
+class ReplaceDecoder(Decoder):
+    """Replace a string (or regex matches) in each token: '▁' back to ' ' for SentencePiece BPE."""
+
+    pattern: str
+    content: str
+    is_regex: bool = False
+
+    def __post_init__(self):
+        self._regex = regex.compile(self.pattern) if self.is_regex else None
+
+    def decode_chain(self, tokens: list[str]) -> list[str]:
+        if self._regex is not None:
+            return [self._regex.sub(lambda _: self.content, t) for t in tokens]
+        return [t.replace(self.pattern, self.content) for t in tokens]
+
+    def to_json(self) -> dict:
+        pattern = {"Regex": self.pattern} if self.is_regex else {"String": self.pattern}
+        return {"type": "Replace", "pattern": pattern, "content": self.content}
+
+
+class ByteFallback(Decoder):
+    """Runs of ``<0xAB>`` tokens back to the UTF-8 text they spell; a run that is not valid UTF-8 gives one
+    U+FFFD per byte (as HF)."""
+
+    def decode_chain(self, tokens: list[str]) -> list[str]:
+        out: list[str] = []
+        pending = bytearray()
+
+        def flush() -> None:
+            if pending:
+                try:
+                    out.append(pending.decode("utf-8"))
+                except UnicodeDecodeError:
+                    out.extend(["\ufffd"] * len(pending))
+                pending.clear()
+
+        for token in tokens:
+            value = _byte_token_value(token)
+            if value is None:
+                flush()
+                out.append(token)
+            else:
+                pending.append(value)
+        flush()
+        return out
+
+    def to_json(self) -> dict:
+        return {"type": "ByteFallback"}
+
+
+def _byte_token_value(token: str) -> int | None:
+    """The byte a ``<0xAB>`` token stands for, else None."""
+    if len(token) != 6 or not token.startswith("<0x") or token[5] != ">":
+        return None
+    try:
+        return int(token[3:5], 16)
+    except ValueError:
+        return None
+
+
+@dataclass
+class StripDecoder(Decoder):
+    """Remove up to `start` leading and `stop` trailing `content` characters from each token."""
+
+    content: str = " "
+    start: int = 0
+    stop: int = 0
+
+    def decode_chain(self, tokens: list[str]) -> list[str]:
+        out = []
+        for token in tokens:
+            begin = 0
+            while begin < min(self.start, len(token)) and token[begin] == self.content:
+                begin += 1
+            end = len(token)
+            while end > begin and len(token) - end < self.stop and token[end - 1] == self.content:
+                end -= 1
+            out.append(token[begin:end])
+        return out
+
+    def to_json(self) -> dict:
+        return {"type": "Strip", "content": self.content, "start": self.start, "stop": self.stop}
+
+
+@dataclass
+class MetaspaceDecoder(Decoder):
+    """'▁' back to spaces; in the first token they are dropped (the one SentencePiece put in front) unless
+    prepend_scheme is "never"."""
+
+    replacement: str = "\u2581"
+    prepend_scheme: str = "always"
+    split_words: bool = True
+
+    def decode_chain(self, tokens: list[str]) -> list[str]:
+        out = []
+        for index, token in enumerate(tokens):
+            space = "" if index == 0 and self.prepend_scheme != "never" else " "
+            out.append(token.replace(self.replacement, space))
+        return out
+
+    to_json = Metaspace.to_json  # the same fields, the same JSON as the pre-tokenizer
+
+
+@dataclass
+class BPEDecoder(Decoder):
+    """Character-level BPE with an end-of-word suffix: the suffix becomes a space (none after the last token)."""
+
+    suffix: str = "</w>"
+
+    def decode_chain(self, tokens: list[str]) -> list[str]:
+        last = len(tokens) - 1
+        return [t.replace(self.suffix, "" if i == last else " ") for i, t in enumerate(tokens)]
+
+    def to_json(self) -> dict:
+        return {"type": "BPEDecoder", "suffix": self.suffix}
 
 
 _CLEANUPS = [
