@@ -101,6 +101,53 @@ VALID: dict[str, list[dict]] = {
     "eval accuracy": [{"hyp": "{labels}", "ref": "{labels}"}],
     "eval f1": [{"hyp": "{labels}", "ref": "{labels}"}],
     "eval squad": [{"hyp": "{squad_predictions}", "data": "{squad}"}, {"hyp": "{text}", "ref": "{text}"}],
+    "index build": [
+        {
+            "embedder": "{bert}",
+            "out": "idx",
+            "files": ["{text}"],
+            "quiet": True,
+            "wrong": {"embedder": "{gpt}"},
+        },
+    ],
+    "index add": [
+        {
+            "index": "{index}",
+            "files": ["{more}"],
+            "quiet": True,
+            "embedder": "{bert}",
+            "wrong": {"embedder": "{gpt}"},
+        },
+    ],
+    "index eval": [
+        {
+            "index": "{index}",
+            "queries": "{queries}",
+            "qrels": "{qrels}",
+            "quiet": True,
+            "embedder": "{bert}",
+            "wrong": {"embedder": "{gpt}"},
+        },
+    ],  # fmt: skip
+    "search": [
+        {
+            "index": "{index}",
+            "query": "the cat",
+            "k": "1",
+            "embedder": "{bert}",
+            "wrong": {"embedder": "{gpt}"},
+        }
+    ],
+    "ask": [
+        {
+            "index": "{index}",
+            "reader": "{qa}",
+            "question": "who sat?",
+            "k": "1",
+            "embedder": "{bert}",
+            "wrong": {"reader": "{bert}", "embedder": "{gpt}"},
+        },
+    ],  # fmt: skip
     "serve": [{"model": ["{gpt}"], "port": "0"}],  # --model is repeatable (append): a list
     "experiment data-efficiency": [
         {
@@ -267,6 +314,7 @@ def world(tmp_path_factory) -> dict[str, str]:
     from lmforge.model.convert import to_hf
     from lmforge.model.rnn import LSTMConfig, LSTMLanguageModel
     from lmforge.pretrain import save_final_model
+    from lmforge.search import build_index
     from lmforge.tokenizers import BPETokenizer, WordPieceTokenizer
 
     root = tmp_path_factory.mktemp("world")
@@ -317,6 +365,13 @@ def world(tmp_path_factory) -> dict[str, str]:
         paths[name] = build_model(config).save(root / name, tokenizer=tokenizer)
     build_model(models["gpt"][0]).save(paths["run"] / "model", tokenizer=bpe)
     paths["hf"] = to_hf(paths["bert"], root / "hf")
+    paths["more"] = root / "more.txt"
+    paths["more"].write_text("a bird sang in the tree .\n")
+    paths["index"] = build_index([paths["text"]], root / "index", paths["bert"], progress=False)
+    paths["queries"] = root / "queries.tsv"
+    paths["queries"].write_text("q1\tthe cat sat\n")
+    paths["qrels"] = root / "qrels.txt"
+    paths["qrels"].write_text(f"q1 0 {paths['text']}:1 1\n")
     lstm = LSTMLanguageModel(LSTMConfig(vocab_size=bpe.vocab_size, embed_dim=8, hidden_size=8, num_layers=1))
     paths["lstm"] = save_final_model(lstm, None, root / "lstm-run", Path(paths["gpt"]) / "tokenizer.json", "")
 
@@ -373,7 +428,8 @@ def test_numbers_state_their_range():
         if action.type in (int, float) and (verb, option_name(action)) not in SIGNED
     ]
     allowed_floats = {"--temperature", "--top-p", "--min-p", "--repetition-penalty", "--smooth-value",
-                      "--sample", "--alpha", "--min-alpha", "--val-fraction", "--held-out", "--target"}  # fmt: skip
+                      "--sample", "--alpha", "--min-alpha", "--val-fraction", "--held-out", "--target",
+                      "--threshold"}  # fmt: skip
     assert [(verb, name) for verb, name in plain if name not in allowed_floats] == []
 
 

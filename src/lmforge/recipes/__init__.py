@@ -73,3 +73,22 @@ def with_library_doc(recipe_doc: str, library_doc: str) -> str:
     steps are written once, where the code is."""
     body = library_doc.strip().split("\n\n", 2)[2:]
     return recipe_doc.rstrip() + ("\n\n" + body[0] if body else "") + "\n"
+
+
+def retrieval_options(parser: argparse.ArgumentParser, *, k: int, mode: str = "dense") -> None:
+    """The options `search` and `ask` share (lmforge.search): the index, how to retrieve, how many."""
+    parser.add_argument(
+        "--index", required=True, metavar="IDX", help="an index built by `lmforge index build`"
+    )
+    parser.add_argument("--mode", choices=("dense", "bm25", "hybrid"), default=mode, help=f"default: {mode}")
+    parser.add_argument(
+        "--fusion", choices=("rrf", "sum"), default="rrf", help="hybrid: rrf (default) or sum"
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.5, help="--fusion sum: weight of dense (default 0.5)"
+    )
+    parser.add_argument("--ann", action="store_true", help="dense through the HNSW index instead of exactly")
+    parser.add_argument("-k", type=count, default=k, help=f"how many results (default {k})")
+    parser.add_argument(
+        "--embedder", metavar="DIR", help="the index's embedder, if it moved (checked by hash)"
+    )
