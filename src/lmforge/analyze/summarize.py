@@ -268,7 +268,7 @@ def embedder(source: str = DEFAULT_EMBEDDER, *, batch_size: int = 64, progress: 
     """A function from sentences to unit sentence embeddings, from a model `SentenceEmbedding` loads.
 
     It remembers what it embedded, so several methods over the same documents embed each sentence once;
-    `progress` shows a bar on standard error."""
+    `progress` shows a bar on standard error when there are a thousand sentences or more to embed."""
     from lmforge.pipelines import SentenceEmbedding
 
     pipeline = SentenceEmbedding.load(source, name="--embedder")
@@ -277,7 +277,7 @@ def embedder(source: str = DEFAULT_EMBEDDER, *, batch_size: int = 64, progress: 
     def embed(sentences: list[str]) -> np.ndarray:
         new = list(dict.fromkeys(s for s in sentences if s not in known))
         bar = None
-        if progress and new:
+        if progress and len(new) >= 1000:  # a bar for the long runs only
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(new), desc=f"embedding with {source}", unit="sentence", leave=False)

@@ -98,7 +98,7 @@ def cluster(vectors: np.ndarray, k: int, *, weights: Sequence[float] | None = No
     if k > len(vectors):
         raise ConfigError(f"{k} topics asked for, but there are only {len(vectors)} distinct texts")
     rows = unit_rows(vectors)
-    model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(rows, sample_weight=weights)
+    model = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(rows, sample_weight=weights)
     labels = model.labels_
     sizes = np.bincount(labels, weights=weights, minlength=k)
     order = sorted(range(k), key=lambda c: (-sizes[c], c))  # topic 0 is the biggest
@@ -140,20 +140,35 @@ def representative(vectors: np.ndarray, topics: np.ndarray, centres: np.ndarray,
     return [int(rows[i]) for i in np.argsort(-closeness, kind="stable")[:count]]
 
 
-def near_duplicates(vectors: np.ndarray, topics: np.ndarray, threshold: float = 0.95) -> np.ndarray:
+def near_duplicates(
+    vectors: np.ndarray, topics: np.ndarray, threshold: float = 0.95, block: int = 256
+) -> np.ndarray:
     """For each row, the row it merges into (itself if none): within a topic, in order, a row whose cosine
     with a kept row is at least `threshold` joins the most similar one; otherwise it is kept. Rows are
-    only compared inside their topic (a near-copy lands in its original's topic), never all n × n."""
+    only compared inside their topic (a near-copy lands in its original's topic), never all n × n, and a
+    block of rows at a time against the kept ones (one matrix product), so 67k texts take seconds."""
     leader = np.arange(len(vectors))
     rows = unit_rows(vectors)
     for topic in np.unique(topics):
-        kept: list[int] = []
-        for row in np.flatnonzero(topics == topic):
-            if kept:
-                similarity = rows[kept] @ rows[row]
-                best = int(np.argmax(similarity))
-                if similarity[best] >= threshold:
-                    leader[row] = kept[best]
-                    continue
-            kept.append(int(row))
+        members = np.flatnonzero(topics == topic)
+        kept = np.zeros(0, dtype=np.int64)
+        for start in range(0, len(members), block):
+            chunk = members[start : start + block]
+            versus_kept = rows[chunk] @ rows[kept].T  # (B, kept)
+            within = rows[chunk] @ rows[chunk].T  # (B, B)
+            kept_here: list[int] = []  # positions in chunk kept so far
+            for position, row in enumerate(chunk):
+                best_row, best = -1, -np.inf
+                if len(kept):
+                    i = int(np.argmax(versus_kept[position]))
+                    best_row, best = int(kept[i]), versus_kept[position, i]
+                if kept_here:
+                    j = int(np.argmax(within[position, kept_here]))
+                    if within[position, kept_here[j]] > best:
+                        best_row, best = int(chunk[kept_here[j]]), within[position, kept_here[j]]
+                if best >= threshold:
+                    leader[row] = best_row
+                else:
+                    kept_here.append(position)
+            kept = np.concatenate([kept, chunk[kept_here]])
     return leader
