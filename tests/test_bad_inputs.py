@@ -148,6 +148,13 @@ VALID: dict[str, list[dict]] = {
             "wrong": {"reader": "{bert}", "embedder": "{gpt}"},
         },
     ],  # fmt: skip
+    "summarize documents": [
+        {"method": "lead-1", "file": "{text}"},
+        {"method": "centroid", "file": "{text}", "embedder": "{bert}", "wrong": {"embedder": "{gpt}"}},
+    ],
+    "summarize eval": [
+        {"method": ["textrank"], "data": "{summaries}", "embedder": "{bert}", "wrong": {"embedder": "{gpt}"}},
+    ],
     "serve": [{"model": ["{gpt}"], "port": "0"}],  # --model is repeatable (append): a list
     "experiment data-efficiency": [
         {
@@ -328,9 +335,10 @@ def world(tmp_path_factory) -> dict[str, str]:
         "pairs": "cat\tdog\t8.0\ncat\tmat\t2.0\ndog\tmat\t1.0\n",
         "train_tsv": "sentence\tlabel\n" + "".join(f"{line}\t{i % 2}\n" for i, line in enumerate(TEXT.splitlines() * 4)),
         "unknown_yaml": "nosuch: 1\n",
+        "summaries": json.dumps({"document": TEXT, "summary": "animals sat"}) + "\n",
     }  # fmt: skip
     for name, text in files.items():
-        suffix = {"train_tsv": ".tsv", "unknown_yaml": ".yaml"}.get(name, ".txt")
+        suffix = {"train_tsv": ".tsv", "unknown_yaml": ".yaml", "summaries": ".jsonl"}.get(name, ".txt")
         paths[name] = root / f"{name}{suffix}"
         paths[name].write_text(text)
     paths["latin1"] = root / "latin1.txt"

@@ -340,7 +340,7 @@ def test_third_party_rules_are_reported(tmp_path):
     _plant(copy / "generate.py", "import fastapi", inside_function=True)
     _plant(copy / "metrics" / "bleu.py", "from sklearn.metrics import f1_score", inside_function=True)
     _plant(copy / "text.py", "import networkx", inside_function=True)
-    (copy / "analyze").mkdir()
+    (copy / "analyze").mkdir(exist_ok=True)  # the real analyze/ is copied too
     (copy / "analyze" / "__init__.py").write_text("import sklearn\nimport lmforge.metrics\n")
     (copy / "serve").mkdir(exist_ok=True)  # the real serve/ is copied too
     (copy / "serve" / "__init__.py").write_text("from fastapi import FastAPI\n")

@@ -107,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides: list[str] = []
         verb = next((a for a in argv if not a.startswith("-")), None)
         command = next((c for c in commands if c.name == verb), None)
+        if command is not None and command.default_subverb:
+            argv = with_default_subverb(argv, command.name, command.default_subverb, parser)
         if command is not None and command.takes_overrides:
             overrides, argv = split_overrides(argv)
         args = parser.parse_args(argv)
@@ -127,6 +129,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+
+
+def with_default_subverb(
+    argv: list[str], verb: str, default: str, parser: argparse.ArgumentParser
+) -> list[str]:
+    """`argv` with `default` inserted after `verb` unless a sub-verb of it (or -h/--help) follows."""
+    verb_parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[verb]
+    subverbs = next(a for a in verb_parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    position = argv.index(verb)
+    following = argv[position + 1 : position + 2]
+    if following and (following[0] in subverbs or following[0] in ("-h", "--help")):
+        return argv
+    return [*argv[: position + 1], default, *argv[position + 1 :]]
 
 
 def verb_of(argv: Sequence[str]) -> str:

@@ -306,7 +306,10 @@ def _not_utf8(path: Path, offset: int, line: int, byte: bytes) -> CorpusError:
     )
 
 
-def _iter_jsonl(path: Path, field: str) -> Iterator[str]:
+def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file; a line that is not a JSON object is a
+    `CorpusError` naming the file and the line."""
+    path = Path(path)
     for number, line in iter_lines(path):
         if not line.strip():
             continue
@@ -318,6 +321,11 @@ def _iter_jsonl(path: Path, field: str) -> Iterator[str]:
             raise CorpusError(
                 f"{path}:{number}: expected a JSON object per line, got {type(record).__name__}"
             )
+        yield number, record
+
+
+def _iter_jsonl(path: Path, field: str) -> Iterator[str]:
+    for number, record in iter_json_objects(path):
         if field not in record:
             raise CorpusError(
                 f"{path}:{number}: no field '{field}' (fields: {', '.join(record) or 'none'}); "

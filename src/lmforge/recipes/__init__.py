@@ -65,6 +65,9 @@ class Command:
     description: str = ""  # longer text shown by `lmforge NAME --help`
     takes_overrides: bool = False  # accepts `--section.key=value` config overrides (in args.overrides)
     config: type | None = None  # the config dataclass its --config YAML and overrides fill, if any
+    # `lmforge NAME ARGS` means `lmforge NAME DEFAULT_SUBVERB ARGS` unless ARGS starts with a sub-verb or
+    # --help: `lmforge summarize --method lead-1 FILE` beside `lmforge summarize eval ...`
+    default_subverb: str = ""
 
 
 def with_library_doc(recipe_doc: str, library_doc: str) -> str:
