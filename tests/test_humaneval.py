@@ -7,6 +7,7 @@ import csv
 import itertools
 import json
 import sqlite3
+import time
 from collections import Counter
 
 import pytest
@@ -230,3 +231,22 @@ def test_a_file_that_is_not_a_study_is_refused(cli, tmp_path):
             code == 2 and f"{tmp_path / name}: not a study file" in err and len(err.strip().splitlines()) == 1
         )
     assert not (tmp_path / "r").exists()
+
+
+def test_demo_with_simulated_raters(cli, tmp_path):
+    started = time.perf_counter()
+    code, out, err = cli(
+        "humaneval", "demo", "--simulate", "6", "--resamples", "100", "--out", tmp_path / "d"
+    )
+    assert code == 0, err
+    assert time.perf_counter() - started < 60
+    report = json.loads((tmp_path / "d" / "report" / "report.json").read_text())
+    assert report["systems"] == ["greedy", "beam4", "short"]
+    assert report["flagged_raters"] == ["R01"]  # the careless simulated rater
+    bt = report["without_flagged"]["bradley_terry"]
+    assert sorted(bt, key=lambda s: -bt[s]["strength"]) == ["beam4", "greedy", "short"]  # the true order
+    assert (tmp_path / "d" / "report" / "index.html").is_file() and (
+        tmp_path / "d" / "report" / "strengths.png"
+    ).is_file()
+    code, _, err = cli("humaneval", "demo", "--out", tmp_path / "d")
+    assert code == 2 and "never overwritten" in err

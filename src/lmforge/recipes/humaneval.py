@@ -1,11 +1,11 @@
 """`lmforge humaneval`: blind A/B preferences and Likert ratings from people, and what they say.
 
     lmforge humaneval create --name mt --system greedy=greedy.jsonl --system beam4=beam4.jsonl \\
-        --source sources.txt --reference references.txt --raters 4 --per-item 2 --out study.db
-    lmforge humaneval serve --study study.db                  # one private link per rater
-    lmforge humaneval report --study study.db --out report/   # also while `serve` runs
-    lmforge humaneval export --study study.db --format csv --out judgments.csv
-    lmforge humaneval demo --simulate 6 --out demo/           # shipped outputs, simulated raters, a report
+        --source sources.txt --reference references.txt --raters 4 --per-item 2 --out runs/study.db
+    lmforge humaneval serve --study runs/study.db                     # one private link per rater
+    lmforge humaneval report --study runs/study.db --out runs/report  # also while `serve` runs
+    lmforge humaneval export --study runs/study.db --format csv --out runs/judgments.csv
+    lmforge humaneval demo --simulate 6 --out runs/humaneval-demo     # shipped outputs, simulated raters
 
 A system's outputs are a JSONL file (the --text-field of each line; aligned by `id` when every line has one)
 or a text file (one output per line, aligned by line). Sources and references are text files, one per line;
