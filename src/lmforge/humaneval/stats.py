@@ -12,7 +12,7 @@ reference library on the same data (scikit-learn, statsmodels, `krippendorff`, `
 
     >>> round(cohen_kappa(["a", "a", "b", "b"], ["a", "b", "b", "b"]), 4)
     0.5
-    >>> [round(x, 3) for x in bradley_terry(np.array([[0, 3], [1, 0]]), alpha=1e-6)]
+    >>> [round(float(x), 3) for x in bradley_terry(np.array([[0, 3], [1, 0]]), alpha=1e-6)]
     [0.549, -0.549]
 """
 
