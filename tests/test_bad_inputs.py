@@ -156,6 +156,19 @@ VALID: dict[str, list[dict]] = {
         {"method": ["textrank"], "data": "{summaries}", "embedder": "{bert}", "wrong": {"embedder": "{gpt}"}},
     ],
     "serve": [{"model": ["{gpt}"], "port": "0"}],  # --model is repeatable (append): a list
+    "humaneval create": [
+        {
+            "name": "t",
+            "system": ["a={labels}", "b={labels}"],
+            "source": "{labels}",
+            "reference": "{labels}",
+            "out": "s.db",
+        },
+    ],
+    "humaneval serve": [{"study": "{study}", "port": "0"}],
+    "humaneval report": [{"study": "{study}", "out": "report", "resamples": "10"}],
+    "humaneval export": [{"study": "{study}", "out": "j.csv"}],
+    "humaneval demo": [{"out": "demo", "raters": "2"}],
     "experiment data-efficiency": [
         {
             "pretrained": "{finetune_yaml}",
@@ -172,7 +185,7 @@ VALID: dict[str, list[dict]] = {
     ],  # fmt: skip
 }
 SLOW_TO_RUN = {"quickstart", "pretrain", "finetune", "experiment data-efficiency", "embed compare"}
-RUNS_UNTIL_STOPPED = {"serve"}  # its valid invocation is run by tests/test_serve.py, then stopped
+RUNS_UNTIL_STOPPED = {"serve", "humaneval serve"}  # run by tests/test_serve.py and test_humaneval_serve.py
 
 
 # --- the verbs and their options, from the parser -------------------------------------------------------
@@ -317,6 +330,7 @@ CASES = cases()
 def world(tmp_path_factory) -> dict[str, str]:
     import torch
 
+    from lmforge.humaneval import create_study
     from lmforge.model import build_model, preset
     from lmforge.model.convert import to_hf
     from lmforge.model.rnn import LSTMConfig, LSTMLanguageModel
@@ -349,6 +363,8 @@ def world(tmp_path_factory) -> dict[str, str]:
         {"id": "q1", "question": "who sat?", "answers": [{"text": "the cat", "answer_start": 0}]}]}]}]}  # fmt: skip
     paths["squad"] = root / "squad.json"
     paths["squad"].write_text(json.dumps(squad))
+    paths["study"] = root / "study.db"
+    create_study(paths["study"], name="world", outputs={"a": ["x", "y"], "b": ["y", "z"]}, raters=2).close()
     paths["squad_predictions"] = root / "predictions.json"
     paths["squad_predictions"].write_text(json.dumps({"q1": "the cat"}))
 

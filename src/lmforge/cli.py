@@ -35,6 +35,7 @@ COURSE_ORDER = [
     "translate",
     "answer",
     "eval",
+    "humaneval",
     "experiment",
 ]
 
