@@ -311,11 +311,12 @@ def test_finetune_with_lora_saves_adapters_or_merged(tiny_base, sst2_slice, tmp_
         log=lambda *_: None,
     )
     texts = ["a gorgeous , witty film", "the worst movie of the year"]
-    # the same seed and data: the adapters and the merged weights give the same predictions
+    # the same seed and data: the adapters and the merged weights give the same predictions, up to the
+    # rounding of W + BA against Wx + BAx through the layers (seen 4e-5 on a loaded machine)
     a = Classification.load(adapters.model_dir)(texts)
     b = Classification.load(merged.model_dir)(texts)
     for x, y in zip(a, b, strict=True):
-        assert x.probabilities == pytest.approx(y.probabilities, abs=1e-5)
+        assert x.probabilities == pytest.approx(y.probabilities, abs=2e-4)
 
 
 def test_bad_settings_fail_before_any_work(tiny_base, sst2_slice, tmp_path):
