@@ -451,6 +451,13 @@ def call_pipeline(pipeline, *args):
 # --- embeddings -----------------------------------------------------------------------------------------
 
 
+def embed_ids(pipeline, id_lists: list[list[int]]):
+    try:
+        return pipeline.embed_ids(id_lists)
+    except LmforgeError as exc:
+        raise ApiError(400, str(exc), "input", "invalid_input") from None
+
+
 async def embed(served: ServedModel, body: EmbeddingRequest, settings: Settings, metrics) -> dict:
     if body.dimensions is not None and body.dimensions != served.pipeline.dim:
         raise ApiError(
@@ -460,19 +467,13 @@ async def embed(served: ServedModel, body: EmbeddingRequest, settings: Settings,
             "dimensions",
             "unsupported_parameter",
         )
-    if isinstance(body.input, str):
-        texts = [body.input]
-    elif body.input and not all(isinstance(x, str) for x in body.input):
-        raise ApiError(
-            400,
-            "token id input is not supported for embeddings; send the text (a str or a list of str)",
-            "input",
-            "unsupported_parameter",
-        )
-    else:
-        texts = list(body.input)
-    nonempty(texts, "input")
-    results = await run_in_threadpool(call_pipeline, served.pipeline, texts)
+    given = [body.input] if isinstance(body.input, str) else list(body.input)
+    nonempty(given, "input")
+    if all(isinstance(x, str) for x in given):
+        results = await run_in_threadpool(call_pipeline, served.pipeline, given)
+    else:  # token ids, taken as given (OpenAI's list[int] is one input, list[list[int]] several)
+        id_lists = [given] if all(isinstance(x, int) for x in given) else given
+        results = await run_in_threadpool(embed_ids, served.pipeline, id_lists)
     data = []
     for i, result in enumerate(results):
         vector = np.asarray(result.vector, dtype=np.float32)
