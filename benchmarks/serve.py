@@ -13,8 +13,8 @@ client above). Reported per server and C: aggregate new tokens/s (completion tok
 `usage` ÷ the wall time from the first request to the last token), time to first token (to the first
 chunk carrying generated text) p50/p95, per-token latency (the gaps between a stream's chunks) p50/p95,
 errors. The ceiling: lmforge's offline batched `generate` at batch 16 on the 16-client prompts (left-padded,
-prefill included, EOS ignored); the offline time to first token: `generate` of one token, batch 1, on the
-1-client prompts. Then `/v1/embeddings` on all-MiniLM-L6-v2 against sentence-transformers in-process, and
+prefill included, EOS ignored); the offline time to first token: `generate` of one token, batch 1, on each
+1-client prompt right before the server gets it (paired, so the machine's load drifts alike on both). Then `/v1/embeddings` on all-MiniLM-L6-v2 against sentence-transformers in-process, and
 (`--scan`) lmforge's throughput as `--max-batch` grows. Every server listens on a free 127.0.0.1 port and
 is stopped (its process group) whatever happens; every level is bounded by `--level-timeout`.
 
@@ -236,6 +236,8 @@ async def load(spec: dict) -> dict:
         for prompt in prompts:
             records.append(await one_request(client, spec["model"], prompt, spec["new_tokens"]))
 
+    # one short request first, not counted: the client's lazy imports and first connection are not the server's
+    await one_request(client, spec["model"], "import os", 1)
     tasks = [asyncio.create_task(client_loop(p)) for p in spec["prompts"]]
     started = time.perf_counter()
     done, pending = await asyncio.wait(tasks, timeout=spec["timeout"])
@@ -250,7 +252,7 @@ async def load(spec: dict) -> dict:
 
 
 def run_load(url: str, model: str, prompts: list[list[str]], new_tokens: int, timeout: float, work: Path):
-    """The load process: `python serve.py --load SPEC OUT`; returns its summary."""
+    """The load process: `python serve.py --load SPEC OUT`; returns its records, wall time and unfinished."""
     spec, out = work / "load-spec.json", work / "load-out.json"
     spec.write_text(json.dumps({"url": url, "model": model, "prompts": prompts, "new_tokens": new_tokens,
                                 "timeout": timeout}))  # fmt: skip
@@ -259,7 +261,7 @@ def run_load(url: str, model: str, prompts: list[list[str]], new_tokens: int, ti
         [sys.executable, __file__, "--load", str(spec), str(out)], check=True, env=child_env(1),
         timeout=timeout + 120,
     )  # fmt: skip
-    return summarize(json.loads(out.read_text()))
+    return json.loads(out.read_text())
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -294,76 +296,116 @@ def client_prompts(prompts: list[str], clients: int, quick: bool) -> list[list[s
     return [[prompts[(c * per_client + i) % len(prompts)] for i in range(per_client)] for c in range(clients)]
 
 
+def paired_level(url, model, prompts: list[str], args, work: Path, offline) -> dict:
+    """One client, its requests one by one, each right after offline `generate`'s first token on the same
+    prompt (the server idle meanwhile): the two times to first token are measured side by side, so the
+    machine's load drifts alike on both."""
+    merged = {"records": [], "wall": 0.0, "unfinished": 0}
+    for prompt in prompts:
+        offline.ttft([prompt])
+        result = run_load(url, model, [[prompt]], args.new_tokens, args.level_timeout, work)
+        merged["records"] += result["records"]
+        merged["wall"] += result["wall"]
+        merged["unfinished"] += result["unfinished"]
+    return merged
+
+
 def warm_up(url: str, model: str, prompts: list[str], work: Path) -> None:
-    run_load(url, model, [prompts[:2]], 8, 300, work)
+    run_load(url, model, [prompts[-2:]], 8, 300, work)
 
 
-def measure_server(name, command, port, model, args, prompts, work: Path, levels) -> dict:
-    results = {}
-    with server(command, port, args.threads, work / f"{name}.log") as url:
-        warm_up(url, model, prompts, work)
+def measure(servers: list[tuple], args, prompts, work: Path, levels, offline=None) -> dict:
+    """Every level against every server, the servers taking turns within each level (all started first,
+    the others idle meanwhile), so that the machine's load drifts alike on all. servers: (name, command,
+    port, model). With `offline`, lmforge's runs that the targets compare go beside lmforge's levels: the
+    time to first token paired with each 1-client request, the ceiling right before and after 16 clients."""
+    results: dict[str, dict] = {name: {} for name, *_ in servers}
+    with contextlib.ExitStack() as stack:
+        urls = {}
+        for name, command, port, model in servers:
+            urls[name] = stack.enter_context(server(command, port, args.threads, work / f"{name}.log"))
+            warm_up(urls[name], model, prompts, work)
         for clients in levels:
-            load_avg = os.getloadavg()[0]
-            results[clients] = run_load(
-                url,
-                model,
-                client_prompts(prompts, clients, args.quick),
-                args.new_tokens,
-                args.level_timeout,
-                work,
-            )
-            results[clients]["load"] = load_avg
-            row = results[clients]
-            print(
-                f"  {name:24} {clients:3} clients: {row['tokens_per_s']:7.1f} tok/s, TTFT p50 "
-                f"{fmt_s(row['ttft_p50'])} p95 {fmt_s(row['ttft_p95'])}, per token p50 {fmt_ms(row['token_p50'])} "
-                f"p95 {fmt_ms(row['token_p95'])}, {row['errors']} errors {row['error_examples']}",
-                flush=True,
-            )
+            sent = client_prompts(prompts, clients, args.quick)
+            for name, _, _, model in servers:
+                load_avg = os.getloadavg()[0]
+                paired = offline is not None and name == "lmforge serve"
+                if paired and clients == 1:
+                    raw = paired_level(urls[name], model, sent[0], args, work, offline)
+                else:
+                    if paired and clients == 16:
+                        offline.ceiling(1)
+                    raw = run_load(urls[name], model, sent, args.new_tokens, args.level_timeout, work)
+                    if paired and clients == 16:
+                        offline.ceiling(1)
+                row = results[name][clients] = {**summarize(raw), "load": load_avg}
+                print(
+                    f"  {name:40} {clients:3} clients: {row['tokens_per_s']:7.1f} tok/s, TTFT p50 "
+                    f"{fmt_s(row['ttft_p50'])} p95 {fmt_s(row['ttft_p95'])}, per token p50 "
+                    f"{fmt_ms(row['token_p50'])} p95 {fmt_ms(row['token_p95'])}, {row['errors']} errors "
+                    f"{row['error_examples']}, load {load_avg:.1f}",
+                    flush=True,
+                )
     return results
 
 
 # --- the offline ceiling ------------------------------------------------------------------------------------
 
 
-def offline(lmforge_dir: Path, prompts: list[str], new_tokens: int, threads: int, reps: int) -> dict:
-    """lmforge `generate` in this process: batch 16 (the 16-client prompts, left-padded), prefill included,
-    EOS ignored → tokens/s; and batch 1, one new token, on the 1-client prompts → time to first token."""
-    import statistics
+class Offline:
+    """lmforge `generate` in this process, on the model the servers load. `ceiling()`: batch 16 (the
+    16-client prompts, left-padded), prefill included, EOS ignored → seconds; `ttft()`: one new token at
+    batch 1 on each of the 1-client prompts → the median seconds. Run while the server under test idles."""
 
-    import torch
+    def __init__(self, lmforge_dir: Path, prompts: list[str], new_tokens: int, threads: int):
+        import torch
 
-    from lmforge.generate import GenerationConfig, generate
-    from lmforge.pipelines import TextGeneration
+        from lmforge.generate import GenerationConfig
+        from lmforge.pipelines import TextGeneration
 
-    torch.set_num_threads(threads)
-    pipeline = TextGeneration.from_directory(lmforge_dir)
-    model, tokenizer = pipeline.model, pipeline.tokenizer
-    config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=[])
-    encoded = [tokenizer.encode(p).ids for p in prompts]
-    width = max(len(ids) for ids in encoded[:16])
-    ids = torch.zeros(16, width, dtype=torch.long)
-    mask = torch.zeros(16, width, dtype=torch.long)
-    for row, tokens in enumerate(encoded[:16]):
-        ids[row, width - len(tokens) :] = torch.tensor(tokens)
-        mask[row, width - len(tokens) :] = 1
-    times = []
-    for _ in range(reps + 1):  # the first warms up
-        start = time.perf_counter()
-        out = generate(model, ids, config, attention_mask=mask)
-        times.append(time.perf_counter() - start)
-        assert out.sequences.shape[1] == width + new_tokens
-    first = []
-    one = config.replace(max_new_tokens=1)
-    for tokens in encoded[: 8 if len(encoded) >= 8 else len(encoded)] * 2:
-        start = time.perf_counter()
-        generate(model, torch.tensor([tokens]), one)
-        first.append(time.perf_counter() - start)
-    return {
-        "tokens_per_s": 16 * new_tokens / statistics.median(times[1:]),
-        "ttft": statistics.median(first),
-        "prompt_tokens": [len(t) for t in encoded],
-    }
+        torch.set_num_threads(threads)
+        pipeline = TextGeneration.from_directory(lmforge_dir)
+        self.model, self.tokenizer, self.new_tokens = pipeline.model, pipeline.tokenizer, new_tokens
+        self.config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=[])
+        self.encoded = [pipeline.tokenizer.encode(p).ids for p in prompts]
+        width = max(len(ids) for ids in self.encoded[:16])
+        self.ids = torch.zeros(16, width, dtype=torch.long)
+        self.mask = torch.zeros(16, width, dtype=torch.long)
+        for row, tokens in enumerate(self.encoded[:16]):
+            self.ids[row, width - len(tokens) :] = torch.tensor(tokens)
+            self.mask[row, width - len(tokens) :] = 1
+        self.ceilings: list[float] = []  # tokens/s of each batch-16 run
+        self.ttfts: list[float] = []
+
+    def ceiling(self, reps: int) -> None:
+        from lmforge.generate import generate
+
+        for _ in range(reps):
+            start = time.perf_counter()
+            out = generate(self.model, self.ids, self.config, attention_mask=self.mask)
+            self.ceilings.append(16 * self.new_tokens / (time.perf_counter() - start))
+            assert out.sequences.shape[1] == self.ids.shape[1] + self.new_tokens
+
+    def ttft(self, prompts: list[str]) -> None:
+        import torch
+
+        from lmforge.generate import generate
+
+        one = self.config.replace(max_new_tokens=1)
+        for tokens in (self.tokenizer.encode(p).ids for p in prompts):
+            start = time.perf_counter()
+            generate(self.model, torch.tensor([tokens]), one)
+            self.ttfts.append(time.perf_counter() - start)
+
+    def summary(self) -> dict:
+        import statistics
+
+        return {
+            "tokens_per_s": statistics.median(self.ceilings),
+            "runs": self.ceilings,
+            "ttft": statistics.median(self.ttfts),
+            "prompt_tokens": [len(t) for t in self.encoded],
+        }
 
 
 # --- embeddings ---------------------------------------------------------------------------------------------
@@ -444,6 +486,10 @@ def fmt_ms(value):
     return "–" if value is None else f"{value * 1e3:.1f} ms"
 
 
+def fmt_load(values) -> str:
+    return " / ".join(f"{v:.2f}" for v in values)
+
+
 def yes(flag: bool) -> str:
     return "**yes**" if flag else "**no**"
 
@@ -458,8 +504,9 @@ def report(args, results, ceiling, emb, scan, loads, prompt_tokens) -> str:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · {platform.machine()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__}, transformers {transformers.__version__}; every server and the offline "
         f"runs with {args.threads} torch threads; the load in its own process (1 thread, the `openai` client). "
-        f"1-minute load average {loads[0]:.2f} before the run, {loads[1]:.2f} after it"
-        + (" (other people's jobs shared the 2 cores: read the ratios)" if max(loads) > 1.5 else "")
+        f"Load average (1, 5, 15 min, as `uptime` shows it) {fmt_load(loads[0])} before the run, "
+        f"{fmt_load(loads[1])} after it"
+        + (" (other people's jobs shared the 2 cores: read the ratios)" if max(max(loads)) > 1.5 else "")
         + ".",
         "",
         f"GPT-2 6×384, 6 heads, vocab 8192, context 1024, random weights, no EOS; byte-level BPE trained on "
@@ -481,8 +528,10 @@ def report(args, results, ceiling, emb, scan, loads, prompt_tokens) -> str:
     lines += [
         "",
         f"Offline ceiling, lmforge `generate` at batch 16 on the 16-client prompts (left-padded, prefill "
-        f"included, EOS ignored): **{ceiling['tokens_per_s']:.0f} new tokens/s**; offline time to first token "
-        f"(batch 1, the 1-client prompts, median): {ceiling['ttft'] * 1e3:.1f} ms.",
+        f"included, EOS ignored; run just before and just after lmforge's 16-client level, median of "
+        f"{', '.join(f'{r:.0f}' for r in ceiling['runs'])}): **{ceiling['tokens_per_s']:.0f} new tokens/s**; "
+        f"offline time to first token (batch 1, one token, each 1-client prompt right before the server "
+        f"got it; median): {ceiling['ttft'] * 1e3:.1f} ms.",
         "",
     ]
     ours = results.get("lmforge serve", {})
@@ -558,7 +607,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="a small dry run: 1 and 4 clients, 16 tokens")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of every server (2)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of every server and offline run (1: see RESULTS.md)",
+    )
     parser.add_argument("--new-tokens", type=int, default=None, help="per request (128; --quick 16)")
     parser.add_argument("--clients", default=None, help="comma-separated levels (1,4,16,64; --quick 1,4)")
     parser.add_argument("--level-timeout", type=float, default=600.0, help="seconds at most per level")
@@ -577,50 +631,51 @@ def main() -> int:
         return 0
     args.new_tokens = args.new_tokens or (16 if args.quick else 128)
     levels = [int(c) for c in (args.clients or ("1,4" if args.quick else "1,4,16,64")).split(",")]
-    import torch
-
-    torch.set_num_threads(args.threads)
-    loads = [os.getloadavg()[0]]
-    print(f"load average before: {os.getloadavg()}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
+    loads = [os.getloadavg()]
+    print(f"load average before (1, 5, 15 min): {loads[0]}", flush=True)
     results, scan, emb = {}, {}, None
     with tempfile.TemporaryDirectory(prefix="lmforge-servebench-") as tmp:
         work = Path(tmp)
         hf, ours = build_model(work, args.quick)
         prompts = make_prompts(64)
-        ceiling = offline(ours, prompts, args.new_tokens, args.threads, reps=1 if args.quick else 3)
-        print(
-            f"offline: {ceiling['tokens_per_s']:.1f} tok/s at batch 16, TTFT {ceiling['ttft'] * 1e3:.1f} ms"
-        )
-        servers = [
-            ("lmforge serve", lambda port: lmforge_command(f"{MODEL_NAME}={ours}", port, args.threads))
-        ]
+        offline = Offline(ours, prompts, args.new_tokens, args.threads)
+        offline.ceiling(1)  # warm-up, not counted
+        offline.ceilings.clear()
+        servers = [("lmforge serve", lmforge_command(f"{MODEL_NAME}={ours}", 0, args.threads))]
         if not args.no_anchors:
             servers += [
-                ("transformers serve", lambda port: transformers_command(hf, port, False)),
-                (
-                    "transformers serve --continuous-batching",
-                    lambda port: transformers_command(hf, port, True),
-                ),
+                ("transformers serve", transformers_command(hf, 0, False)),
+                ("transformers serve --continuous-batching", transformers_command(hf, 0, True)),
             ]
-        model_of = {"lmforge serve": MODEL_NAME}
         if not args.scan_only:
+            chosen = []
             for name, command in servers:
                 port = free_port()
-                model = model_of.get(name, str(hf))
-                results[name] = measure_server(name, command(port), port, model, args, prompts, work, levels)
+                command[command.index("--port") + 1] = str(port)
+                chosen.append((name, command, port, MODEL_NAME if name == "lmforge serve" else str(hf)))
+            results = measure(chosen, args, prompts, work, levels, offline)
         if args.scan or args.scan_only:
+            clients = args.scan_clients if not args.quick else 4
+            chosen = []
             for batch in (1, 4, 16, 32) if not args.quick else (1, 4):
                 port = free_port()
                 command = lmforge_command(f"{MODEL_NAME}={ours}", port, args.threads, max_batch=batch)
-                clients = args.scan_clients if not args.quick else 4
-                row = measure_server(
-                    f"lmforge --max-batch {batch}", command, port, MODEL_NAME, args, prompts, work, [clients]
-                )[clients]
-                scan[batch] = {**row, "clients": clients}
+                chosen.append((f"lmforge --max-batch {batch}", command, port, MODEL_NAME))
+            rows = measure(chosen, args, prompts, work, [clients])
+            scan = {int(name.split()[-1]): {**row[clients], "clients": clients} for name, row in rows.items()}
+        if not offline.ceilings:  # no 16-client level was run
+            offline.ceiling(1)
+        if not offline.ttfts:
+            offline.ttft(prompts[:8])
+        ceiling = offline.summary()
+        print(
+            f"offline: {ceiling['runs']} tok/s at batch 16, TTFT {ceiling['ttft'] * 1e3:.1f} ms", flush=True
+        )
         if not args.no_embeddings and not args.scan_only:
             emb = embeddings(args, work)
-    loads.append(os.getloadavg()[0])
-    print(f"load average after: {os.getloadavg()}", flush=True)
+    loads.append(os.getloadavg())
+    print(f"load average after (1, 5, 15 min): {loads[1]}", flush=True)
     prompt_tokens = ceiling["prompt_tokens"]
     text = report(args, results, ceiling, emb, scan, loads, prompt_tokens)
     if args.note:
