@@ -65,6 +65,23 @@ class TextVectors:
         return self.word_vectors[found[occurrence]] if occurrence < len(found) else None
 
 
+def length_batches(order: list[int], lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Batches of `order` (indices by decreasing length): at most `batch_size` each, and a new one where the
+    next text is under half the batch's longest — so that a call mixing long and short texts (a server's
+    request of 32) pads each to about its own length rather than to the longest.
+
+    >>> length_batches([0, 1, 2, 3], [200, 150, 90, 80], 32)
+    [[0, 1], [2, 3]]
+    """
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and 2 * lengths[i] >= lengths[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 class ContextualEmbedder:
     """An encoder and its tokenizer, turning texts into token, word and sentence vectors.
 
@@ -124,8 +141,7 @@ class ContextualEmbedder:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         layer = self.layer_index(layer)
         order = sorted(range(len(id_lists)), key=lambda i: -len(id_lists[i]))
-        for first in range(0, len(order), batch_size):
-            chosen = order[first : first + batch_size]
+        for chosen in length_batches(order, [len(ids) for ids in id_lists], batch_size):
             longest = len(id_lists[chosen[0]])
             ids = torch.full((len(chosen), longest), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(chosen), longest), dtype=torch.long)
