@@ -217,6 +217,23 @@ def test_embeddings_classify_and_answer_equal_the_pipelines(server, client, pipe
         "dimensions",
     )
 
+    # token ids are taken as given: a text's own encoding (its [CLS] and [SEP] included) = the text's vector
+    encoded = [pipes["bert"].tokenizer.encode(t).ids for t in texts]
+    answer = client.embeddings.create(model="bert", input=encoded)
+    for item, result in zip(answer.data, pipes["bert"](texts), strict=True):
+        np.testing.assert_allclose(item.embedding, result.vector, rtol=1e-5, atol=1e-6)
+    assert answer.usage.prompt_tokens == sum(map(len, encoded))
+    bare = encoded[0][1:-1]  # no special tokens: not a text's encoding, embedded as it is all the same
+    answer = client.embeddings.create(model="bert", input=bare)
+    expected = pipes["bert"].embed_ids([bare])[0].vector
+    np.testing.assert_allclose(answer.data[0].embedding, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(expected, pipes["bert"](texts[0]).vector, atol=1e-3)
+    vocab = pipes["bert"].model.config.vocab_size
+    for bad in ([[1, vocab]], [[]], [[1] * (CONTEXT + 1)], [-1]):
+        assert_error(
+            post(server, "/v1/embeddings", {"model": "bert", "input": bad}), 400, "invalid_input", "input"
+        )
+
     got = post(server, "/v1/classify", {"model": "sentiment", "input": texts}).json()
     for item, result in zip(got["data"], pipes["sentiment"](texts), strict=True):
         assert item["label"] == result.label
@@ -607,3 +624,45 @@ def test_without_the_serve_extra_the_command_says_what_to_install(model_dirs):
     assert done.stderr.strip() == (
         "lmforge serve: error: this command needs the serve extra (fastapi is missing): pip install 'lmforge[serve]'"
     )
+
+
+# --- schemathesis over the OpenAPI schema ----------------------------------------------------------------
+
+
+def test_schemathesis_finds_no_5xx_on_any_operation(server):
+    """Bodies, paths and parameters generated from the app's own OpenAPI schema by schemathesis — ones that
+    fit it and ones that break it — against the real server: 2xx or a 4xx envelope, never a 5xx. Bounded:
+    a few examples per operation and mode, derandomized (the same cases every run)."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis.errors import Unsatisfiable
+
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json", timeout=TIMEOUT)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= set(BODIES)
+    seen = []
+    for operation in operations:
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+
+            @settings(
+                max_examples=25,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def check(case):
+                if isinstance(case.body, dict) and isinstance(case.body.get("model"), str):
+                    case.body["model"] = BODIES[case.path]["model"]  # a served model of the right kind
+                response = case.call(base_url=server.url, timeout=TIMEOUT)
+                seen.append(response.status_code)
+                assert response.status_code < 500, (case.method, case.path, case.body, response.text[:500])
+                if response.status_code >= 400 and case.path.startswith("/v1/"):
+                    assert_error(response, response.status_code)
+
+            try:
+                check()
+            except Unsatisfiable:  # nothing to break in an operation without parameters (GET /health)
+                assert mode == schemathesis.GenerationMode.NEGATIVE, operation.path
+    assert any(s < 300 for s in seen) and any(400 <= s < 500 for s in seen)

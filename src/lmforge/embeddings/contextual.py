@@ -65,6 +65,23 @@ class TextVectors:
         return self.word_vectors[found[occurrence]] if occurrence < len(found) else None
 
 
+def length_batches(order: list[int], lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Batches of `order` (indices by decreasing length): at most `batch_size` each, and a new one where the
+    next text is under half the batch's longest — so that a call mixing long and short texts (a server's
+    request of 32) pads each to about its own length rather than to the longest.
+
+    >>> length_batches([0, 1, 2, 3], [200, 150, 90, 80], 32)
+    [[0, 1], [2, 3]]
+    """
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and 2 * lengths[i] >= lengths[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 class ContextualEmbedder:
     """An encoder and its tokenizer, turning texts into token, word and sentence vectors.
 
@@ -111,25 +128,30 @@ class ContextualEmbedder:
     def hidden_states(self, texts: Sequence[str], layer: int = -1, batch_size: int = 32):
         """Yield (index of the text, its Encoding, its (T, d) float32 tensor of token vectors at `layer`),
         in order of decreasing length (each batch is padded to its longest text only)."""
+        encodings = self.tokenizer.encode_batch(list(texts))
+        for i, states in self.id_states([e.ids for e in encodings], layer, batch_size):
+            yield i, encodings[i], states
+
+    def id_states(self, id_lists: Sequence[Sequence[int]], layer: int = -1, batch_size: int = 32):
+        """Yield (index, (T, d) float32 states at `layer`) for token id lists taken as they are (no special
+        tokens added, no truncation: the caller checks them), in order of decreasing length."""
         import torch
 
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         layer = self.layer_index(layer)
-        encodings = self.tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
-        for first in range(0, len(order), batch_size):
-            chosen = order[first : first + batch_size]
-            longest = len(encodings[chosen[0]].ids)
+        order = sorted(range(len(id_lists)), key=lambda i: -len(id_lists[i]))
+        for chosen in length_batches(order, [len(ids) for ids in id_lists], batch_size):
+            longest = len(id_lists[chosen[0]])
             ids = torch.full((len(chosen), longest), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(chosen), longest), dtype=torch.long)
             for row, i in enumerate(chosen):
-                n = len(encodings[i].ids)
-                ids[row, :n] = torch.tensor(encodings[i].ids)
+                n = len(id_lists[i])
+                ids[row, :n] = torch.tensor(list(id_lists[i]), dtype=torch.long)
                 mask[row, :n] = 1
             states = self._forward(ids.to(self.device), mask.to(self.device), layer)  # (B, T, d)
             for row, i in enumerate(chosen):
-                yield i, encodings[i], states[row, : len(encodings[i].ids)]
+                yield i, states[row, : len(id_lists[i])]
 
     def _forward(self, ids, mask, layer: int):
         """(B, T) ids and mask → (B, T, d) float32 states after `layer` (0 = embeddings).

@@ -62,25 +62,58 @@ class SentenceEmbedding(Pipeline):
     ):
         """Embed a text (→ one `SentenceEmbeddingResult`) or a list (→ a list, in the order given), in
         batches of similar length. `normalize` / `pooling`: None = the model's own."""
+        items, single = one_or_many(texts, "text")
+        states = ((i, s) for i, _, s in self.embedder.hidden_states(items, layer, batch_size))
+        results = self._pooled(states, len(items), normalize, pooling)
+        return results[0] if single else results
+
+    def embed_ids(
+        self,
+        id_lists,
+        *,
+        normalize: bool | None = None,
+        pooling: str | None = None,
+        layer: int = -1,
+        batch_size: int = 32,
+    ) -> list[SentenceEmbeddingResult]:
+        """Embed token id lists taken as they are — no [CLS]/[SEP] added, nothing cut (OpenAI's token
+        input): the same vectors as a text whose encoding is those ids. Each list must be non-empty, within
+        the vocabulary and at most `max_length` long."""
+        lists = [list(ids) for ids in id_lists]
+        vocab, longest = self.model.config.vocab_size, self.embedder.max_length
+        for n, ids in enumerate(lists, 1):
+            if not ids:
+                raise ConfigError(f"token id list {n} is empty")
+            if len(ids) > longest:
+                raise ConfigError(
+                    f"token id list {n} has {len(ids)} tokens; this model reads at most {longest}"
+                )
+            bad = next((i for i in ids if not (isinstance(i, int) and 0 <= i < vocab)), None)
+            if bad is not None:
+                raise ConfigError(f"token id list {n}: {bad!r} is not a token id (0..{vocab - 1})")
+        states = self.embedder.id_states(lists, layer, batch_size)
+        return self._pooled(states, len(lists), normalize, pooling)
+
+    def _pooled(self, states, count: int, normalize, pooling) -> list[SentenceEmbeddingResult]:
+        """(index, (T, d) states of its tokens) → one result per index, pooled and normalised."""
         import torch
 
-        items, single = one_or_many(texts, "text")
         normalize = self.normalize if normalize is None else normalize
         pooling = pooling or self.pooling
         if pooling not in POOLINGS:
             raise ConfigError(f"pooling {pooling!r} is not supported; choose one of {', '.join(POOLINGS)}")
-        results: list[SentenceEmbeddingResult | None] = [None] * len(items)
-        for i, encoding, states in self.embedder.hidden_states(items, layer, batch_size):  # states (T, d)
+        results: list[SentenceEmbeddingResult | None] = [None] * count
+        for i, rows in states:  # rows (T, d): the unpadded tokens only
             if pooling == "mean":
-                vector = states.mean(dim=0)  # the unpadded rows only: the mask's mean pooling
+                vector = rows.mean(dim=0)  # the mask's mean pooling
             elif pooling == "cls":
-                vector = states[0]
+                vector = rows[0]
             else:
-                vector = states.max(dim=0).values
+                vector = rows.max(dim=0).values
             if normalize:
                 vector = torch.nn.functional.normalize(vector, dim=0)
-            results[i] = SentenceEmbeddingResult(vector.cpu().numpy().astype(np.float32), len(encoding.ids))
-        return results[0] if single else results  # type: ignore[return-value]
+            results[i] = SentenceEmbeddingResult(vector.cpu().numpy().astype(np.float32), rows.shape[0])
+        return results  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return (

@@ -18,8 +18,10 @@ import hmac
 import ipaddress
 import json
 import logging
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -446,6 +448,13 @@ def call_pipeline(pipeline, *args):
 # --- embeddings -----------------------------------------------------------------------------------------
 
 
+def embed_ids(pipeline, id_lists: list[list[int]]):
+    try:
+        return pipeline.embed_ids(id_lists)
+    except LmforgeError as exc:
+        raise ApiError(400, str(exc), "input", "invalid_input") from None
+
+
 async def embed(served: ServedModel, body: EmbeddingRequest, settings: Settings, metrics) -> dict:
     if body.dimensions is not None and body.dimensions != served.pipeline.dim:
         raise ApiError(
@@ -455,19 +464,13 @@ async def embed(served: ServedModel, body: EmbeddingRequest, settings: Settings,
             "dimensions",
             "unsupported_parameter",
         )
-    if isinstance(body.input, str):
-        texts = [body.input]
-    elif body.input and not all(isinstance(x, str) for x in body.input):
-        raise ApiError(
-            400,
-            "token id input is not supported for embeddings; send the text (a str or a list of str)",
-            "input",
-            "unsupported_parameter",
-        )
-    else:
-        texts = list(body.input)
-    nonempty(texts, "input")
-    results = await run_in_threadpool(call_pipeline, served.pipeline, texts)
+    given = [body.input] if isinstance(body.input, str) else list(body.input)
+    nonempty(given, "input")
+    if all(isinstance(x, str) for x in given):
+        results = await run_in_threadpool(call_pipeline, served.pipeline, given)
+    else:  # token ids, taken as given (OpenAI's list[int] is one input, list[list[int]] several)
+        id_lists = [given] if all(isinstance(x, int) for x in given) else given
+        results = await run_in_threadpool(embed_ids, served.pipeline, id_lists)
     data = []
     for i, result in enumerate(results):
         vector = np.asarray(result.vector, dtype=np.float32)
@@ -535,13 +538,48 @@ def encode_prompt(served: ServedModel, prompt: str) -> list[int]:
         return list(pipeline.tokenizer.encode(prompt).ids)
 
 
+class Handoff:
+    """Chunks from engine threads to the event loop's queues, woken once per batch of chunks rather than
+    once per chunk: a decoding step of 16 sequences makes 16 chunks, and each `call_soon_threadsafe` writes
+    to the loop's wake-up pipe and costs the loop an iteration."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.pending: list = []  # (queue, item) to put, in order
+
+    def put(self, queue: asyncio.Queue, item) -> None:  # from any thread
+        with self.lock:
+            self.pending.append((queue, item))
+            first = len(self.pending) == 1
+        if first:
+            self.loop.call_soon_threadsafe(self.deliver)
+
+    def deliver(self) -> None:  # on the loop
+        with self.lock:
+            items, self.pending = self.pending, []
+        for queue, item in items:
+            queue.put_nowait(item)
+
+
+_handoffs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def handoff() -> Handoff:
+    """The running loop's `Handoff`."""
+    loop = asyncio.get_running_loop()
+    if loop not in _handoffs:
+        _handoffs[loop] = Handoff(loop)
+    return _handoffs[loop]
+
+
 class Stream:
     """The chunks of every choice of a request, as one asyncio stream of (choice index, chunk): the engine
     thread hands each chunk to the event loop as it is made."""
 
     def __init__(self, served: ServedModel):
         self.served = served
-        self.loop = asyncio.get_running_loop()
+        self.handoff = handoff()
         self.queue: asyncio.Queue = asyncio.Queue()
         self.requests: list = []
         self.generated = 0  # tokens generated so far, every choice together
@@ -554,7 +592,7 @@ class Stream:
         index = len(self.requests)
 
         def sink(chunk, index=index):
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, (index, chunk))
+            self.handoff.put(self.queue, (index, chunk))
 
         try:
             request = self.served.engine.submit(
@@ -574,7 +612,10 @@ class Stream:
         pending = len(self.requests)
         while pending:
             try:
-                index, chunk = await asyncio.wait_for(self.queue.get(), timeout=0.25)
+                if self.queue.empty():  # (wait_for costs a task: only when there is nothing to take)
+                    index, chunk = await asyncio.wait_for(self.queue.get(), timeout=0.25)
+                else:
+                    index, chunk = self.queue.get_nowait()
             except asyncio.TimeoutError:
                 self.raise_failure()  # an engine failure ends a request without a chunk
                 if self.http is not None and await self.http.is_disconnected():
