@@ -155,7 +155,10 @@ VALID: dict[str, list[dict]] = {
     "summarize eval": [
         {"method": ["textrank"], "data": "{summaries}", "embedder": "{bert}", "wrong": {"embedder": "{gpt}"}},
     ],
-    "serve": [{"model": ["{gpt}"], "port": "0"}],  # --model is repeatable (append): a list
+    "serve": [
+        {"model": ["{gpt}"], "port": "0"},  # --model is repeatable (append): a list
+        {"index": "{index}", "reader": "{qa}", "port": "0", "wrong": {"reader": "{bert}"}},
+    ],
     "humaneval create": [
         {
             "name": "t",
