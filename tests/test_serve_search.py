@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from browser import fresh_page
 from serving import assert_error, schema_statuses, served, tiny_models, wait_until
 
 openai = pytest.importorskip("openai")
@@ -56,7 +57,11 @@ DOCUMENTS = [
         "title": "The road </textarea><svg onload=alert(1)>",
         "text": "the road was long and the day was warm .\n\na cat and a dog met on the road .",
     },
-    {"id": "tree", "title": "Trees", "text": "the tree stood by the river .\n\nbirds sang in it all day ."},
+    {
+        "id": "tree",
+        "title": "Trees &amp; &lt;b&gt;",  # entities stay as typed: nothing decodes them
+        "text": f"the tree stood by the river .\n\nbirds sang in it <svg onload='{RUN}'> all day .",
+    },
 ]
 QUESTIONS = [
     "What is the capital of France?",
@@ -349,3 +354,59 @@ def test_serve_option_errors_are_one_line(extra, expect, world, cli, tmp_path):
     code, out, err = cli("serve", "--port", "0", *[a.format(**paths) for a in extra])
     assert code == 2 and out == "", (code, out, err)
     assert len(err.strip().splitlines()) == 1 and expect in err, err
+
+
+# --- the playground in Chromium ----------------------------------------------------------------------------
+
+
+def test_the_playground_shows_the_answer_and_its_cited_passages_as_text(
+    page, server, client, library, browser
+):
+    page.goto(server.url + "/")
+    page.wait_for_function("() => document.querySelectorAll('#model option').length === 1")
+    assert (
+        page.is_visible("#assistant") and not page.is_visible("#generate") and not page.is_visible("#similar")
+    )
+    shown_markup = 0
+    for question in QUESTIONS:
+        page.fill("#question", question)
+        page.click("#ask")
+        page.wait_for_function(
+            "() => document.getElementById('assistant-status').textContent.startsWith('usage')"
+        )
+        page.wait_for_function("() => !document.getElementById('ask').disabled")
+        assert page.text_content("#error") == ""
+        expected = ask(client, question)
+        assert page.text_content("#reply") == expected.choices[0].message.content
+        usage = expected.usage
+        assert page.text_content("#assistant-status") == (
+            f"usage: {usage.prompt_tokens} tokens read, {usage.completion_tokens} in the reply"
+        )
+        shown = page.eval_on_selector_all(
+            "#citations li",
+            "items => items.map(i => [i.querySelector('.source').textContent, "
+            "i.querySelector('.passage').textContent, i.querySelector('mark')?.textContent])",
+        )
+        answer = library.assistant.ask(question)
+        cited = [
+            [
+                f"[{n}] "
+                + (f"{c['title']} \u2014 " if c["title"] else "")
+                + f"{c['doc_id']} [{c['start']}:{c['end']}]",
+                c["text"],
+                answer.answer,  # marked in its passage
+            ]
+            for n, c in enumerate(expected.model_extra["citations"], 1)
+        ]
+        assert shown == cited and len(cited) == (0 if answer.abstained else 1)
+        shown_markup += sum("<" in source + passage for source, passage, _ in shown)
+        # nothing but the page's own elements: no markup of a title, passage or answer became one
+        tags = page.eval_on_selector_all("#assistant *", "elements => elements.map(e => e.tagName)")
+        assert set(tags) <= {"LEGEND", "TEXTAREA", "BUTTON", "DIV", "OL", "LI", "MARK"}, tags
+    assert shown_markup > 0  # hostile titles or passages were on the page, as text
+    page.wait_for_timeout(200)  # time for an image error or svg load to fire, had there been one
+    assert page.evaluate("window.xssRuns") is None
+    # the same markup does run where it is parsed: the check above can fail
+    with fresh_page(browser) as bare:
+        bare.set_content("<div>" + DOCUMENTS[1]["title"] + DOCUMENTS[5]["text"] + "</div>")
+        bare.wait_for_function("() => window.xssRuns === 2")
