@@ -25,7 +25,7 @@ textarea { width: 100%; box-sizing: border-box; font: 14px monospace; }
 #result { white-space: pre-wrap; font: 14px monospace; border: 1px solid #ccc; padding: .5rem; min-height: 6rem; }
 #echo { color: #777; }
 #reply { white-space: pre-wrap; border: 1px solid #ccc; padding: .5rem; min-height: 2rem; }
-#citations li { margin: .5rem 0; } .source { color: #555; font-size: 13px; }
+#citations { list-style: none; padding-left: 0; } #citations li { margin: .5rem 0; } .source { color: #555; font-size: 13px; }
 .passage { white-space: pre-wrap; margin: .25rem 0 0; padding: .25rem .5rem; border-left: 3px solid #ccc; }
 #status, #error { margin: .5rem 0; } #error { color: #b00; }
 input[type=number] { width: 5rem; }
