@@ -8,13 +8,15 @@
     load_tokenizer("tok.json")                             # the right kind back (HF files too)
 
 Modules: base (Encoding, Tokenizer, special tokens, truncation, padding, templates) · pipeline (normalizers,
-pre-tokenizers, post-processors, decoders) · char · word · bpe (byte-level) · wordpiece · hf (tokenizer.json)
+pre-tokenizers, post-processors, decoders) · char · word · bpe (byte-level) · wordpiece · charbpe (original
+BPE, `</w>`) · unigram (SentencePiece) · hf (tokenizer.json)
 · parallel (encode_batch on several processes) · stream (DecodeStream: decoding ids as they are generated).
 """
 
 from lmforge.tokenizers.base import AddedToken, Encoding, Padding, Tokenizer, Truncation
 from lmforge.tokenizers.bpe import END_OF_TEXT, BPETokenizer
 from lmforge.tokenizers.char import CharTokenizer
+from lmforge.tokenizers.charbpe import CharBPETokenizer
 from lmforge.tokenizers.hf import load_tokenizer, tokenizer_from_str
 from lmforge.tokenizers.stream import DecodeStream
 from lmforge.tokenizers.word import WordTokenizer
@@ -25,12 +27,14 @@ KINDS: dict[str, type[Tokenizer]] = {
     "word": WordTokenizer,
     "bpe": BPETokenizer,
     "wordpiece": WordPieceTokenizer,
+    "charbpe": CharBPETokenizer,
 }
 
 __all__ = [
     "AddedToken",
     "BERT_SPECIAL_TOKENS",
     "BPETokenizer",
+    "CharBPETokenizer",
     "CharTokenizer",
     "DecodeStream",
     "END_OF_TEXT",
