@@ -155,6 +155,17 @@ VALID: dict[str, list[dict]] = {
     "summarize eval": [
         {"method": ["textrank"], "data": "{summaries}", "embedder": "{bert}", "wrong": {"embedder": "{gpt}"}},
     ],
+    "analyze": [
+        {
+            "classifier": "{classifier}",
+            "embedder": "{bert}",
+            "files": ["{text}"],
+            "topics": "2",
+            "out": "report",
+            "quiet": True,
+            "wrong": {"classifier": "{gpt}", "embedder": "{gpt}"},
+        },
+    ],  # fmt: skip
     "serve": [{"model": ["{gpt}"], "port": "0"}],  # --model is repeatable (append): a list
     "humaneval create": [
         {
