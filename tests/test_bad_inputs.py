@@ -166,7 +166,10 @@ VALID: dict[str, list[dict]] = {
             "wrong": {"classifier": "{gpt}", "embedder": "{gpt}"},
         },
     ],  # fmt: skip
-    "serve": [{"model": ["{gpt}"], "port": "0"}],  # --model is repeatable (append): a list
+    "serve": [
+        {"model": ["{gpt}"], "port": "0"},  # --model is repeatable (append): a list
+        {"index": "{index}", "reader": "{qa}", "port": "0", "wrong": {"reader": "{bert}"}},
+    ],
     "humaneval create": [
         {
             "name": "t",
