@@ -171,3 +171,23 @@ def test_unigram_on_wikitext2_is_within_one_percent_of_hf(shared_data):
         e.ids for e in loaded.encode_batch(held_out[:2000])
     ]
 
+
+@pytest.mark.parametrize("kind", ["charbpe", "unigram"])
+def test_cli_trains_the_new_kinds(kind, lines, cli, tmp_path):
+    """`lmforge tokenizer train --kind charbpe|unigram` writes a file HF reads; `encode --json` prints what
+    HF's encoding of it holds."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines[:1000]) + "\n", encoding="utf-8")
+    out = tmp_path / f"{kind}.json"
+    code, stdout, err = cli("tokenizer", "train", "--kind", kind, "--vocab-size", "700", "--out", out, corpus)
+    assert code == 0, err
+    assert f"{kind} tokenizer: 700 ids" in stdout
+    if kind == "unigram":
+        assert "EM round 1:" in err  # progress, on stderr
+    theirs = hf.Tokenizer.from_file(str(out))
+    text = "The frog jumped over 2 logs, unbelievably."
+    code, stdout, err = cli("tokenizer", "encode", "--tokenizer", out, "--json", text)
+    assert code == 0, err
+    printed, reference = json.loads(stdout), theirs.encode(text)
+    assert printed["ids"] == reference.ids and printed["tokens"] == reference.tokens
+    assert [tuple(o) for o in printed["offsets"]] == reference.offsets
