@@ -20,8 +20,9 @@ The steps, on the distinct words of the corpus (each with its count):
 4. **Finish.** Every character of the corpus is kept (characters the model dropped get the lowest score),
    then pieces in the order pruning ranked them, up to `vocab_size` with the special tokens; sorted by score.
 
-The lattices are built once, from the seed vocabulary (pieces only ever leave it); the E-step, Viterbi and
-second-best kernels run over flat arrays in numba. Where HF's choices are arbitrary (the order of a hash
+The seeds come from a suffix array of the distinct words joined by "\\0" (as SentencePiece's), and the
+lattices are built with them, once (pieces only ever leave the vocabulary); the E-step, Viterbi and
+second-best kernels run over those flat arrays in numba. Where HF's choices are arbitrary (the order of a hash
 map), lmforge sorts; the result is not HF's vocabulary piece for piece, but on held-out text it encodes
 within 1% of the length HF's does (tests/test_tokenizers_training.py, benchmarks/tokenizers.py).
 """
@@ -29,7 +30,6 @@ within 1% of the length HF's does (tests/test_tokenizers_training.py, benchmarks
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numba
@@ -69,40 +69,151 @@ def digamma(x: np.ndarray | float) -> np.ndarray:
 
 
 class Lattices:
-    """Every seed piece at every place it occurs in the distinct words, as flat arrays (CSR by word).
+    """Every seed piece at every place it occurs in the distinct words, as flat arrays (CSR by word): the
+    nodes of word w are `word_ptr[w]:word_ptr[w + 1]`, sorted by start, then by length (HF's order: its
+    trie's prefix search). `occurrence` / `occurrence_start`: one word each seed occurs in, and where."""
 
-    Nodes of a word are sorted by start, then by length (HF's order: its trie's prefix search).
-    """
-
-    def __init__(self, words: list[str], counts: np.ndarray, seeds: dict[str, int], max_length: int):
-        starts: list[int] = []
-        lengths: list[int] = []
-        ids: list[int] = []
-        word_ptr = [0]
-        occurrence = np.full(len(seeds) + 1, -1, dtype=np.int64)  # seed id -> a word it occurs in ...
-        occurrence_start = np.zeros(len(seeds) + 1, dtype=np.int32)  # ... and where
-        get = seeds.get
-        for index, word in enumerate(words):
-            n = len(word)
-            for i in range(n):
-                for j in range(i + 1, min(n, i + max_length) + 1):
-                    seed = get(word[i:j])
-                    if seed is not None:
-                        starts.append(i)
-                        lengths.append(j - i)
-                        ids.append(seed)
-                        if occurrence[seed] < 0:
-                            occurrence[seed] = index
-                            occurrence_start[seed] = i
-            word_ptr.append(len(ids))
-        self.word_ptr = np.array(word_ptr, dtype=np.int64)
-        self.node_start = np.array(starts, dtype=np.int32)
-        self.node_length = np.array(lengths, dtype=np.int32)
-        self.node_seed = np.array(ids, dtype=np.int32)
+    def __init__(self, words: list[str], counts: np.ndarray, positions: np.ndarray, lengths: np.ndarray,
+                 seeds: np.ndarray, word_begin: np.ndarray, position_word: np.ndarray, n_seeds: int):  # fmt: skip
+        order = np.argsort(positions * 64 + lengths)
+        positions, lengths, seeds = positions[order], lengths[order], seeds[order]
+        node_word = position_word[positions]
+        self.word_ptr = np.concatenate([[0], np.cumsum(np.bincount(node_word, minlength=len(words)))])
+        self.node_start = (positions - word_begin[node_word]).astype(np.int32)
+        self.node_length = lengths.astype(np.int32)
+        self.node_seed = seeds.astype(np.int32)
         self.word_length = np.array([len(w) for w in words], dtype=np.int32)
         self.counts = counts.astype(np.float64)
-        self.occurrence = occurrence
-        self.occurrence_start = occurrence_start
+        self.occurrence = np.full(n_seeds, -1, dtype=np.int64)
+        self.occurrence_start = np.zeros(n_seeds, dtype=np.int32)
+        self.occurrence[seeds[::-1]] = node_word[::-1]  # the first occurrence of each seed wins
+        self.occurrence_start[seeds[::-1]] = self.node_start[::-1]
+
+
+def seed_and_lattices(
+    words: list[str], counts: np.ndarray, max_length: int, seed_size: int
+) -> tuple[list[tuple[str, float]], Lattices]:
+    """The seed pieces with their log-probabilities, and the corpus's lattices over them.
+
+    As SentencePiece: the distinct words joined by "\\0" into one text; its suffixes sorted (by their
+    first `max_length` + 1 characters, all that matters here); the internal nodes of the suffix tree of
+    depth 2 to `max_length` that hold no "\\0" are the repeated, right-branching substrings, each with its
+    occurrences (a range of the suffix array).
+    """
+    text = "\0".join(words) + "\0"
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    word_lengths = np.array([len(w) for w in words], dtype=np.int64)
+    word_begin = np.concatenate([[0], np.cumsum(word_lengths + 1)[:-1]])
+    position_word = np.repeat(np.arange(len(words)), word_lengths + 1)
+    to_separator = word_begin[position_word] + word_lengths[position_word] - np.arange(len(codes))
+    # characters, weighted by the counts of the words they are in: by count, then code point, descending
+    where = np.flatnonzero(codes)
+    char_codes, char_of = np.unique(codes[where], return_inverse=True)
+    char_counts = np.bincount(char_of, weights=counts[position_word[where]].astype(np.float64))
+    char_order = np.lexsort((-char_codes, -char_counts))
+    char_seed = np.empty(len(char_codes), dtype=np.int64)
+    char_seed[char_order] = np.arange(1, len(char_codes) + 1)  # seed 0 is the unknown piece
+    seeds = [(chr(c), float(k)) for c, k in zip(char_codes[char_order], char_counts[char_order], strict=True)]
+    # substrings: the suffix tree's internal nodes
+    suffixes = _suffix_order(codes, max_length + 1)
+    lcp = _capped_lcp(codes, suffixes, max_length + 1)
+    low, high, depth = _lcp_intervals(lcp)
+    first = suffixes[low]
+    ok = (depth >= 2) & (depth <= max_length) & (depth <= to_separator[first])
+    low, high, depth, first = low[ok], high[ok], depth[ok], first[ok]
+    score = (high - low) * depth
+    ranked = sorted(
+        zip(score.tolist(), [text[s : s + d] for s, d in zip(first.tolist(), depth.tolist(), strict=True)],
+            range(len(score)), strict=True),
+        reverse=True,
+    )[: max(seed_size - len(seeds), 0)]  # fmt: skip
+    chosen = np.array([i for _, _, i in ranked], dtype=np.int64)
+    seeds += [(piece, float(value)) for value, piece, _ in ranked]
+    log_total = math.log(sum(value for _, value in seeds))
+    seeds = [(piece, math.log(value) - log_total) for piece, value in seeds]
+    # nodes: every character, and each chosen substring at each of its occurrences
+    occurrences = high[chosen] - low[chosen]
+    total = int(occurrences.sum())
+    begins = np.repeat(low[chosen] - (np.cumsum(occurrences) - occurrences), occurrences)
+    positions = np.concatenate([where, suffixes[begins + np.arange(total)]])
+    lengths = np.concatenate([np.ones(len(where), np.int64), np.repeat(depth[chosen], occurrences)])
+    seed_ids = np.concatenate(
+        [char_seed[char_of], np.repeat(np.arange(len(chosen)) + len(char_codes) + 1, occurrences)]
+    )
+    lattices = Lattices(
+        words, counts, positions, lengths, seed_ids, word_begin, position_word, len(seeds) + 1
+    )
+    return seeds, lattices
+
+
+def seed_pieces(
+    words: list[str], counts: Sequence[int], max_length: int, seed_size: int
+) -> list[tuple[str, float]]:
+    """Characters by count, then repeated, right-branching substrings by occurrences × length; log-probs.
+
+    HF's own test of its seeds (trainer.rs, `test_unigram_chars`):
+
+    >>> seeds = seed_pieces(["This is a", "こんにちは友達"], [1, 1], 16, 1_000_000)
+    >>> [p for p, _ in seeds]
+    ['s', 'i', ' ', '達', '友', 'ん', 'は', 'に', 'ち', 'こ', 'h', 'a', 'T', 'is ', 's ']
+    >>> [round(s, 4) for _, s in seeds][::6]
+    [-2.5649, -3.2581, -3.2581]
+    """
+    return seed_and_lattices(words, np.asarray(counts, dtype=np.int64), max_length, seed_size)[0]
+
+
+def _suffix_order(codes: np.ndarray, length: int) -> np.ndarray:
+    """The suffixes of `codes` sorted by their first `length` symbols (or more): prefix doubling."""
+    n = len(codes)
+    rank = np.unique(codes, return_inverse=True)[1].astype(np.int64) + 1  # 0: past the end
+    span = 1
+    while span < length:
+        following = np.zeros(n, dtype=np.int64)
+        following[: n - span] = rank[span:]
+        rank = np.unique(rank * (n + 2) + following, return_inverse=True)[1].astype(np.int64) + 1
+        span *= 2
+    return np.argsort(rank, kind="stable")
+
+
+@numba.njit(cache=True)
+def _capped_lcp(codes, suffixes, cap):
+    """lcp[i]: the common prefix of suffixes i - 1 and i, counted up to `cap`."""
+    n = len(suffixes)
+    lcp = np.zeros(n, np.int64)
+    for i in range(1, n):
+        a, b = suffixes[i - 1], suffixes[i]
+        h = 0
+        while h < cap and a + h < n and b + h < n and codes[a + h] == codes[b + h]:
+            h += 1
+        lcp[i] = h
+    return lcp
+
+
+@numba.njit(cache=True)
+def _lcp_intervals(lcp):
+    """The suffix tree's internal nodes as lcp-intervals: (first, end) ranges of the suffix array whose
+    suffixes share `depth` symbols, and no wider range does (a bottom-up scan with a stack)."""
+    n = len(lcp)
+    low = np.empty(n, np.int64)
+    high = np.empty(n, np.int64)
+    depth = np.empty(n, np.int64)
+    stack_depth = np.zeros(n + 1, np.int64)
+    stack_low = np.zeros(n + 1, np.int64)
+    top = 0
+    m = 0
+    for i in range(1, n + 1):
+        current = lcp[i] if i < n else 0
+        start = i - 1
+        while current < stack_depth[top]:
+            start = stack_low[top]
+            low[m], high[m], depth[m] = start, i, stack_depth[top]
+            m += 1
+            top -= 1
+        if current > stack_depth[top]:
+            top += 1
+            stack_depth[top] = current
+            stack_low[top] = start
+    return low[:m], high[:m], depth[:m]
 
 
 @numba.njit(cache=True)
@@ -286,47 +397,6 @@ def _alternatives(piece_seed, occurrence, occurrence_start, seed_length, word_pt
 # --- the trainer -----------------------------------------------------------------------------------------
 
 
-def seed_pieces(
-    words: list[str], counts: Sequence[int], max_length: int, seed_size: int
-) -> list[tuple[str, float]]:
-    """Characters by count, then repeated, right-branching substrings by occurrences × length; log-probs.
-
-    HF's own test of its seeds (trainer.rs, `test_unigram_chars`):
-
-    >>> seeds = seed_pieces(["This is a", "こんにちは友達"], [1, 1], 16, 1_000_000)
-    >>> [p for p, _ in seeds]
-    ['s', 'i', ' ', '達', '友', 'ん', 'は', 'に', 'ち', 'こ', 'h', 'a', 'T', 'is ', 's ']
-    >>> [round(s, 4) for _, s in seeds][::6]
-    [-2.5649, -3.2581, -3.2581]
-    """
-    characters: Counter = Counter()
-    occurrences: Counter = Counter()
-    following: dict[str, str] = {}
-    branching: set[str] = set()
-    for word, count in zip(words, counts, strict=True):
-        n = len(word)
-        for char in word:
-            characters[char] += count
-        for i in range(n - 1):
-            for j in range(i + 2, min(n, i + max_length) + 1):
-                piece = word[i:j]
-                occurrences[piece] += 1
-                after = word[j] if j < n else "\0"
-                first = following.setdefault(piece, after)
-                if first != after:
-                    branching.add(piece)
-    substrings = [(occurrences[p] * len(p), p) for p in branching if "\0" not in p]
-    substrings.sort(reverse=True)
-    chars = sorted(((count, char) for char, count in characters.items() if char != "\0"), reverse=True)
-    seeds = [(char, float(count)) for count, char in chars]
-    for score, piece in substrings:
-        if len(seeds) >= seed_size:
-            break
-        seeds.append((piece, float(score)))
-    log_total = math.log(sum(score for _, score in seeds))
-    return [(piece, math.log(score) - log_total) for piece, score in seeds]
-
-
 def train_unigram(
     word_counts: dict[str, int],
     vocab_size: int,
@@ -354,10 +424,8 @@ def train_unigram(
             f"{len(specials) + len(characters)} or more"
         )
     report(f"seeding pieces from {len(words):,} distinct words")
-    seeds = seed_pieces(words, counts.tolist(), max_piece_length, seed_size)
+    seeds, lattices = seed_and_lattices(words, counts, max_piece_length, seed_size)
     strings = ["<UNK>"] + [p for p, _ in seeds]  # seed id 0: the unknown piece EM trains with
-    seed_ids = {p: i for i, p in enumerate(strings) if i}
-    lattices = Lattices(words, counts, seed_ids, max_piece_length)
     seed_length = np.array([len(s) for s in strings], dtype=np.int32)
     piece_seed = np.arange(len(strings), dtype=np.int32)  # the model: seed id of each piece, unk first
     scores = np.array([np.nan] + [s for _, s in seeds])
