@@ -41,7 +41,11 @@ SIGNED = {("attention", "--layer"), ("embed contextual", "--layer")}  # negative
 # the (empty) working directory of the case. `wrong` gives, per model option, a model of the wrong kind.
 VALID: dict[str, list[dict]] = {
     "quickstart": [{"minutes": "0.01", "out": "quickstart", "skip_tokenizers": True}],
-    "tokenizer train": [{"kind": "bpe", "vocab_size": "300", "out": "tok.json", "files": ["{text}"]}],
+    "tokenizer train": [
+        {"kind": "bpe", "vocab_size": "300", "out": "tok.json", "files": ["{text}"]},
+        {"kind": "charbpe", "vocab_size": "100", "out": "tok.json", "files": ["{text}"]},
+        {"kind": "unigram", "vocab_size": "100", "out": "tok.json", "files": ["{text}"]},
+    ],
     "tokenizer encode": [{"tokenizer": "{gpt}/tokenizer.json", "text": "the cat"}],
     "tokenizer compare": [{"vocab_size": "300", "min_frequency": "1", "files": ["{text}"]}],
     "embed train": [

@@ -19,6 +19,7 @@ from lmforge.tokenizers.char import CharTokenizer
 from lmforge.tokenizers.charbpe import CharBPETokenizer
 from lmforge.tokenizers.hf import load_tokenizer, tokenizer_from_str
 from lmforge.tokenizers.stream import DecodeStream
+from lmforge.tokenizers.unigram import UnigramTokenizer
 from lmforge.tokenizers.word import WordTokenizer
 from lmforge.tokenizers.wordpiece import BERT_SPECIAL_TOKENS, WordPieceTokenizer
 
@@ -28,6 +29,7 @@ KINDS: dict[str, type[Tokenizer]] = {
     "bpe": BPETokenizer,
     "wordpiece": WordPieceTokenizer,
     "charbpe": CharBPETokenizer,
+    "unigram": UnigramTokenizer,
 }
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "Padding",
     "Tokenizer",
     "Truncation",
+    "UnigramTokenizer",
     "WordPieceTokenizer",
     "WordTokenizer",
     "load_tokenizer",
