@@ -863,8 +863,8 @@ class IncrementalDecoder:
 class Completion:
     token_ids: list[int]  # the new tokens, up to and including the one that ended the sequence
     finish_reason: str  # "stop": EOS or a stop string; "length": max_new_tokens reached
-    drafted_tokens: int = 0  # speculative decoding: draft tokens proposed for this sequence
-    accepted_tokens: int = 0  # of them, those the model agreed with
+    drafted_tokens: int | None = None  # speculative decoding: draft tokens proposed (None: it did not run)
+    accepted_tokens: int | None = None  # of them, those the model agreed with
 
     @property
     def acceptance_rate(self) -> float | None:
