@@ -85,6 +85,13 @@ VALID: dict[str, list[dict]] = {
     "generate": [
         {"model": "{gpt}", "prompt": "the", "max_new_tokens": "3", "wrong": {"model": "{bert}"}},
         {"model": "{gpt}", "prompts": "{text}", "max_new_tokens": "3", "wrong": {"model": "{lstm}"}},
+        {
+            "model": "{gpt}",
+            "prompt": "the",
+            "max_new_tokens": "3",
+            "draft": "{gpt}",
+            "wrong": {"draft": "{bert}"},
+        },
     ],
     "attention": [{"model": "{gpt}", "text": "the cat", "out": "attn.png", "wrong": {"model": "{lstm}"}}],
     "convert": [
@@ -95,6 +102,13 @@ VALID: dict[str, list[dict]] = {
     "classify": [{"model": "{classifier}", "file": "{text}", "wrong": {"model": "{gpt}"}}],
     "translate": [
         {"model": "{seq2seq}", "file": "{text}", "max_new_tokens": "3", "wrong": {"model": "{gpt}"}},
+        {
+            "model": "{seq2seq}",
+            "file": "{text}",
+            "num_beams": "1",
+            "draft": "{seq2seq}",
+            "wrong": {"draft": "{gpt}"},
+        },
     ],
     "answer": [
         {"model": "{qa}", "context": "{text}", "question": ["who sat?"], "wrong": {"model": "{classifier}"}},

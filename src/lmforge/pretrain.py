@@ -70,6 +70,8 @@ class PretrainConfig:
     fit_steps_to_minutes: bool = False  # set train.max_steps from a measured step time so that the cosine
     # schedule ends when train.max_minutes does (a run that is cut off mid-schedule never decays its rate);
     # the loop then keeps the end on the budget as the pace changes (train.schedule_follows_time)
+    draft_for: str | None = None  # a model directory this run trains a speculative-decoding draft for: the
+    # run uses its tokenizer (a draft must), and its generation.json then names this run's model/ as draft
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -342,6 +344,32 @@ def model_card(config: PretrainConfig, files: list[Path], result, num_parameters
     return "\n".join(lines) + "\n"
 
 
+def draft_settings(config: PretrainConfig) -> PretrainConfig:
+    """A draft trains as a causal LM on the tokenizer of the model it drafts for (`draft_for`)."""
+    from lmforge.model.checkpoint import read_config
+
+    target = Path(config.draft_for)
+    tokenizer = target / "tokenizer.json"
+    if not tokenizer.is_file():
+        raise ConfigError(f"draft_for: {target} is not a model directory with a tokenizer.json")
+    if config.objective != "clm" or read_config(target).architecture != "decoder":
+        raise ConfigError(f"draft_for: a draft is a causal LM for a decoder; {target} is not a decoder")
+    if config.tokenizer.path and Path(config.tokenizer.path).resolve() != tokenizer.resolve():
+        raise ConfigError("draft_for: a draft uses its model's tokenizer; leave tokenizer.path unset")
+    return dataclasses.replace(config, tokenizer=dataclasses.replace(config.tokenizer, path=str(tokenizer)))
+
+
+def name_draft(target: Path, draft_dir: Path, log=print) -> None:
+    """Write the draft into the target's generation.json (a path relative to the target directory)."""
+    import os
+
+    from lmforge.generate import GenerationConfig
+
+    relative = os.path.relpath(draft_dir.resolve(), target.resolve())
+    GenerationConfig.load(target).replace(draft=relative).save(target)
+    log(f"draft: {target}/generation.json now names {relative} as its draft")
+
+
 def _quiet(*args, **kwargs) -> None:
     """The log of ranks other than 0: one copy of each line is enough."""
 
@@ -354,6 +382,8 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     from lmforge.train.loop import train
 
     files = corpus_files(config.data)  # fails before any work if a path is wrong
+    if config.draft_for:
+        config = draft_settings(config)
     if config.model.init_from:
         from lmforge.model_source import require_source_kind
 
@@ -422,6 +452,8 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
             final.load_state_dict(result.full_state_dict)
         save_final_model(final, config, out, out / "tokenizer.json", card)
         (out / "README.md").write_text(card)
+        if config.draft_for:
+            name_draft(Path(config.draft_for), model_dir, log)
     return PretrainResult(
         out=out,
         model_dir=model_dir,
