@@ -85,6 +85,13 @@ VALID: dict[str, list[dict]] = {
     "generate": [
         {"model": "{gpt}", "prompt": "the", "max_new_tokens": "3", "wrong": {"model": "{bert}"}},
         {"model": "{gpt}", "prompts": "{text}", "max_new_tokens": "3", "wrong": {"model": "{lstm}"}},
+        {
+            "model": "{gpt}",
+            "prompt": "the",
+            "max_new_tokens": "3",
+            "draft": "{gpt}",
+            "wrong": {"draft": "{bert}"},
+        },
     ],
     "attention": [{"model": "{gpt}", "text": "the cat", "out": "attn.png", "wrong": {"model": "{lstm}"}}],
     "convert": [
@@ -95,6 +102,13 @@ VALID: dict[str, list[dict]] = {
     "classify": [{"model": "{classifier}", "file": "{text}", "wrong": {"model": "{gpt}"}}],
     "translate": [
         {"model": "{seq2seq}", "file": "{text}", "max_new_tokens": "3", "wrong": {"model": "{gpt}"}},
+        {
+            "model": "{seq2seq}",
+            "file": "{text}",
+            "num_beams": "1",
+            "draft": "{seq2seq}",
+            "wrong": {"draft": "{gpt}"},
+        },
     ],
     "answer": [
         {"model": "{qa}", "context": "{text}", "question": ["who sat?"], "wrong": {"model": "{classifier}"}},
@@ -159,7 +173,21 @@ VALID: dict[str, list[dict]] = {
     "summarize eval": [
         {"method": ["textrank"], "data": "{summaries}", "embedder": "{bert}", "wrong": {"embedder": "{gpt}"}},
     ],
-    "serve": [{"model": ["{gpt}"], "port": "0"}],  # --model is repeatable (append): a list
+    "analyze": [
+        {
+            "classifier": "{classifier}",
+            "embedder": "{bert}",
+            "files": ["{text}"],
+            "topics": "2",
+            "out": "report",
+            "quiet": True,
+            "wrong": {"classifier": "{gpt}", "embedder": "{gpt}"},
+        },
+    ],  # fmt: skip
+    "serve": [
+        {"model": ["{gpt}"], "port": "0"},  # --model is repeatable (append): a list
+        {"index": "{index}", "reader": "{qa}", "port": "0", "wrong": {"reader": "{bert}"}},
+    ],
     "humaneval create": [
         {
             "name": "t",
