@@ -4,7 +4,8 @@ Protocol (issue #3): wikitext-2 train, vocabulary 8192, one process, one thread 
 (TOKENIZERS_PARALLELISM=false, RAYON_NUM_THREADS=1), interleaved, medians of >= 5 repetitions. Every
 repetition encodes a slice of the corpus no earlier repetition has seen (lmforge's per-word cache is warmed
 on a separate slice first; it never remembers whole inputs). Encoding = `encode_batch(lines)` then reading
-the ids of every line; a second figure also reads tokens and offsets.
+the ids of every line; a second figure also reads tokens and offsets. Training (BPE, CharBPE, Unigram):
+the whole corpus, interleaved with HF's trainer, medians; Unigram's held-out length is valid.txt's.
 
     python benchmarks/tokenizers.py            # writes its section of benchmarks/RESULTS.md
     python benchmarks/tokenizers.py --quick    # fewer, smaller repetitions; prints only
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import resource
@@ -35,7 +37,7 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from lmforge.tokenizers import BPETokenizer, load_tokenizer  # noqa: E402
+from lmforge.tokenizers import BPETokenizer, CharBPETokenizer, UnigramTokenizer, load_tokenizer  # noqa: E402
 from lmforge.tokenizers.bpe import CHAR_TO_BYTE, GPT2_PATTERN  # noqa: E402
 
 DATA = Path(os.environ.get("LMFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -77,6 +79,9 @@ def hf_wordpiece_train(lines: list[str]) -> hf.Tokenizer:
     return tok
 
 
+UNIGRAM_SPECIALS = ["<pad>", "</s>", "<unk>"]
+
+
 def hf_unigram_train(lines: list[str]) -> hf.Tokenizer:
     """T5-style SentencePiece Unigram (NFKC, Metaspace), trained by HF's UnigramTrainer."""
     tok = hf.Tokenizer(models.Unigram())
@@ -84,10 +89,34 @@ def hf_unigram_train(lines: list[str]) -> hf.Tokenizer:
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
     trainer = trainers.UnigramTrainer(
-        vocab_size=VOCAB, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
+        vocab_size=VOCAB, special_tokens=UNIGRAM_SPECIALS, unk_token="<unk>", show_progress=False
     )
     tok.train_from_iterator(lines, trainer)
     return tok
+
+
+def ours_unigram_train(lines: list[str]) -> UnigramTokenizer:
+    return UnigramTokenizer.train(lines, vocab_size=VOCAB, special_tokens=UNIGRAM_SPECIALS)
+
+
+def hf_charbpe_train(lines: list[str]) -> hf.Tokenizer:
+    tok = hf.CharBPETokenizer()
+    tok.train_from_iterator(lines, vocab_size=VOCAB, min_frequency=2, show_progress=False)
+    return tok
+
+
+def interleaved(reps: int, first, second) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """(wall, CPU) seconds of `first` and `second`, `reps` times each, alternating which goes first."""
+    a: list[tuple[float, float]] = []
+    b: list[tuple[float, float]] = []
+    for rep in range(reps):
+        if rep % 2 == 0:
+            a.append(timed(first))
+            b.append(timed(second))
+        else:
+            b.append(timed(second))
+            a.append(timed(first))
+    return a, b
 
 
 def tiktoken_from(tok: BPETokenizer) -> tiktoken.Encoding:
@@ -153,7 +182,8 @@ def run(quick: bool) -> str:
     theirs_bpe = hf_bpe_train(train_lines)
     same_merges = ours_bpe.get_vocab() == theirs_bpe.get_vocab()
     theirs_wp = hf_wordpiece_train(train_lines)
-    theirs_uni = hf_unigram_train(train_lines[: len(train_lines) // 4])  # HF's Unigram trainer is slow
+
+    theirs_uni = hf_unigram_train(train_lines[: len(train_lines) // 4])  # as in earlier runs
     folder = Path(tempfile.mkdtemp())
     theirs_bpe.save(str(folder / "bpe.json"))
     theirs_wp.save(str(folder / "wp.json"))
@@ -244,6 +274,33 @@ def run(quick: bool) -> str:
             wall, cpu = timed(lambda t=fresh, s=shifted, w=workers: t.encode_batch(s, num_workers=w))
             parallel[workers].append((wall, cpu, children_cpu() - before))
 
+    # --- CharBPE and Unigram training: the whole corpus, interleaved; after the encoding runs, so that
+    # those run in the same state of the process as before these rows existed ---------------------------------------
+    # a warm-up that prunes (every kernel runs): numba's kernels compiled, or loaded, before timing
+    UnigramTokenizer.train(train_lines[:2000], vocab_size=500)
+    train_reps = 3 if not quick else 1
+    charbpe_ours, charbpe_hf = interleaved(
+        train_reps,
+        lambda: CharBPETokenizer.train(train_lines, vocab_size=VOCAB),
+        lambda: hf_charbpe_train(train_lines),
+    )
+    uni_ours, uni_hf = interleaved(
+        train_reps, lambda: ours_unigram_train(train_lines), lambda: hf_unigram_train(train_lines)
+    )
+    print(
+        f"charbpe train: lmforge {charbpe_ours}  HF {charbpe_hf}; unigram: {uni_ours}  HF {uni_hf}",
+        flush=True,
+    )
+    charbpe_same = set(CharBPETokenizer.train(train_lines, vocab_size=VOCAB).merges) == {
+        tuple(m) for m in json.loads(hf_charbpe_train(train_lines).to_str())["model"]["merges"]
+    }
+    ours_uni_trained = ours_unigram_train(train_lines)
+    theirs_uni_trained = hf_unigram_train(train_lines)
+    held_out = (DATA / "wikitext-2" / "valid.txt").read_text(encoding="utf-8").splitlines()
+    held_out_ours = sum(len(e.ids) for e in ours_uni_trained.encode_batch(held_out, add_special_tokens=False))
+    held_out_hf = sum(len(e.ids) for e in theirs_uni_trained.encode_batch(held_out, add_special_tokens=False))
+    same_pieces = set(ours_uni_trained.get_vocab()) == set(theirs_uni_trained.get_vocab())
+
     med = {k: statistics.median(v) for k, v in rates.items()}
     wall_med = {k: statistics.median(v) for k, v in wall_rates.items()}
     train_wall = [statistics.median(t[0] for t in runs) for runs in (train_ours, train_hf)]
@@ -288,12 +345,33 @@ def run(quick: bool) -> str:
         f"| BPE training time (lower is better) | {train_cpu[0]:.2f} s | HF {train_cpu[1]:.2f} s | "
         f"**{train_cpu[0] / train_cpu[1]:.2f}×** time | {train_wall[0] / train_wall[1]:.2f}× | ≤ 2× |"
     )
+    for what, ours_runs, hf_runs in (
+        ("CharBPE training time (`</w>`; lower is better)", charbpe_ours, charbpe_hf),
+        ("Unigram training time (EM; lower is better)", uni_ours, uni_hf),
+    ):
+        cpu = [statistics.median(t[1] for t in runs) for runs in (ours_runs, hf_runs)]
+        wall = [statistics.median(t[0] for t in runs) for runs in (ours_runs, hf_runs)]
+        report.append(
+            f"| {what} | {cpu[0]:.2f} s | HF {cpu[1]:.2f} s | **{cpu[0] / cpu[1]:.2f}×** time | "
+            f"{wall[0] / wall[1]:.2f}× | — |"
+        )
+    report.append(
+        f"| Unigram held-out length (valid.txt, tokens; vocabularies trained by each) | {held_out_ours:,} | "
+        f"HF {held_out_hf:,} | **{held_out_ours / held_out_hf:.4f}×** | — | within 1% |"
+    )
     report.append("")
     report.append(
         f"- Trained BPE vocabularies and merges identical to HF's: **{same_merges}**. Encoded ids identical to HF "
-        "(BPE, WordPiece and Unigram) on every measured slice (asserted). The Unigram model is HF's, trained "
-        "on a quarter of the corpus and read by lmforge. tiktoken built from the same merges gives the "
-        f"same ids on {100 * statistics.mean(agree_tiktoken):.1f}% of lines."
+        "(BPE, WordPiece and Unigram) on every measured slice (asserted). The Unigram model of the encode "
+        "row is HF's, trained on a quarter of the corpus and read by lmforge. tiktoken built from the same merges "
+        f"gives the same ids on {100 * statistics.mean(agree_tiktoken):.1f}% of lines."
+    )
+    report.append(
+        f"- Training rows: medians of {len(uni_ours)} interleaved runs on the whole corpus, one thread each "
+        f"(HF: RAYON_NUM_THREADS=1). CharBPE merges the same as HF's (as a set; HF orders ties by a hash): "
+        f"**{charbpe_same}**. Unigram: the same pieces as HF's trained vocabulary: **{same_pieces}**; "
+        "lmforge's kernels (numba) were compiled by a warm-up run first, as a second training in a process "
+        "finds them (a first training on a fresh install also compiles them: about 10 s of CPU)."
     )
     one = [statistics.median(r[i] for r in parallel[1]) for i in range(3)]
     two = [statistics.median(r[i] for r in parallel[2]) for i in range(3)]

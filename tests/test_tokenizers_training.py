@@ -96,7 +96,7 @@ def test_charbpe_hf_file_reads_as_charbpe(lines):
 UNIGRAM_SPECIALS = ["<pad>", "</s>", "<unk>"]  # T5's: the unknown piece is not first
 
 
-def hf_unigram(train: list[str], vocab_size: int, specials=UNIGRAM_SPECIALS) -> hf.Tokenizer:
+def hf_unigram(train: list[str], vocab_size: int, specials=UNIGRAM_SPECIALS, **options) -> hf.Tokenizer:
     """SentencePiece's stages (NFKC, Metaspace) and HF's UnigramTrainer with its defaults."""
     from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
@@ -105,7 +105,7 @@ def hf_unigram(train: list[str], vocab_size: int, specials=UNIGRAM_SPECIALS) -> 
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
     trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False
+        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False, **options
     )
     tok.train_from_iterator(train, trainer)
     return tok
@@ -154,6 +154,16 @@ def test_unigram_training_options():
         UnigramTokenizer.train(texts, vocab_size=13, special_tokens=["<s>", "</s>"])
     with pytest.raises(LmforgeError, match="empty corpus"):
         UnigramTokenizer.train(["", ""], vocab_size=100)
+
+
+def test_unigram_training_with_hfs_options(lines):
+    """Longer pieces and a gentler pruning, as HF's trainer takes them: the same held-out length."""
+    train, held_out = lines[:600], lines[-300:]
+    options = {"max_piece_length": 24, "shrinking_factor": 0.6, "n_sub_iterations": 3}
+    theirs = hf_unigram(train, 600, **options)
+    ours = UnigramTokenizer.train(train, vocab_size=600, special_tokens=UNIGRAM_SPECIALS, **options)
+    mine, reference = encoded_length(ours, held_out), encoded_length(theirs, held_out)
+    assert abs(mine - reference) <= 0.01 * reference, (mine, reference)
 
 
 @pytest.mark.slow

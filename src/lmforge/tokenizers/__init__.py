@@ -1,7 +1,7 @@
-"""Tokenization: text → tokens → ids, and back. Four kinds behind one interface.
+"""Tokenization: text → tokens → ids, and back. Six kinds behind one interface.
 
     from lmforge.tokenizers import BPETokenizer, Tokenizer
-    tok = BPETokenizer.train(lines, vocab_size=8192)       # also CharTokenizer, WordTokenizer, WordPieceTokenizer
+    tok = BPETokenizer.train(lines, vocab_size=8192)       # also Char-, Word-, WordPiece-, CharBPE-, UnigramTokenizer
     enc = tok.encode("Frog on a log.")                     # Encoding: ids, tokens, offsets, type_ids, ...
     tok.decode(enc.ids)                                    # 'Frog on a log.'
     tok.save("tok.json")                                   # HF tokenizer.json + tok.vocab.txt for people

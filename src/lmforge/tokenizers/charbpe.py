@@ -103,7 +103,12 @@ class CharBPETokenizer(Tokenizer):
         check_vocab_size(vocab_size, special_tokens, 1, "character")
         normalizer = _normalizer(lowercase)
         pre_tokenizer = BertPreTokenizer()
-        counter = count_words(texts, lambda text: pre_tokenizer.words(normalizer.normalize(text)[0]))
+
+        def words(text: str) -> list[str]:  # line by line: the same text (BERT's rules are per character),
+            lines = text.splitlines(keepends=True)  # without the alignment a long non-ASCII text costs
+            return pre_tokenizer.words("".join([normalizer.normalize(line)[0] for line in lines]))
+
+        counter = count_words(texts, words)
         characters: Counter = Counter()
         for word, count in counter.items():
             for char in word:

@@ -193,7 +193,11 @@ class UnigramTokenizer(Tokenizer):
         normalizer, metaspace = UnicodeNormalizer("NFKC"), Metaspace()
 
         def words(text: str) -> list[str]:
-            text = normalizer.normalize(text)[0].replace(" ", metaspace.replacement)
+            # NFKC line by line: the same text (the normalizer works per character cluster, and a line
+            # break starts one), without the alignment a long non-NFKC text would cost
+            lines = text.splitlines(keepends=True)
+            text = "".join([normalizer.normalize(line)[0] for line in lines])
+            text = text.replace(" ", metaspace.replacement)
             if text and text[0] != metaspace.replacement:
                 text = metaspace.replacement + text  # prepend_scheme "always", as HF's pre-tokenizer
             return metaspace.words(text)

@@ -23,8 +23,8 @@ The steps, on the distinct words of the corpus (each with its count):
 The seeds come from a suffix array of the distinct words joined by "\\0" (as SentencePiece's), and the
 lattices are built with them, once (pieces only ever leave the vocabulary); the E-step, Viterbi and
 second-best kernels run over those flat arrays in numba. Where HF's choices are arbitrary (the order of a hash
-map), lmforge sorts; the result is not HF's vocabulary piece for piece, but on held-out text it encodes
-within 1% of the length HF's does (tests/test_tokenizers_training.py, benchmarks/tokenizers.py).
+map), lmforge sorts; so the result need not be HF's vocabulary piece for piece (on wikitext-2 it is), and
+on held-out text it encodes within 1% of the length HF's does (tests/test_tokenizers_training.py, benchmarks/tokenizers.py).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Lattices:
 
     def __init__(self, words: list[str], counts: np.ndarray, positions: np.ndarray, lengths: np.ndarray,
                  seeds: np.ndarray, word_begin: np.ndarray, position_word: np.ndarray, n_seeds: int):  # fmt: skip
-        order = np.argsort(positions * 64 + lengths)
+        order = np.lexsort((lengths, positions))
         positions, lengths, seeds = positions[order], lengths[order], seeds[order]
         node_word = position_word[positions]
         self.word_ptr = np.concatenate([[0], np.cumsum(np.bincount(node_word, minlength=len(words)))])
@@ -354,15 +354,15 @@ def _viterbi_counts(word_ptr, node_start, node_length, node_seed, word_length, c
 
 @numba.njit(cache=True)
 def _alternatives(piece_seed, occurrence, occurrence_start, seed_length, word_ptr, node_start,
-                  node_length, node_seed, seed_to_piece, scores, unk_score):  # fmt: skip
+                  node_length, node_seed, seed_to_piece, scores, unk_score, max_length):  # fmt: skip
     """For each piece: whether it is its own best cut (`own_best`) and, if so and it is longer than one
     character, the pieces of its second-best cut (CSR: `ptr`, `ids`) — what its occurrences would become
     without it."""
     n_pieces = len(piece_seed)
     own_best = np.ones(n_pieces, np.bool_)
     ptr = np.zeros(n_pieces + 1, np.int64)
-    ids = np.empty(n_pieces * 16, np.int32)
-    size = 16 * 17
+    ids = np.empty(n_pieces * max_length, np.int32)  # a cut of a piece has at most max_length pieces
+    size = max_length * (max_length + 3) // 2  # nodes inside one piece, unknown ones included
     starts = np.empty(size, np.int32)
     ends = np.empty(size, np.int32)
     pieces = np.empty(size, np.int32)
@@ -484,7 +484,7 @@ def _prune(
     )
     own_best, ptr, ids = _alternatives(
         piece_seed, lattices.occurrence, lattices.occurrence_start, seed_length, *arrays, seed_to_piece,
-        scores, unk_score,
+        scores, unk_score, int(seed_length.max()),
     )  # fmt: skip
     total = frequency.sum()
     n_alternatives = np.diff(ptr)
