@@ -28,6 +28,7 @@ class Texts:
     dates: list[str | None] | None  # None when no date column was asked for
     groups: list[str | None] | None
     files: list[str]
+    places: list[str] = field(default_factory=list)  # FILE:LINE of each text, for messages
     text_columns: dict[str, str] = field(default_factory=dict)  # file -> the column its texts came from
     blank: int = 0  # rows left out because their text was blank
 
@@ -41,6 +42,7 @@ def read_texts(paths: Sequence[str | os.PathLike], *, text_column: str | None = 
     for path in files:  # a bad byte anywhere fails before any work
         check_utf8(path)
     texts: list[str] = []
+    places: list[str] = []
     dates: list[str | None] | None = [] if date_column else None
     groups: list[str | None] | None = [] if group_column else None
     chosen: dict[str, str] = {}
@@ -65,6 +67,7 @@ def read_texts(paths: Sequence[str | os.PathLike], *, text_column: str | None = 
                 blank += 1
                 continue
             texts.append(text.strip())
+            places.append(where)
             if dates is not None:
                 dates.append(_cell(record, date_column, where, "--date-column"))
             if groups is not None:
@@ -75,7 +78,7 @@ def read_texts(paths: Sequence[str | os.PathLike], *, text_column: str | None = 
         names = ", ".join(str(p) for p in files[:3]) + (" ..." if len(files) > 3 else "")
         raise CorpusError(f"{names}: no text (empty); expected one text per line, or CSV/TSV/JSONL rows with a "
                           "text column")  # fmt: skip
-    return Texts(texts, dates, groups, [str(p) for p in files], chosen, blank)
+    return Texts(texts, dates, groups, [str(p) for p in files], places, chosen, blank)
 
 
 def _names(record: dict) -> str:

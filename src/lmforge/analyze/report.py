@@ -87,7 +87,7 @@ def analyze_texts(
     distinct_topic, centres = cluster(vectors, k, weights=counts, seed=seed)
     topic_of = [int(distinct_topic[member_of[i]]) for i in range(len(texts))]
     keywords = topic_keywords(distinct, distinct_topic, k, weights=counts)
-    names = [", ".join(words[:3]) for words in keywords]
+    names = [", ".join(words[:3]) or f"topic {topic}" for topic, words in enumerate(keywords)]
     leader = near_duplicates(vectors, distinct_topic)
     merged = np.bincount(leader, weights=counts, minlength=len(distinct))  # texts each kept text stands for
 
