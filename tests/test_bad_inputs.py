@@ -41,7 +41,11 @@ SIGNED = {("attention", "--layer"), ("embed contextual", "--layer")}  # negative
 # the (empty) working directory of the case. `wrong` gives, per model option, a model of the wrong kind.
 VALID: dict[str, list[dict]] = {
     "quickstart": [{"minutes": "0.01", "out": "quickstart", "skip_tokenizers": True}],
-    "tokenizer train": [{"kind": "bpe", "vocab_size": "300", "out": "tok.json", "files": ["{text}"]}],
+    "tokenizer train": [
+        {"kind": "bpe", "vocab_size": "300", "out": "tok.json", "files": ["{text}"]},
+        {"kind": "charbpe", "vocab_size": "100", "out": "tok.json", "files": ["{text}"]},
+        {"kind": "unigram", "vocab_size": "100", "out": "tok.json", "files": ["{text}"]},
+    ],
     "tokenizer encode": [{"tokenizer": "{gpt}/tokenizer.json", "text": "the cat"}],
     "tokenizer compare": [{"vocab_size": "300", "min_frequency": "1", "files": ["{text}"]}],
     "embed train": [
@@ -81,6 +85,13 @@ VALID: dict[str, list[dict]] = {
     "generate": [
         {"model": "{gpt}", "prompt": "the", "max_new_tokens": "3", "wrong": {"model": "{bert}"}},
         {"model": "{gpt}", "prompts": "{text}", "max_new_tokens": "3", "wrong": {"model": "{lstm}"}},
+        {
+            "model": "{gpt}",
+            "prompt": "the",
+            "max_new_tokens": "3",
+            "draft": "{gpt}",
+            "wrong": {"draft": "{bert}"},
+        },
     ],
     "attention": [{"model": "{gpt}", "text": "the cat", "out": "attn.png", "wrong": {"model": "{lstm}"}}],
     "convert": [
@@ -91,6 +102,13 @@ VALID: dict[str, list[dict]] = {
     "classify": [{"model": "{classifier}", "file": "{text}", "wrong": {"model": "{gpt}"}}],
     "translate": [
         {"model": "{seq2seq}", "file": "{text}", "max_new_tokens": "3", "wrong": {"model": "{gpt}"}},
+        {
+            "model": "{seq2seq}",
+            "file": "{text}",
+            "num_beams": "1",
+            "draft": "{seq2seq}",
+            "wrong": {"draft": "{gpt}"},
+        },
     ],
     "answer": [
         {"model": "{qa}", "context": "{text}", "question": ["who sat?"], "wrong": {"model": "{classifier}"}},
@@ -166,7 +184,10 @@ VALID: dict[str, list[dict]] = {
             "wrong": {"classifier": "{gpt}", "embedder": "{gpt}"},
         },
     ],  # fmt: skip
-    "serve": [{"model": ["{gpt}"], "port": "0"}],  # --model is repeatable (append): a list
+    "serve": [
+        {"model": ["{gpt}"], "port": "0"},  # --model is repeatable (append): a list
+        {"index": "{index}", "reader": "{qa}", "port": "0", "wrong": {"reader": "{bert}"}},
+    ],
     "humaneval create": [
         {
             "name": "t",

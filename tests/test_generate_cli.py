@@ -141,3 +141,78 @@ def test_an_encoder_is_refused_in_one_line(cli, tmp_path):
     code, out, err = cli("generate", "--model", tmp_path / "bert", "--prompt", "def")
     assert code == 2 and out == "" and len(err.splitlines()) == 1
     assert f"--model {tmp_path / 'bert'}: an encoder model (head 'mlm') cannot generate text" in err
+
+
+@pytest.fixture(scope="module")
+def draft_dir(model_dir, tmp_path_factory):
+    """A smaller model on the same tokenizer: a speculative-decoding draft for `model_dir`."""
+    from lmforge.model import build_model, preset
+
+    torch.manual_seed(1)
+    config = preset("gpt-tiny", vocab_size=300, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_positions=64)
+    directory = tmp_path_factory.mktemp("gen-draft") / "draft"
+    build_model(config).save(directory, tokenizer=model_dir / "tokenizer.json")
+    return directory
+
+
+def test_speculative_options_give_the_same_text_and_an_acceptance_rate(model_dir, draft_dir, cli, tmp_path):
+    base = ["generate", "--model", model_dir, "--max-new-tokens", "30", "--temperature", "0", "--json"]
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("def fib(n):\n café naïve\n")
+    code, out, err = cli(*base, "--prompts", prompts)
+    assert code == 0, err
+    plain = [json.loads(line) for line in out.splitlines()]
+    assert "acceptance_rate" not in plain[0]
+    for extra in (["--draft", draft_dir, "--num-speculative-tokens", "3"], ["--prompt-lookup", "5"]):
+        code, out, err = cli(*base, "--prompts", prompts, "--batch-size", "2", *extra)
+        assert code == 0, err
+        records = [json.loads(line) for line in out.splitlines()]
+        assert [r["token_ids"] for r in records] == [p["token_ids"] for p in plain], extra
+        for record in records:
+            assert record["drafted_tokens"] >= record["accepted_tokens"] >= 0
+            if record["drafted_tokens"]:
+                assert record["acceptance_rate"] == record["accepted_tokens"] / record["drafted_tokens"]
+    code, streamed, err = cli(*base[:-1], "--prompt", "def fib(n):", "--stream", "--draft", draft_dir)
+    assert code == 0 and streamed.rstrip("\n") == "def fib(n):" + plain[0]["text"]
+
+
+def test_generation_json_names_a_draft_relative_to_the_model(model_dir, draft_dir, cli, tmp_path):
+    import shutil
+
+    from lmforge.generate import GenerationConfig
+
+    target = tmp_path / "target"
+    shutil.copytree(model_dir, target)
+    shutil.copytree(draft_dir, tmp_path / "draft")
+    GenerationConfig(temperature=0, max_new_tokens=12, draft="../draft").save(target)
+    code, out, err = cli("generate", "--model", target, "--prompt", "def ", "--json")
+    assert code == 0, err
+    assert json.loads(out)["drafted_tokens"] > 0
+    code, out, err = cli("generate", "--model", target, "--prompt", "def ", "--json", "--prompt-lookup", "3")
+    assert code == 0, err  # prompt lookup replaces the default draft rather than clashing with it
+
+
+def test_a_draft_on_another_tokenizer_is_refused_in_one_line(model_dir, cli, tmp_path):
+    from lmforge.model import build_model, preset
+    from lmforge.tokenizers import BPETokenizer
+
+    tokenizer = BPETokenizer.train(CORPUS[::-1], vocab_size=280)
+    tokenizer.save(tmp_path / "tok.json")
+    config = preset("gpt-tiny", vocab_size=tokenizer.vocab_size, d_model=16, n_layers=1, n_heads=2, d_ff=32)
+    build_model(config).save(tmp_path / "other", tokenizer=tmp_path / "tok.json")
+    code, _, err = cli(
+        "generate",
+        "--model",
+        model_dir,
+        "--prompt",
+        "def ",
+        "--max-new-tokens",
+        "5",
+        "--draft",
+        tmp_path / "other",
+    )
+    assert code != 0 and "tokenizer" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli(
+        "generate", "--model", model_dir, "--prompt", "x", "--draft", model_dir, "--num-beams", "2"
+    )
+    assert code != 0 and "beam search" in err

@@ -301,3 +301,46 @@ def test_init_from_a_hugging_face_checkpoint_or_a_package(shared_data, tmp_path)
         ConfigError, match="cannot continue mlm pre-training; it needs an encoder with head 'mlm'"
     ):
         pretrain(package, log=lambda *_: None)
+
+
+def test_draft_for_trains_a_draft_on_the_target_tokenizer_and_names_it(shared_data, tmp_path):
+    """`draft_for=DIR` (configs/gpt-code-stdlib-draft.yaml): the run uses DIR's tokenizer, and DIR's
+    generation.json then names the draft, relative to DIR; speculative greedy with it = plain greedy."""
+    import torch
+
+    from lmforge.generate import GenerationConfig, generate
+    from lmforge.model import load
+
+    wiki = tmp_path / "wiki.txt"
+    wiki.write_text((shared_data / "wikitext-2" / "train.txt").read_text()[:40_000])
+    common = [
+        f"data.files=[{wiki}]",
+        "tokenizer.vocab_size=300",
+        "block_size=32",
+        "train.max_minutes=null",
+        "train.max_steps=4",
+        "train.batch_size=4",
+        "train.eval_batches=1",
+        "train.progress=false",
+    ]
+
+    def run(*overrides):
+        return pretrain(load_config(PretrainConfig, None, [*common, *overrides]), log=lambda *_: None)
+
+    small = "model.changes={{d_model: {0}, n_layers: 1, n_heads: 2, d_ff: {1}, max_positions: 64}}"
+    target = run(f"out={tmp_path / 'target'}", small.format(32, 64))
+    GenerationConfig(max_new_tokens=7).save(target.model_dir)  # settings the draft's name joins
+    draft = run(f"out={tmp_path / 'draft'}", f"draft_for={target.model_dir}", small.format(16, 32))
+    assert (draft.model_dir / "tokenizer.json").read_text() == (
+        target.model_dir / "tokenizer.json"
+    ).read_text()
+    settings = GenerationConfig.load(target.model_dir)
+    assert settings.draft == "../../draft/model" and settings.max_new_tokens == 7
+    config = GenerationConfig(max_new_tokens=20, temperature=0)
+    ids = torch.tensor([[5, 9, 12]])
+    plain = generate(load(target.model_dir), ids, config).sequences
+    assert torch.equal(
+        generate(load(target.model_dir), ids, config, draft_model=load(draft.model_dir)).sequences, plain
+    )
+    with pytest.raises(ConfigError, match="not a model directory"):
+        run(f"out={tmp_path / 'bad'}", f"draft_for={tmp_path}")

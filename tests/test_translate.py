@@ -426,3 +426,23 @@ def test_translate_command_errors(cli, scratch_run, tmp_path):
     assert code == 2 and "argument --num-beams: must be at least 1, got 0" in err
     code, _, err = cli("translate", "--model", scratch_run.model_dir, "--file", tmp_path / "absent.txt")
     assert code == 2 and "--file " in err and "absent.txt: no such file" in err
+
+
+def test_translate_command_decodes_speculatively(scratch_run, cli):
+    """--draft (the model itself here: every draft token is kept) and --prompt-lookup give the greedy
+    translations, with the acceptance rate in --json."""
+    model_dir = scratch_run.model_dir
+    texts = ["How are you?", "I like cats very much, and I have three of them at home."]
+    base = ["translate", "--model", model_dir, "--num-beams", "1", "--max-new-tokens", "12", "--json", *texts]
+    code, out, _ = cli(*base)
+    plain = [json.loads(line) for line in out.splitlines()]
+    code, out, err = cli(*base, "--draft", model_dir, "--num-speculative-tokens", "3")
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["translation"] for r in records] == [p["translation"] for p in plain]
+    assert all(r["acceptance_rate"] == 1.0 for r in records)
+    code, out, err = cli(*base, "--prompt-lookup", "3")
+    assert code == 0, err
+    assert [json.loads(line)["token_ids"] for line in out.splitlines()] == [p["token_ids"] for p in plain]
+    code, _, err = cli("translate", "--model", model_dir, "--draft", model_dir, "Hi.")  # beams 2 by default
+    assert code != 0 and "beam search" in err

@@ -8,6 +8,12 @@ What is here, in the order the course meets it:
   and min-p. `process_logits` applies them in HF's order.
 - `generate` — greedy, sampling and beam search for decoder-only and encoder-decoder models, with the
   model's KV cache, batched prompts of different lengths (left padding), EOS and stop strings.
+- Speculative decoding (Leviathan et al. 2023; Chen et al. 2023): a draft proposes γ tokens, the model
+  scores them all in one forward pass, keeps the longest prefix it agrees with plus one token of its own,
+  and the KV caches roll back (`KVCache.crop`). The draft is a small model sharing the tokenizer
+  (`draft_model=`) or, with no model at all, an n-gram of the text so far found earlier in it (prompt
+  lookup, `prompt_lookup_num_tokens`). Greedy output is the plain greedy output token for token;
+  sampling keeps the model's distribution by `speculative_accept`'s rejection rule.
 - `stream` / `IncrementalDecoder` — text as it is produced, holding back a byte-level BPE token that
   ends inside a multi-byte UTF-8 character until the character is complete.
 - `complete` — many prompts (token ids) in batches, each cut where it ended, with why ("stop": EOS or a stop
@@ -53,6 +59,13 @@ class GenerationConfig:
     seed: int | None = None  # makes sampling reproducible
     chat_template: str | None = None  # Jinja2 template turning chat messages into a prompt (None: the
     # default of `lmforge.pipelines.generation`); carried over from HF by `lmforge convert --from-hf`
+    draft: str | None = None  # a draft model directory for speculative decoding (relative to the model
+    # directory in its generation.json); it must share the model's tokenizer. None = no draft
+    num_speculative_tokens: int = 4  # γ: tokens the draft proposes per round (the start, when adaptive)
+    speculative_schedule: str = "adaptive"  # "adaptive": γ + 2 after a round that kept every draft token,
+    # γ - 1 after one that did not (Hugging Face's "heuristic"); "constant": γ stays
+    prompt_lookup_num_tokens: int = 0  # > 0: draft this many tokens by prompt lookup (HF's name; 0 = off)
+    prompt_lookup_max_ngram: int = 2  # the longest n-gram prompt lookup matches (HF's default, 2)
 
     def __post_init__(self):
         if isinstance(self.eos_token_id, int):
@@ -68,6 +81,13 @@ class GenerationConfig:
             (self.repetition_penalty > 0, "repetition_penalty must be > 0 (1.0 turns it off)"),
             (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size must be >= 0"),
             (self.num_beams >= 1, "num_beams must be >= 1"),
+            (self.num_speculative_tokens >= 1, "num_speculative_tokens must be >= 1"),
+            (
+                self.speculative_schedule in ("adaptive", "constant"),
+                "speculative_schedule must be 'adaptive' or 'constant'",
+            ),
+            (self.prompt_lookup_num_tokens >= 0, "prompt_lookup_num_tokens must be >= 0 (0 turns it off)"),
+            (self.prompt_lookup_max_ngram >= 1, "prompt_lookup_max_ngram must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -179,10 +199,19 @@ class GenerationOutput:
     sequences: torch.Tensor  # (B, prompt + new): the prompt (as given, padding included) then the new tokens
     prompt_length: int  # columns of `sequences` that are the prompt (decoder-only) or the start token
     beam_scores: torch.Tensor | None = None  # (B,) length-penalised log-probability of the chosen beam
+    drafted: torch.Tensor | None = None  # speculative decoding: (B,) draft tokens proposed to each row
+    accepted: torch.Tensor | None = None  # (B,) of them the model agreed with
 
     @property
     def new_tokens(self) -> torch.Tensor:  # (B, new)
         return self.sequences[:, self.prompt_length :]
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Accepted / drafted tokens over the batch (None without speculation or with nothing drafted)."""
+        if self.drafted is None or int(self.drafted.sum()) == 0:
+            return None
+        return int(self.accepted.sum()) / int(self.drafted.sum())
 
 
 _MAX_RESERVED = 8192  # positions a cache reserves at most before decoding (it grows past them if needed)
@@ -254,6 +283,26 @@ class _Stepper:
     def reorder(self, rows: torch.Tensor) -> None:
         self.cache.reorder(rows)
 
+    def feed(self, tokens: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """Feed (N, T) tokens after those in the cache: logits (N, T, V), or (N, V) of the last one."""
+        where = None
+        if last_only:
+            where = torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
+            where[:, -1] = True
+        if self.encoder_decoder:
+            out = self.model.decode(tokens, self.memory, self.mask, cache=self.cache, logits_where=where)
+        else:
+            if self.mask is not None:
+                self.mask = torch.cat([self.mask, self.mask.new_ones(tokens.shape)], dim=1)
+            out = self.model(tokens, attention_mask=self.mask, cache=self.cache, logits_where=where)
+        return out.logits.float()
+
+    def rollback(self, length: int) -> None:
+        """Keep the first `length` positions (rejected draft tokens leave the cache and the mask)."""
+        self.cache.crop(length)
+        if not self.encoder_decoder and self.mask is not None:
+            self.mask = self.mask[:, :length]
+
 
 def is_encoder_decoder(model) -> bool:
     """Whether `model` encodes a source once and decodes from it (`encode` + `decode`), like Marian."""
@@ -320,6 +369,17 @@ def sampling_generator(config: GenerationConfig, device) -> torch.Generator | No
     return None
 
 
+def still_running(unfinished, sequences, prompt_length: int, eos_ids, config: GenerationConfig, tokenizer):
+    """Which rows are still unfinished after the last column of `sequences` (EOS, then stop strings)."""
+    if eos_ids is not None:
+        unfinished = unfinished & ~torch.isin(sequences[:, -1], eos_ids)
+    if config.stop_strings and tokenizer is not None:
+        rows = sequences[:, prompt_length:].tolist()
+        hits = [stop_string_hit(tokenizer, row, config.stop_strings) for row in rows]
+        unfinished = unfinished & ~torch.tensor(hits, device=unfinished.device)
+    return unfinished
+
+
 def _sample_steps(stepper: _Stepper, config: GenerationConfig, eos: list[int], pad: int, tokenizer):
     """Greedy or sampled decoding; yields (sequences so far, the new column) after every step."""
     sequences = stepper.start_tokens()
@@ -333,15 +393,213 @@ def _sample_steps(stepper: _Stepper, config: GenerationConfig, eos: list[int], p
         next_ids = torch.where(unfinished, next_ids, torch.full_like(next_ids, pad))
         sequences = torch.cat([sequences, next_ids[:, None]], dim=1)
         yield sequences, next_ids
-        if eos_ids is not None:
-            unfinished &= ~torch.isin(next_ids, eos_ids)
-        if config.stop_strings and tokenizer is not None:
-            rows = sequences[:, prompt_length:].tolist()
-            hits = [stop_string_hit(tokenizer, row, config.stop_strings) for row in rows]
-            unfinished &= ~torch.tensor(hits, device=unfinished.device)
+        unfinished = still_running(unfinished, sequences, prompt_length, eos_ids, config, tokenizer)
         if not bool(unfinished.any()) or step == config.max_new_tokens - 1:
             return
         logits = stepper.step(next_ids)
+
+
+# --- speculative decoding -------------------------------------------------------------------------------
+# A round: a draft proposes tokens d_1..d_g; the model reads [last token, d_1..d_g] in one forward pass,
+# which gives its distribution at g + 1 positions; the rule keeps d_1..d_n and adds one token of the
+# model's own at position n (a correction, or a bonus when all g were kept); the caches drop the rest.
+# The model's cache always holds every token but the last one, which the next round feeds first.
+
+
+def speculative_accept(
+    scores: torch.Tensor,
+    drafts: torch.Tensor,
+    draft_probs: torch.Tensor | None,
+    lengths: torch.Tensor,
+    do_sample: bool,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which draft tokens to keep, and the model's own token after them.
+
+    scores (B, g + 1, V): the model's processed scores at each draft position and one past the last;
+    drafts (B, g); draft_probs (B, g, V): the distributions the draft sampled from (None: drafts copied
+    deterministically, as prompt lookup does — a one-hot distribution); lengths (B,): real drafts per row
+    (prompt lookup may find fewer than g). Returns (accepted (B,), next (B,)): each row keeps
+    drafts[:accepted] and then `next`.
+
+    Greedy: the longest prefix equal to the model's argmax, then the argmax after it — the tokens plain
+    greedy decoding would produce. Sampling (Leviathan et al. 2023, Chen et al. 2023): d_j is kept with
+    probability min(1, p(d_j) / q(d_j)); at the first rejection the token is drawn from max(p - q, 0)
+    renormalised, after all are kept from p at the next position — each token then follows p exactly.
+
+    >>> scores = torch.tensor([[[0.0, 5.0, 0.0], [0.0, 0.0, 5.0], [5.0, 0.0, 0.0]]])  # argmax 1, 2, 0
+    >>> speculative_accept(scores, torch.tensor([[1, 0]]), None, torch.tensor([2]), do_sample=False)
+    (tensor([1]), tensor([2]))
+    """
+    B, g = drafts.shape
+    valid = torch.arange(g, device=drafts.device)[None] < lengths[:, None]  # (B, g)
+    if not do_sample:
+        target = scores.argmax(-1)  # (B, g + 1)
+        agree = (drafts == target[:, :g]) & valid
+        accepted = agree.long().cumprod(1).sum(1)
+        return accepted, target.gather(1, accepted[:, None]).squeeze(1)
+    p = scores.softmax(-1)  # (B, g + 1, V)
+    if draft_probs is None:
+        draft_probs = torch.nn.functional.one_hot(drafts, p.shape[-1]).to(p.dtype)
+    p_draft = p[:, :g].gather(-1, drafts[..., None]).squeeze(-1)  # (B, g)
+    q_draft = draft_probs.gather(-1, drafts[..., None]).squeeze(-1)
+    uniform = torch.rand(B, g, generator=generator, device=p.device)
+    keep = (uniform * q_draft < p_draft) & valid  # r < p / q without dividing by a q of 0
+    accepted = keep.long().cumprod(1).sum(1)
+    rows = torch.arange(B, device=p.device)
+    p_next = p[rows, accepted]  # (B, V)
+    q_padded = torch.cat([draft_probs, draft_probs.new_zeros(B, 1, p.shape[-1])], dim=1)
+    residual = (p_next - q_padded[rows, accepted]).clamp(min=0)
+    rejected = (accepted < lengths)[:, None]
+    residual = torch.where(rejected, residual, p_next)
+    empty = residual.sum(-1, keepdim=True) <= 0  # p == q up to rounding: nothing left, draw from p
+    residual = torch.where(empty, p_next, residual)
+    return accepted, torch.multinomial(residual, 1, generator=generator).squeeze(1)
+
+
+class DraftModel:
+    """Proposes tokens with a small model that shares the target's tokenizer, over its own KV cache.
+
+    Its cache holds the tokens it has read (`fed`); before proposing it reads what it has not seen of the
+    sequence, and after the round `rollback` drops the positions past the tokens that were kept.
+    """
+
+    def __init__(self, model, input_ids, attention_mask, max_new_tokens: int, config: GenerationConfig):
+        self.stepper = _Stepper(model, input_ids, attention_mask, 1, max_new_tokens)
+        self.config = config
+        self.fed = 0
+
+    def propose(self, sequences: torch.Tensor, g: int, generator) -> tuple:
+        B = sequences.shape[0]
+        if g == 0:
+            return sequences.new_zeros(B, 0), None, sequences.new_zeros(B)
+        if self.fed == 0:
+            self.fed = self.stepper.start_tokens().shape[1]
+            logits = self.stepper.prefill(sequences[:, : self.fed])
+            if sequences.shape[1] > self.fed:
+                logits = self.stepper.feed(sequences[:, self.fed :], last_only=True)
+        else:
+            logits = self.stepper.feed(sequences[:, self.fed :], last_only=True)
+        self.fed = sequences.shape[1]
+        context, drafts, probs = sequences, [], []
+        for j in range(g):
+            scores = process_logits(logits, context, self.config)
+            if self.config.do_sample:
+                q = scores.softmax(-1)
+                token = torch.multinomial(q, 1, generator=generator).squeeze(1)
+                probs.append(q)
+            else:
+                token = scores.argmax(-1)
+            drafts.append(token)
+            context = torch.cat([context, token[:, None]], dim=1)
+            if j < g - 1:
+                logits = self.stepper.feed(token[:, None], last_only=True)
+                self.fed += 1
+        draft_probs = torch.stack(probs, 1) if probs else None
+        return torch.stack(drafts, 1), draft_probs, torch.full((B,), g, device=sequences.device)
+
+    def rollback(self, valid: int) -> None:
+        """The first `valid` tokens of the sequence are final; forget what the draft read after them."""
+        self.fed = min(self.fed, valid)
+        self.stepper.rollback(self.fed)
+
+
+class PromptLookup:
+    """Proposes the tokens that followed an earlier occurrence of the sequence's last n-gram (Saxena 2023;
+    HF's `prompt_lookup_num_tokens`): n from `max_ngram` down to 1, the earliest occurrence that has a
+    continuation, up to `num_tokens` of it. Costs no model call; code and summaries copy their input often.
+
+    >>> lookup = PromptLookup(num_tokens=3, max_ngram=2)
+    >>> lookup.find([5, 6, 7, 8, 9, 5, 6], 3)  # "5 6" occurred before, followed by 7 8 9
+    [7, 8, 9]
+    """
+
+    def __init__(self, num_tokens: int, max_ngram: int, start: torch.Tensor | None = None):
+        self.num_tokens, self.max_ngram = num_tokens, max_ngram
+        self.start = start  # (B,) first real column of each row (left padding is never matched)
+
+    def find(self, row: list[int], limit: int) -> list[int]:
+        length = len(row)
+        for n in range(min(self.max_ngram, length - 1), 0, -1):
+            tail = row[length - n :]
+            for i in range(length - n):
+                if row[i : i + n] == tail:
+                    return row[i + n : i + n + limit]  # never empty: i + n < length
+        return []
+
+    def propose(self, sequences: torch.Tensor, g: int, generator) -> tuple:
+        B = sequences.shape[0]
+        rows = sequences.tolist()
+        found = [
+            self.find(row[int(self.start[i]) if self.start is not None else 0 :], g) if g else []
+            for i, row in enumerate(rows)
+        ]
+        width = max(len(f) for f in found)
+        drafts = torch.zeros(B, width, dtype=torch.long)
+        for i, tokens in enumerate(found):
+            drafts[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        lengths = torch.tensor([len(f) for f in found])
+        return drafts.to(sequences.device), None, lengths.to(sequences.device)
+
+    def rollback(self, valid: int) -> None:
+        pass
+
+
+def _speculative_steps(stepper, proposer, config, eos, pad, tokenizer, counts, rule=speculative_accept):
+    """Speculative greedy or sampled decoding; yields (sequences so far, the new column) for every new
+    token, finishing rows (EOS, stop strings, max_new_tokens) exactly as `_sample_steps` does.
+
+    `counts` is a (drafted, accepted) pair of (B,) tensors, added to as rounds run. Rows of a batch keep
+    the same number of tokens per round — the fewest any unfinished row accepted — so their caches stay
+    one tensor: a row that agreed with more of its drafts keeps them up to that count (they are the tokens
+    the model chose, or, sampling, a draw from its distribution), and proposes the rest again.
+    """
+    sequences = stepper.start_tokens()
+    device = sequences.device
+    generator = sampling_generator(config, device)
+    eos_ids = torch.tensor(eos, dtype=torch.long, device=device) if eos else None
+    unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=device)
+    prompt_length = sequences.shape[1]
+    drafted, accepted_total = counts
+    logits = stepper.prefill(sequences)
+    pending = choose_next(process_logits(logits, sequences, config), config, generator)[:, None]
+    gamma = config.num_speculative_tokens
+    if isinstance(proposer, PromptLookup):
+        gamma = config.prompt_lookup_num_tokens
+    produced = 0
+    while True:
+        for column in pending.unbind(1):
+            next_ids = torch.where(unfinished, column, torch.full_like(column, pad))
+            sequences = torch.cat([sequences, next_ids[:, None]], dim=1)
+            produced += 1
+            yield sequences, next_ids
+            unfinished = still_running(unfinished, sequences, prompt_length, eos_ids, config, tokenizer)
+            if not bool(unfinished.any()) or produced == config.max_new_tokens:
+                return
+        # never draft past max_new_tokens: those positions may not exist in the model's position table
+        g = min(gamma, config.max_new_tokens - produced - 1)
+        drafts, draft_probs, lengths = proposer.propose(sequences, g, generator)
+        g = drafts.shape[1]
+        length = sequences.shape[1]
+        logits = stepper.feed(torch.cat([sequences[:, -1:], drafts], dim=1))  # (B, g + 1, V)
+        if config.do_sample or config.repetition_penalty != 1.0 or config.no_repeat_ngram_size > 0:
+            context = torch.cat([sequences, drafts], dim=1)
+            scores = torch.stack(
+                [process_logits(logits[:, j], context[:, : length + j], config) for j in range(g + 1)], 1
+            )
+        else:
+            scores = logits  # plain greedy: the processors would change nothing
+        accepted, correction = rule(scores, drafts, draft_probs, lengths, config.do_sample, generator)
+        drafted += torch.where(unfinished, lengths, 0)
+        accepted_total += torch.where(unfinished, accepted, 0)
+        n = int(accepted[unfinished].min())
+        if n < g:  # rows that kept more than n drafts keep draft n too: it is what the model chose there
+            correction = torch.where(accepted > n, drafts[:, n], correction)
+        pending = torch.cat([drafts[:, :n], correction[:, None]], dim=1)
+        stepper.rollback(length + n)  # the kept drafts; the last new token is fed next round
+        proposer.rollback(length + n)
+        if config.speculative_schedule == "adaptive" and g > 0 and isinstance(proposer, DraftModel):
+            gamma = gamma + 2 if n == g else max(1, gamma - 1)
 
 
 def _beam_search(stepper: _Stepper, config: GenerationConfig, batch: int, eos: list[int], pad: int):
@@ -439,12 +697,20 @@ def generate(
     attention_mask: torch.Tensor | None = None,
     *,
     tokenizer=None,
+    draft_model=None,
+    acceptance_rule=speculative_accept,
 ) -> GenerationOutput:
     """Continue each row of `input_ids` (B, T); left-pad batches of different lengths and pass their mask.
 
     Decoder-only models return prompt + new tokens; encoder-decoders take the source as `input_ids` and
     return the decoder start token + new tokens, both as (B, prompt + new) in ``.sequences``, as HF does.
     Finished rows are filled with the pad id. `tokenizer` is needed only for stop strings.
+
+    Speculative decoding: `draft_model` (a smaller model of the same kind and tokenizer) proposes
+    `config.num_speculative_tokens` tokens per round; `config.prompt_lookup_num_tokens > 0` drafts from the
+    text itself instead. The output is the same as without them (greedy: token for token; sampling: in
+    distribution), ``.drafted`` / ``.accepted`` count the drafts. `acceptance_rule` decides which drafts
+    stay (`speculative_accept`; a test passes a wrong rule to show that its distribution check can fail).
     """
     config = config or GenerationConfig()
     check_input_ids(model, input_ids)
@@ -455,6 +721,7 @@ def generate(
     try:
         eos, pad = resolve_special_ids(model, config)
         batch = input_ids.shape[0]
+        proposer = speculation(model, input_ids, attention_mask, config, draft_model)
         if config.num_beams > 1:
             stepper = _Stepper(model, input_ids, attention_mask, config.num_beams, config.max_new_tokens)
             sequences, scores, prompt_length = _beam_search(stepper, config, batch, eos, pad)
@@ -462,18 +729,65 @@ def generate(
         stepper = _Stepper(model, input_ids, attention_mask, 1, config.max_new_tokens)
         last = stepper.start_tokens()
         prompt_length = last.shape[1]
-        for sequences, _ in _sample_steps(stepper, config, eos, pad, tokenizer):
+        if proposer is None:
+            steps = _sample_steps(stepper, config, eos, pad, tokenizer)
+        else:
+            counts = tuple(torch.zeros(batch, dtype=torch.long, device=input_ids.device) for _ in range(2))
+            steps = _speculative_steps(
+                stepper, proposer, config, eos, pad, tokenizer, counts, acceptance_rule
+            )
+        for sequences, _ in steps:
             last = sequences
-        return GenerationOutput(last, prompt_length)
+        if proposer is None:
+            return GenerationOutput(last, prompt_length)
+        return GenerationOutput(last, prompt_length, drafted=counts[0], accepted=counts[1])
     finally:
         model.train(was_training)
 
 
+def speculation(model, input_ids, attention_mask, config: GenerationConfig, draft_model=None):
+    """The drafter `config` and `draft_model` ask for (None: plain decoding), checked against the model."""
+    if config.prompt_lookup_num_tokens > 0 and draft_model is not None:
+        raise GenerationError("prompt lookup and a draft model are two ways to draft: choose one")
+    if config.num_beams > 1 and (draft_model is not None or config.prompt_lookup_num_tokens > 0):
+        raise GenerationError("speculative decoding runs greedy or sampling, not beam search (num_beams 1)")
+    if config.prompt_lookup_num_tokens > 0:
+        start = None
+        if attention_mask is not None and not is_encoder_decoder(model):
+            start = (attention_mask == 0).sum(1)  # left padding: each row's first real column
+        return PromptLookup(config.prompt_lookup_num_tokens, config.prompt_lookup_max_ngram, start)
+    if draft_model is None:
+        return None
+    check_draft(model, draft_model)
+    draft_model.eval()
+    return DraftModel(draft_model, input_ids, attention_mask, config.max_new_tokens, config)
+
+
+def check_draft(model, draft_model) -> None:
+    """A draft must be the same kind of model as the target, over the same vocabulary."""
+    if is_encoder_decoder(model) != is_encoder_decoder(draft_model):
+        kind = "an encoder-decoder" if is_encoder_decoder(model) else "a decoder-only model"
+        raise GenerationError(f"the draft must be {kind}, like the model it drafts for")
+    vocab, draft_vocab = model.config.vocab_size, draft_model.config.vocab_size
+    if vocab != draft_vocab:
+        raise GenerationError(
+            f"the draft's vocabulary has {draft_vocab} tokens, the model's {vocab}: "
+            "a draft must use the model's tokenizer"
+        )
+    if is_encoder_decoder(model) and decoder_start_id(model) != decoder_start_id(draft_model):
+        raise GenerationError(
+            "the draft starts decoding from another token than the model: not its tokenizer"
+        )
+
+
 @torch.no_grad()
-def stream(model, tokenizer, input_ids: torch.Tensor, config: GenerationConfig | None = None):
+def stream(
+    model, tokenizer, input_ids: torch.Tensor, config: GenerationConfig | None = None, draft_model=None
+):
     """Yield the text of one prompt's continuation piece by piece, as it is decoded (batch of 1).
 
-    The pieces joined equal ``tokenizer.decode(generate(...).new_tokens[0])`` for the same settings.
+    The pieces joined equal ``tokenizer.decode(generate(...).new_tokens[0])`` for the same settings
+    (speculative decoding yields the tokens of a round together).
     """
     config = config or GenerationConfig()
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
@@ -488,7 +802,13 @@ def stream(model, tokenizer, input_ids: torch.Tensor, config: GenerationConfig |
         eos, pad = resolve_special_ids(model, config)
         decoder = IncrementalDecoder(tokenizer)
         stepper = _Stepper(model, input_ids, None, 1, config.max_new_tokens)
-        for _, next_ids in _sample_steps(stepper, config, eos, pad, tokenizer):  # ends at EOS
+        proposer = speculation(model, input_ids, None, config, draft_model)
+        if proposer is None:
+            steps = _sample_steps(stepper, config, eos, pad, tokenizer)
+        else:
+            counts = tuple(torch.zeros(1, dtype=torch.long, device=input_ids.device) for _ in range(2))
+            steps = _speculative_steps(stepper, proposer, config, eos, pad, tokenizer, counts)
+        for _, next_ids in steps:  # ends at EOS
             piece = decoder.push(next_ids.tolist())
             if piece:
                 yield piece
@@ -543,6 +863,12 @@ class IncrementalDecoder:
 class Completion:
     token_ids: list[int]  # the new tokens, up to and including the one that ended the sequence
     finish_reason: str  # "stop": EOS or a stop string; "length": max_new_tokens reached
+    drafted_tokens: int | None = None  # speculative decoding: draft tokens proposed (None: it did not run)
+    accepted_tokens: int | None = None  # of them, those the model agreed with
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else None
 
 
 def finish(row: Sequence[int], config: GenerationConfig, eos: Sequence[int], tokenizer=None) -> Completion:
@@ -589,12 +915,14 @@ def complete(
     tokenizer=None,
     batch_size: int = 16,
     longest_first: bool = False,
+    draft_model=None,
 ) -> list[Completion]:
     """Continue every prompt (token ids), `batch_size` at a time, in the order given or longest first
     (less padding; the results keep the order given). Decoder-only prompts are left-padded; an
     encoder-decoder's sources right-padded. `tokenizer` is needed for stop strings.
 
     A batch of one decoder-only prompt runs without a mask, as `generate` does for a single prompt.
+    `draft_model` (or `config.prompt_lookup_num_tokens`): speculative decoding, see `generate`.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
@@ -608,9 +936,19 @@ def complete(
         rows = order[first : first + batch_size]
         ids, mask = _pad_rows([prompts[r] for r in rows], model.config.pad_id(), not encoder_decoder)
         keep_mask = encoder_decoder or len(rows) > 1
-        output = generate(model, ids, config, attention_mask=mask if keep_mask else None, tokenizer=tokenizer)
-        for row, new in zip(rows, output.new_tokens.tolist(), strict=True):
+        output = generate(
+            model,
+            ids,
+            config,
+            attention_mask=mask if keep_mask else None,
+            tokenizer=tokenizer,
+            draft_model=draft_model,
+        )
+        for i, (row, new) in enumerate(zip(rows, output.new_tokens.tolist(), strict=True)):
             results[row] = finish(new, config, eos, tokenizer)
+            if output.drafted is not None:
+                results[row].drafted_tokens = int(output.drafted[i])
+                results[row].accepted_tokens = int(output.accepted[i])
     return results  # type: ignore[return-value]
 
 

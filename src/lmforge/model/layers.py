@@ -219,6 +219,9 @@ class KVCache:
        batch of B sources to B × beams rows after the prefill. Pass the encoder output and source mask with
        the same rows (``memory.index_select(0, beam_indices)``) if you pass them again.
 
+    5. Speculative decoding: several new tokens in one call (their mask covers them all), then
+       ``cache.crop(length)`` drops the positions of the drafts the model did not accept.
+
     For encoder-decoders, the first decoder call with a cache computes the cross-attention keys/values from
     the encoder output and stores them; later calls reuse them (pass the same ``encoder_hidden_states``).
     """
@@ -239,6 +242,18 @@ class KVCache:
         """Keep/duplicate rows of the batch: row i becomes the old row ``batch_indices[i]``."""
         for layer in self.layers:
             layer.reorder(batch_indices)
+
+    def crop(self, length: int) -> None:
+        """Forget every position from `length` on (speculative decoding's rollback after rejected drafts).
+
+        Nothing is copied: the filled length shrinks and the next `append` overwrites the rest, so the
+        cache is then what a fresh forward over the kept tokens would have made. Cross-attention keys and
+        values (the source's) stay.
+        """
+        if length < 0:
+            raise ValueError(f"cannot crop a cache to {length} positions")
+        for layer in self.layers:
+            layer.length = min(layer.length, length)
 
 
 class SlotKVCache:

@@ -36,6 +36,8 @@ class Pipeline:
         self.source = source  # what it was loaded from, for repr and messages
         self.tokenizer_lock = threading.Lock()
         self.device = next(model.parameters()).device
+        self._drafts: dict[str, object] = {}  # speculative decoding: draft models by directory, loaded once
+        self._drafts_lock = threading.Lock()
 
     @classmethod
     def load(cls, source: str | os.PathLike, *, device: str = "cpu", name: str = "model", **options):
@@ -66,6 +68,29 @@ class Pipeline:
     def directory_options(cls, directory: Path) -> dict:
         """Settings the pipeline reads from the model directory besides the model (e.g. generation.json)."""
         return {}
+
+    def draft_model(self, draft: str | None):
+        """The draft model of directory `draft` (loaded once, checked to share this model's tokenizer), or
+        None when `draft` is None."""
+        if not draft:
+            return None
+        with self._drafts_lock:
+            if draft not in self._drafts:
+                from lmforge.generate import GenerationError, check_draft
+                from lmforge.model_source import model_directory
+
+                directory = model_directory(draft, name="draft")
+                model, tokenizer = load_for_use(directory, device=str(self.device), name=f"draft {draft}")
+                if tokenizer.get_vocab() != self.tokenizer.get_vocab():
+                    raise ConfigError(
+                        f"draft {draft}: its tokenizer is not the model's; a draft must share it"
+                    )
+                try:
+                    check_draft(self.model, model)
+                except GenerationError as exc:
+                    raise ConfigError(f"draft {draft}: {exc}") from None
+                self._drafts[draft] = model
+            return self._drafts[draft]
 
     def __repr__(self) -> str:
         config = self.model.config
@@ -104,3 +129,10 @@ def one_or_many(inputs, name: str) -> tuple[list, bool]:
         if not isinstance(item, str):
             raise ConfigError(f"{name} {i + 1} is a {type(item).__name__}, not a str")
     return items, single
+
+
+def with_draft_path(config, directory: Path):
+    """generation.json names its draft relative to the model directory: make the path usable from here."""
+    if config.draft and not Path(config.draft).is_absolute():
+        return config.replace(draft=str(Path(directory) / config.draft))
+    return config

@@ -8,7 +8,10 @@
 
 Every `GenerationConfig` field can be given per call (temperature, top_k, top_p, min_p, repetition_penalty,
 no_repeat_ngram_size, num_beams, max_new_tokens, stop / stop_strings, seed, ...); the model directory's
-generation.json gives the defaults. `logprobs=k` adds each generated token's log-probability and the k most
+generation.json gives the defaults. Speculative decoding: `draft=DIR` (a small model on the same tokenizer;
+generation.json may name one, relative to the model directory) with `num_speculative_tokens=γ`, or
+`prompt_lookup_num_tokens=N` (drafts copied from the text itself); the text is the same as without them,
+and each result counts its drafted and accepted tokens. `logprobs=k` adds each generated token's log-probability and the k most
 likely tokens at each step; `echo=True` adds the prompt's own token log-probabilities. Log-probabilities are
 the model's raw distribution (before temperature and filtering), from one scoring pass after decoding.
 
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmforge.errors import ConfigError, LmforgeError
-from lmforge.pipelines.base import Pipeline, one_or_many
+from lmforge.pipelines.base import Pipeline, one_or_many, with_draft_path
 
 DEFAULT_CHAT_TEMPLATE = (
     "{% for m in messages %}{{ m.role | capitalize }}: {{ m.content }}\n{% endfor %}Assistant:"
@@ -51,6 +54,9 @@ class TextGenerationResult:
     logprobs: list[float] | None = None  # with logprobs=k: one per token of token_ids
     top_logprobs: list[list[TokenLogprob]] | None = None  # with logprobs=k: the k most likely, per step
     prompt_logprobs: list[float | None] | None = None  # with echo=True: per prompt token (None for the first)
+    drafted_tokens: int | None = None  # speculative decoding (draft or prompt lookup): tokens drafted
+    accepted_tokens: int | None = None  # of them, those the model kept (None: no speculation)
+    acceptance_rate: float | None = None  # accepted / drafted (None without speculation)
 
 
 class TextGeneration(Pipeline):
@@ -75,7 +81,7 @@ class TextGeneration(Pipeline):
     def directory_options(cls, directory: Path) -> dict:
         from lmforge.generate import GenerationConfig
 
-        return {"defaults": GenerationConfig.load(directory)}
+        return {"defaults": with_draft_path(GenerationConfig.load(directory), directory)}
 
     # --- settings ------------------------------------------------------------------------------------------
 
@@ -138,7 +144,14 @@ class TextGeneration(Pipeline):
         for first in range(0, len(rows), batch_size):
             batch = rows[first : first + batch_size]
             fitted = self.fit_to_context(config, max(len(r) for r in batch))
-            completions = complete(self.model, batch, fitted, tokenizer=self.tokenizer, batch_size=len(batch))
+            completions = complete(
+                self.model,
+                batch,
+                fitted,
+                tokenizer=self.tokenizer,
+                batch_size=len(batch),
+                draft_model=self.draft_model(fitted.draft),
+            )
             for prompt_ids, done in zip(batch, completions, strict=True):
                 results.append(
                     TextGenerationResult(
@@ -147,6 +160,9 @@ class TextGeneration(Pipeline):
                         finish_reason=done.finish_reason,
                         prompt_tokens=len(prompt_ids),
                         completion_tokens=len(done.token_ids),
+                        drafted_tokens=done.drafted_tokens,
+                        accepted_tokens=done.accepted_tokens,
+                        acceptance_rate=done.acceptance_rate,
                     )
                 )
         if logprobs is not None or echo:
@@ -188,7 +204,8 @@ class TextGeneration(Pipeline):
         config = self.settings(**options)
         ids = self.encode([prompt])[0]
         config = self.fit_to_context(config, len(ids))  # checked now, before the first piece is asked for
-        return stream(self.model, self.tokenizer, torch.tensor([ids], device=self.device), config)
+        draft = self.draft_model(config.draft)
+        return stream(self.model, self.tokenizer, torch.tensor([ids], device=self.device), config, draft)
 
     # --- chat ----------------------------------------------------------------------------------------------
 

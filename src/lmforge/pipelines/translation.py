@@ -8,7 +8,8 @@ translating sentences, in batches of similar length.
     [t.text for t in translate(["I am hungry.", "Where is Tom?"], num_beams=1)]
 
 Decoding defaults come from the model directory's generation.json (the beam width the model was scored
-with; greedy when it has none); any `GenerationConfig` field can be given per call.
+with; greedy when it has none); any `GenerationConfig` field can be given per call, `draft=DIR` too (a
+smaller encoder-decoder on the same tokenizer: speculative decoding, the same translations).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmforge.errors import ConfigError
-from lmforge.pipelines.base import Pipeline, one_or_many
+from lmforge.pipelines.base import Pipeline, one_or_many, with_draft_path
 
 
 @dataclass
@@ -27,6 +28,9 @@ class TranslationResult:
     finish_reason: str  # "stop" (EOS) or "length" (max_new_tokens reached)
     prompt_tokens: int  # the source's tokens, its EOS included
     completion_tokens: int  # len(token_ids)
+    drafted_tokens: int | None = None  # speculative decoding (draft or prompt lookup): tokens drafted
+    accepted_tokens: int | None = None  # of them, those the model kept (None: no speculation)
+    acceptance_rate: float | None = None  # accepted / drafted (None without speculation)
 
 
 class Translation(Pipeline):
@@ -45,7 +49,7 @@ class Translation(Pipeline):
     def directory_options(cls, directory: Path) -> dict:
         from lmforge.generate import GENERATION_FILE, GenerationConfig
 
-        defaults = GenerationConfig.load(directory)
+        defaults = with_draft_path(GenerationConfig.load(directory), directory)
         if not (directory / GENERATION_FILE).is_file():
             defaults = defaults.replace(temperature=0.0)  # translation decodes deterministically by default
         return {"defaults": defaults}
@@ -68,12 +72,27 @@ class Translation(Pipeline):
             sources = encode_texts(self.tokenizer, items, limit, model_config.eos_token_id)
         eos = set(resolve_special_ids(self.model, config)[0])
         completions = complete(
-            self.model, sources, config, tokenizer=self.tokenizer, batch_size=batch_size, longest_first=True
+            self.model,
+            sources,
+            config,
+            tokenizer=self.tokenizer,
+            batch_size=batch_size,
+            longest_first=True,
+            draft_model=self.draft_model(config.draft),
         )
         results = []
         for source, done in zip(sources, completions, strict=True):
             ids = done.token_ids[:-1] if done.token_ids and done.token_ids[-1] in eos else done.token_ids
             results.append(
-                TranslationResult(self.tokenizer.decode(ids), ids, done.finish_reason, len(source), len(ids))
+                TranslationResult(
+                    self.tokenizer.decode(ids),
+                    ids,
+                    done.finish_reason,
+                    len(source),
+                    len(ids),
+                    done.drafted_tokens,
+                    done.accepted_tokens,
+                    done.acceptance_rate,
+                )
             )
         return results[0] if single else results

@@ -95,3 +95,50 @@ def retrieval_options(parser: argparse.ArgumentParser, *, k: int, mode: str = "d
     parser.add_argument(
         "--embedder", metavar="DIR", help="the index's embedder, if it moved (checked by hash)"
     )
+
+
+def add_speculation_options(parser: argparse.ArgumentParser) -> None:
+    """The speculative-decoding options `generate` and `translate` share (lmforge.generate)."""
+    parser.add_argument(
+        "--draft",
+        metavar="DIR",
+        help="speculative decoding with this draft model directory (same tokenizer; the output is the same, "
+        "faster when the draft guesses well; default: generation.json's draft, if any)",
+    )
+    parser.add_argument(
+        "--prompt-lookup",
+        type=count_or_zero,
+        metavar="N",
+        help="draft up to N tokens by copying what followed the last words earlier in the text (0 = off)",
+    )
+    parser.add_argument(
+        "--num-speculative-tokens",
+        type=count,
+        metavar="GAMMA",
+        help="tokens the draft proposes per round (the start of an adaptive schedule; default 4)",
+    )
+
+
+def speculation_options(args: argparse.Namespace) -> dict:
+    """GenerationConfig fields from those options; --prompt-lookup alone turns generation.json's draft off."""
+    import os
+
+    draft = os.path.abspath(args.draft) if args.draft else None
+    if draft is None and args.prompt_lookup:
+        draft = ""  # "" = no draft (None would keep the model directory's default)
+    return dict(
+        draft=draft,
+        prompt_lookup_num_tokens=args.prompt_lookup,
+        num_speculative_tokens=args.num_speculative_tokens,
+    )
+
+
+def speculation_record(result) -> dict:
+    """The --json fields of speculative decoding (none when it did not run)."""
+    if result.drafted_tokens is None:
+        return {}
+    return {
+        "acceptance_rate": result.acceptance_rate,
+        "drafted_tokens": result.drafted_tokens,
+        "accepted_tokens": result.accepted_tokens,
+    }

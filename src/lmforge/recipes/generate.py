@@ -4,9 +4,15 @@
     lmforge generate --model DIR --prompts prompts.txt --json      # one prompt per line, batched
     lmforge generate --model DIR --prompt "import " --stream      # print text as it is decoded
     lmforge generate --model DIR                                   # interactive: a prompt per line
+    lmforge generate --model DIR --prompt "def f(" --draft DRAFT    # speculative decoding, same text
+    lmforge generate --model DIR --prompt "def f(" --prompt-lookup 10 --json   # drafts copied from the text
 
 Decoding defaults come from the model directory's generation.json (if any); every option given here
 overrides them for this call. `--temperature 0` is greedy; `--num-beams B` is beam search.
+Speculative decoding makes the same text in fewer forward passes of the model: `--draft DIR` (a small model
+trained on the same tokenizer, e.g. `lmforge pretrain --set draft_for=DIR`) proposes
+`--num-speculative-tokens` tokens at a time, or `--prompt-lookup N` copies up to N tokens that followed the
+last words where they appeared before; `--json` then gives the acceptance rate.
 """
 
 from __future__ import annotations
@@ -15,7 +21,14 @@ import argparse
 import json
 import sys
 
-from lmforge.recipes import Command, count, count_or_zero
+from lmforge.recipes import (
+    Command,
+    add_speculation_options,
+    count,
+    count_or_zero,
+    speculation_options,
+    speculation_record,
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-beams", type=count, help="beam search with this many beams (deterministic)")
     parser.add_argument("--stop", action="append", help="stop when this text appears (repeatable)")
     parser.add_argument("--seed", type=count_or_zero, help="seed for reproducible sampling")
+    add_speculation_options(parser)
     parser.add_argument(
         "--batch-size", type=count, default=16, help="prompts per batch with --prompts (default 16)"
     )
@@ -58,6 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> dict:
     """The decoding options given on the command line (unset ones left to generation.json)."""
     return dict(
+        **speculation_options(args),
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
         top_k=args.top_k,
@@ -74,6 +89,7 @@ def options_from_args(args: argparse.Namespace) -> dict:
 def show(prompt: str, result, as_json: bool) -> None:
     if as_json:
         record = {"prompt": prompt, "text": result.text, "token_ids": result.token_ids}
+        record.update(speculation_record(result))
         print(json.dumps(record, ensure_ascii=False))
     else:
         print(prompt + result.text)

@@ -8,6 +8,8 @@ The model directory is the `model/` that `lmforge finetune` (task translate) wro
 converted by `lmforge convert --from-hf`. Decoding settings default to the directory's generation.json
 (the beam width the model was scored with); `--num-beams` and `--max-new-tokens` override them. Sentences
 are translated in batches of similar length; the output keeps the input order, one translation per line.
+`--draft DIR` (a smaller translation model on the same tokenizer) or `--prompt-lookup N` decode
+speculatively: the same translations, `--json` adds the acceptance rate.
 The library behind it is `lmforge.pipelines.Translation`.
 """
 
@@ -17,7 +19,13 @@ import argparse
 import json
 
 from lmforge.errors import LmforgeError
-from lmforge.recipes import Command, count
+from lmforge.recipes import (
+    Command,
+    add_speculation_options,
+    count,
+    speculation_options,
+    speculation_record,
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=count, help="tokens per translation at most")
     parser.add_argument("--batch-size", type=count, default=64, help="sentences per batch (default 64)")
     parser.add_argument("--json", action="store_true", help="one JSON object per sentence")
+    add_speculation_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,10 +59,12 @@ def run(args: argparse.Namespace) -> int:
         num_beams=args.num_beams,
         max_new_tokens=args.max_new_tokens,
         temperature=0.0,  # translation is deterministic: greedy or beam search, never sampling
+        **speculation_options(args),
     )
     for text, item in zip(texts, results, strict=True):
         if args.json:
             record = {"source": text, "translation": item.text, "token_ids": item.token_ids}
+            record.update(speculation_record(item))
             print(json.dumps(record, ensure_ascii=False))
         else:
             print(item.text)
