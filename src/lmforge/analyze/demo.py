@@ -3,12 +3,13 @@
     from lmforge.analyze.demo import run_demo
     analysis = run_demo("runs/analyze-demo")
 
-The texts are GLUE's SST-2 dev split (`../shared/data/sst2/dev.tsv`, beside the checkout): sentences the
-classifier never saw in training. The classifier is, first found first: the one given; the `sst2-minilm`
-preset's `runs/sst2-minilm/model`; one an earlier demo run fine-tuned (`OUT/classifier/model`); otherwise
-all-MiniLM-L6-v2 fine-tuned on SST-2 train for 5 minutes now (`lmforge.finetune`, the preset's settings with
-a 5-minute budget), which the output says. The topics come from all-MiniLM-L6-v2's sentence embeddings.
-Since SST-2 has its gold labels, the report adds the classifier's accuracy against them.
+The texts are GLUE's SST-2 dev split (`../shared/data/sst2/dev.tsv` beside the checkout, or under
+$LMFORGE_SHARED_DATA): sentences the classifier never saw in training. The classifier is, first found first:
+the one given; the `sst2-minilm` preset's `runs/sst2-minilm/model`; one an earlier demo run fine-tuned
+(`OUT/classifier/model`); otherwise all-MiniLM-L6-v2 fine-tuned on SST-2 train for 5 minutes now
+(`lmforge.finetune`, the preset's settings with a 5-minute budget), which the output says. The topics come
+from all-MiniLM-L6-v2's sentence embeddings. Since SST-2 has its gold labels, the report adds the
+classifier's accuracy against them.
 
 SST-2 is phrases of movie reviews, not dated customer feedback: it has no date and no group, so the report
 has no over-time view (the tests show that view on a planted dated corpus).
@@ -16,6 +17,7 @@ has no over-time view (the tests show that view on a planted dated corpus).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +26,7 @@ from lmforge.analyze.report import Analysis
 from lmforge.analyze.summarize import DEFAULT_EMBEDDER
 from lmforge.errors import MissingFileError
 
-DATA = Path("../shared/data/sst2")  # relative to the working directory, as the presets' paths are
+SHARED_DATA = "../shared/data"  # beside the checkout, relative to the working directory as the presets' paths
 PRESET_MODEL = Path(
     "runs/sst2-minilm/model"
 )  # what `lmforge finetune --config configs/sst2-minilm.yaml` writes
@@ -63,7 +65,8 @@ def finetune_classifier(
         max_length=64,  # SST-2 sentences: 99% fit in 64 WordPiece tokens
         fit_steps_to_minutes=True,
         data=ClassifyData(train=str(data / "train.tsv"), dev=str(data / "dev.tsv"), text_column="sentence",
-                          label_column="label", labels=list(LABEL_NAMES), label_names=list(LABEL_NAMES.values())),
+                          label_column="label", labels=list(LABEL_NAMES), label_names=list(LABEL_NAMES.values()),
+                          max_dev_examples=128),  # a quick check: the analysis classifies all 872 next
         train=TrainConfig(max_minutes=minutes, batch_size=32, lr=1e-4, warmup_steps=30, weight_decay=0.01,
                           beta2=0.999, eval_every=0, eval_batches=0, eval_batch_size=128, keep_last=0,
                           tensorboard=False),
@@ -73,14 +76,17 @@ def finetune_classifier(
 
 
 def run_demo(out: str | Path = "runs/analyze-demo", *, classifier: str | None = None,
-             embedder: str = DEFAULT_EMBEDDER, data: str | Path = DATA, topics: int | str = "auto", unsure: float = 0.6,
+             embedder: str = DEFAULT_EMBEDDER, data: str | Path | None = None, topics: int | str = "auto", unsure: float = 0.6,
              progress: bool = True, log: Callable[[str], None] = print) -> Analysis:  # fmt: skip
     """The demo's analysis (see the module's docstring); the caller writes it with `write_report`."""
     from lmforge.analyze.run import analyze_files
     from lmforge.text import iter_records
 
     started = time.perf_counter()
-    out, data = Path(out), Path(data)
+    out = Path(out)
+    data = (
+        Path(data) if data is not None else Path(os.environ.get("LMFORGE_SHARED_DATA", SHARED_DATA)) / "sst2"
+    )
     dev = data / "dev.tsv"
     if not dev.is_file():
         raise MissingFileError(

@@ -28,6 +28,7 @@ class Texts:
     dates: list[str | None] | None  # None when no date column was asked for
     groups: list[str | None] | None
     files: list[str]
+    places: list[str] = field(default_factory=list)  # FILE:LINE of each text, for messages
     text_columns: dict[str, str] = field(default_factory=dict)  # file -> the column its texts came from
     blank: int = 0  # rows left out because their text was blank
 
@@ -41,6 +42,7 @@ def read_texts(paths: Sequence[str | os.PathLike], *, text_column: str | None = 
     for path in files:  # a bad byte anywhere fails before any work
         check_utf8(path)
     texts: list[str] = []
+    places: list[str] = []
     dates: list[str | None] | None = [] if date_column else None
     groups: list[str | None] | None = [] if group_column else None
     chosen: dict[str, str] = {}
@@ -53,39 +55,46 @@ def read_texts(paths: Sequence[str | os.PathLike], *, text_column: str | None = 
                 f"{path}: plain text has no columns for {option}; give a CSV, TSV or JSONL file with a header"
             )
         column = text_column if structured else "text"
+        table = path.suffix.lower() in TABLE_SUFFIXES  # its columns are its header's: line 1
         for number, record in iter_records(path):
             where = f"{path}:{number}"
+            columns_at = f"{path}:1" if table else where
             if column is None:
                 column = next((c for c in DEFAULT_TEXT_COLUMNS if c in record), None)
                 if column is None:
-                    raise CorpusError(f"{where}: no 'text' or 'sentence' column (columns: {_names(record)}); "
+                    raise CorpusError(f"{columns_at}: no 'text' or 'sentence' column (columns: {_names(record)}); "
                                       "choose one with --text-column")  # fmt: skip
-            text = _cell(record, column, where, "--text-column", required=True)
+            for name, option in ((column, "--text-column"), (date_column, "--date-column"),
+                                 (group_column, "--group-column")):  # fmt: skip
+                if name is not None and name not in record:
+                    raise CorpusError(
+                        f"{columns_at}: no column '{name}' for {option} (columns: {_names(record)})"
+                    )
+            text = _cell(record, column, where, required=True)
             if text is None or not text.strip():
                 blank += 1
                 continue
             texts.append(text.strip())
+            places.append(where)
             if dates is not None:
-                dates.append(_cell(record, date_column, where, "--date-column"))
+                dates.append(_cell(record, date_column, where))
             if groups is not None:
-                groups.append(_cell(record, group_column, where, "--group-column"))
+                groups.append(_cell(record, group_column, where))
         if column is not None:
             chosen[str(path)] = column
     if not texts:
         names = ", ".join(str(p) for p in files[:3]) + (" ..." if len(files) > 3 else "")
         raise CorpusError(f"{names}: no text (empty); expected one text per line, or CSV/TSV/JSONL rows with a "
                           "text column")  # fmt: skip
-    return Texts(texts, dates, groups, [str(p) for p in files], chosen, blank)
+    return Texts(texts, dates, groups, [str(p) for p in files], places, chosen, blank)
 
 
 def _names(record: dict) -> str:
     return ", ".join(map(str, record)) or "none"
 
 
-def _cell(record: dict, column: str | None, where: str, option: str, required: bool = False) -> str | None:
-    """The value of `column` as a string (None for a JSON null or an empty cell, unless `required`)."""
-    if column not in record:
-        raise CorpusError(f"{where}: no column '{column}' for {option} (columns: {_names(record)})")
+def _cell(record: dict, column: str, where: str, required: bool = False) -> str | None:
+    """The value of `column` (there) as a string (None for a JSON null or an empty cell, unless `required`)."""
     value = record[column]
     if value is None or value == "":
         return "" if required else None

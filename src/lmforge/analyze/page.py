@@ -245,7 +245,7 @@ def _topics_figure(report: dict, labels: list[str]):
         left += widths
     axes.invert_yaxis()
     axes.set_xlabel("texts")
-    axes.legend(loc="lower right", fontsize="small")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     return figure
 
 

@@ -87,7 +87,7 @@ def analyze_texts(
     distinct_topic, centres = cluster(vectors, k, weights=counts, seed=seed)
     topic_of = [int(distinct_topic[member_of[i]]) for i in range(len(texts))]
     keywords = topic_keywords(distinct, distinct_topic, k, weights=counts)
-    names = [", ".join(words[:3]) for words in keywords]
+    names = [", ".join(words[:3]) or f"topic {topic}" for topic, words in enumerate(keywords)]
     leader = near_duplicates(vectors, distinct_topic)
     merged = np.bincount(leader, weights=counts, minlength=len(distinct))  # texts each kept text stands for
 
@@ -214,7 +214,8 @@ def biggest_changes(
     entries: list[dict], names: Sequence[str], top: int = 3, across: bool = False
 ) -> list[dict]:
     """The topics whose share moved most: from the first period to the last, or (`across`, for groups)
-    between the group where it is smallest and the one where it is largest. Biggest first."""
+    between the group where it is smallest and the one where it is largest. Biggest first; none that
+    did not move."""
     if len(entries) < 2:
         return []
     changes = []
@@ -230,7 +231,8 @@ def biggest_changes(
             start, end = shares[0], shares[-1]
         changes.append({"topic": topic, "label": name, "from": start[0], "to": end[0],
                         "share_from": start[1], "share_to": end[1], "change": round(end[1] - start[1], 4)})  # fmt: skip
-    return sorted(changes, key=lambda c: -abs(c["change"]))[:top]
+    moved = [change for change in changes if change["change"] != 0]  # a topic that did not move is no news
+    return sorted(moved, key=lambda c: -abs(c["change"]))[:top]
 
 
 # --- writing ----------------------------------------------------------------------------------------------

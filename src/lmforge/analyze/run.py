@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from lmforge.analyze.inputs import read_texts
-from lmforge.analyze.report import Analysis, analyze_texts
+from lmforge.analyze.report import Analysis, analyze_texts, parse_date
 from lmforge.analyze.summarize import DEFAULT_EMBEDDER
 from lmforge.analyze.topics import check_topic_count, merge_duplicates
 
@@ -51,6 +51,9 @@ def analyze_files(
 
     inputs = read_texts(files, text_column=text_column, date_column=date_column, group_column=group_column)
     check_topic_count(len(merge_duplicates(inputs.texts)[0]), topics)
+    for value, place in zip(inputs.dates or [], inputs.places, strict=False):
+        if value:
+            parse_date(value, place)  # a bad date fails here, before any model is loaded
     classify = Classification.load(classifier, name="--classifier")
     embed = load_embedder(embedder, progress=progress, progress_from=200)
     log(f"{len(inputs.texts):,} texts from {len(inputs.files)} file(s); sentiment: {classifier}; "

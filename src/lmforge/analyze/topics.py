@@ -63,6 +63,15 @@ def require_sklearn() -> None:
         raise ConfigError("topics need scikit-learn: pip install -e '.[analyze]'") from None
 
 
+def one_thread():
+    """scikit-learn's OpenMP / BLAS pools held to one thread: the clustering here is small work in many short
+    parallel regions, where a second thread that waits for a busy core costs more than it gives (k = 2..10
+    on 872 texts: 25 s with two threads on a loaded 2-core machine, 2 s with one)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.divide(vectors, norms, out=np.zeros_like(vectors, dtype=np.float64), where=norms > 0)
@@ -100,8 +109,11 @@ def choose_topic_count(vectors: np.ndarray, *, candidates: Sequence[int] = range
         raise ConfigError(f"{len(rows)} distinct texts are too few to choose a number of topics (2 or more)")
     scores = {}
     for k in tqdm(ks, desc="topics: silhouette of k", unit="k", leave=False, disable=not progress):
-        labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(rows)
-        scores[k] = float(silhouette_score(rows, labels, metric="cosine")) if len(set(labels)) > 1 else -1.0
+        with one_thread():
+            labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(rows)
+            scores[k] = (
+                float(silhouette_score(rows, labels, metric="cosine")) if len(set(labels)) > 1 else -1.0
+            )
     best = max(ks, key=lambda k: (scores[k], -k))  # on a tie, fewer topics
     return best, scores
 
@@ -121,7 +133,8 @@ def cluster(vectors: np.ndarray, k: int, *, weights: Sequence[float] | None = No
         model = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=2048, random_state=seed)
     else:
         model = KMeans(n_clusters=k, n_init=3, random_state=seed)
-    model.fit(rows, sample_weight=weights)
+    with one_thread():
+        model.fit(rows, sample_weight=weights)
     labels = model.labels_
     sizes = np.bincount(labels, weights=weights, minlength=k)
     order = sorted(range(k), key=lambda c: (-sizes[c], c))  # topic 0 is the biggest
@@ -136,7 +149,10 @@ def topic_keywords(texts: Sequence[str], topics: Sequence[int], k: int, *, weigh
     require_sklearn()
     from sklearn.feature_extraction.text import CountVectorizer
 
-    counts = CountVectorizer(stop_words="english").fit(texts)
+    try:
+        counts = CountVectorizer(stop_words="english").fit(texts)
+    except ValueError:  # no word of two letters or more that is not a stop word, in any text
+        return [[] for _ in range(k)]
     matrix = counts.transform(texts)  # (texts, words) sparse counts
     weights = np.ones(len(texts)) if weights is None else np.asarray(weights, dtype=np.float64)
     per_topic = np.zeros((k, matrix.shape[1]))
