@@ -190,6 +190,8 @@ def test_generation_json_names_a_draft_relative_to_the_model(model_dir, draft_di
     assert json.loads(out)["drafted_tokens"] > 0
     code, out, err = cli("generate", "--model", target, "--prompt", "def ", "--json", "--prompt-lookup", "3")
     assert code == 0, err  # prompt lookup replaces the default draft rather than clashing with it
+    code, out, err = cli("generate", "--model", target, "--prompt", "def ", "--json", "--draft", "none")
+    assert code == 0 and "drafted_tokens" not in json.loads(out)
 
 
 def test_a_draft_on_another_tokenizer_is_refused_in_one_line(model_dir, cli, tmp_path):
