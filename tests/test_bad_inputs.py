@@ -41,7 +41,11 @@ SIGNED = {("attention", "--layer"), ("embed contextual", "--layer")}  # negative
 # the (empty) working directory of the case. `wrong` gives, per model option, a model of the wrong kind.
 VALID: dict[str, list[dict]] = {
     "quickstart": [{"minutes": "0.01", "out": "quickstart", "skip_tokenizers": True}],
-    "tokenizer train": [{"kind": "bpe", "vocab_size": "300", "out": "tok.json", "files": ["{text}"]}],
+    "tokenizer train": [
+        {"kind": "bpe", "vocab_size": "300", "out": "tok.json", "files": ["{text}"]},
+        {"kind": "charbpe", "vocab_size": "100", "out": "tok.json", "files": ["{text}"]},
+        {"kind": "unigram", "vocab_size": "100", "out": "tok.json", "files": ["{text}"]},
+    ],
     "tokenizer encode": [{"tokenizer": "{gpt}/tokenizer.json", "text": "the cat"}],
     "tokenizer compare": [{"vocab_size": "300", "min_frequency": "1", "files": ["{text}"]}],
     "embed train": [
@@ -169,7 +173,21 @@ VALID: dict[str, list[dict]] = {
     "summarize eval": [
         {"method": ["textrank"], "data": "{summaries}", "embedder": "{bert}", "wrong": {"embedder": "{gpt}"}},
     ],
-    "serve": [{"model": ["{gpt}"], "port": "0"}],  # --model is repeatable (append): a list
+    "analyze": [
+        {
+            "classifier": "{classifier}",
+            "embedder": "{bert}",
+            "files": ["{text}"],
+            "topics": "2",
+            "out": "report",
+            "quiet": True,
+            "wrong": {"classifier": "{gpt}", "embedder": "{gpt}"},
+        },
+    ],  # fmt: skip
+    "serve": [
+        {"model": ["{gpt}"], "port": "0"},  # --model is repeatable (append): a list
+        {"index": "{index}", "reader": "{qa}", "port": "0", "wrong": {"reader": "{bert}"}},
+    ],
     "humaneval create": [
         {
             "name": "t",

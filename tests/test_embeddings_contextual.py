@@ -163,7 +163,7 @@ def test_a_decoder_is_refused_with_what_to_do(tmp_path):
     config = preset("gpt-tiny", vocab_size=tokenizer.vocab_size, d_model=16, n_layers=1, n_heads=2, d_ff=32)
     build_model(config).save(tmp_path / "gpt", tokenizer=tokenizer)
     with pytest.raises(
-        ConfigError, match="cannot give contextual vectors; it needs an encoder; pre-train one"
+        ConfigError, match="cannot give contextual vectors; it needs an encoder or an elmo; pre-train one"
     ):
         load_embedder(tmp_path / "gpt")
 

@@ -61,3 +61,18 @@ def test_the_cache_directory_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("LMFORGE_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_directory() == tmp_path / "xdg" / "lmforge"
+
+
+def test_written_files_get_the_permissions_open_would_give(tmp_path):
+    """A new file: 0o666 less the umask, as `open(path, "w")` makes it (not the temporary's owner-only
+    0o600, which hid every written model from the rest of a group); a replaced file keeps its mode."""
+    import os
+    import stat
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    fresh = write_text(tmp_path / "fresh.txt", "x")
+    assert stat.S_IMODE(fresh.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    os.chmod(fresh, 0o640)
+    write_text(fresh, "y")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o640

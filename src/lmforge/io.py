@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     """Call `write(temporary_path)` to fill a temporary file beside `path`, fsync it, rename it over `path`.
 
     `write` gets a path (a string) so that libraries that take file names (safetensors, matplotlib,
-    shutil) can write it; the temporary is removed if `write` fails.
+    shutil) can write it; the temporary is removed if `write` fails. The file gets the permissions an
+    ordinary `open(path, "w")` would give it — the old file's when it replaces one, else 0o666 less the
+    umask — not the owner-only 0o600 of the temporary.
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -41,12 +45,27 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
         write(temporary)
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())
+        os.chmod(temporary, _mode_for(path))
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
     return path
+
+
+_umask_lock = threading.Lock()
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits `path` should end with: those of the file it replaces, else 0o666 & ~umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        with _umask_lock:  # the umask can only be read by setting it: set it back at once
+            umask = os.umask(0o022)
+            os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

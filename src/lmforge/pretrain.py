@@ -7,11 +7,13 @@
 1. gather: the corpus files of `data.files` (txt / JSONL / CSV / TSV / directories);
 2. preprocess: a tokenizer (`tokenizer.path`, or one trained here on the corpus) and token shards
    (`lmforge prepare`, reused when the inputs are unchanged);
-3. architecture: a model preset (`lmforge.model` presets, or `lstm` for the recurrent baseline), or
+3. architecture: a model preset (`lmforge.model` presets, `lstm` for the recurrent baseline, `elmo` for the
+   bidirectional LSTM LM of `lmforge.model.elmo`), or
    `model.init_from`: a model whose weights, architecture and tokenizer the run continues from
    (continued / domain-adaptive pre-training on new text): an lmforge model directory, `py:PACKAGE/DIR`,
    or a Hugging Face GPT-2 / Llama / BERT-with-MLM-head checkpoint (converted into OUT/base);
-4. objective: causal LM (GPT: next token) or masked LM (BERT: 15% of tokens masked);
+4. objective: causal LM (GPT: next token), masked LM (BERT: 15% of tokens masked) or bidirectional LM
+   (ELMo: next word left to right and previous word right to left, with a word tokenizer);
 5. validate: validation loss, perplexity and bits per byte (masked-token accuracy for MLM) during and
    after training. The run directory holds checkpoints, metrics.jsonl, loss.png and `model/`: the model
    directory with its tokenizer and a README card.
@@ -48,11 +50,14 @@ class TokenizerConfig:
     kind: Literal["char", "word", "bpe", "wordpiece"] = "bpe"  # what to train when `path` is None
     vocab_size: Count = 8192  # a multiple of 64 keeps the output layer's matmul fast
     sample_bytes: Count = 20_000_000  # train the tokenizer on at most this much text (tokenizers saturate)
+    # more tokens kept whole and never split, beside the kind's own (e.g. WikiText's "<unk>", which the
+    # word tokenizer would otherwise cut into "<", "unk", ">")
+    special_tokens: list[str] = field(default_factory=list)
 
 
 @dataclass
 class ModelSpec:
-    preset: str = "gpt-tiny"  # an `lmforge.model` preset, or "lstm" for the recurrent baseline
+    preset: str = "gpt-tiny"  # an `lmforge.model` preset, "lstm" for the recurrent baseline, or "elmo"
     changes: dict[str, Any] = field(default_factory=dict)  # preset fields to change, e.g. {n_layers: 4}
     # an lmforge model directory to continue from: its weights, architecture and tokenizer start the run
     # (continued pre-training, e.g. on in-domain text); `preset` is then unused and `changes` may only
@@ -62,7 +67,8 @@ class ModelSpec:
 
 @dataclass
 class PretrainConfig:
-    objective: Literal["clm", "mlm"] = "clm"  # GPT-style next token, or BERT-style masked tokens
+    objective: Literal["clm", "mlm", "bilm"] = "clm"  # GPT-style next token, BERT-style masked tokens, or
+    # ELMo's next word forward + previous word backward (model.preset elmo, a word tokenizer)
     out: str = "runs/pretrain"  # run directory (checkpoints, metrics, model/)
     block_size: Count = 256  # tokens per training sequence (the context length)
     mlm_probability: float = 0.15  # BERT's masking rate
@@ -172,7 +178,8 @@ def build_tokenizer(
     tokenizer = kinds[config.tokenizer.kind].train(
         sample(),
         vocab_size=config.tokenizer.vocab_size,
-        special_tokens=special_tokens_for(config.tokenizer.kind, config.objective),
+        special_tokens=special_tokens_for(config.tokenizer.kind, config.objective)
+        + [t for t in config.tokenizer.special_tokens if t],
     )
     tokenizer.save(target)
     log(
@@ -236,6 +243,23 @@ def build_model_for(config: PretrainConfig, tokenizer, eot_id: int, init_dir: Pa
         return load_initial_model(config, tokenizer, init_dir)
     vocab = tokenizer.vocab_size
     changes = dict(config.model.changes)
+    if (config.model.preset == "elmo") != (config.objective == "bilm"):
+        raise ConfigError(
+            "the bidirectional LM objective (bilm) and the elmo preset go together: "
+            f"got objective {config.objective} with preset {config.model.preset}"
+        )
+    if config.model.preset == "elmo":
+        from lmforge.model.elmo import ELMoConfig, ELMoModel
+
+        if config.model.init_from:
+            raise ConfigError("model.init_from does not take an ELMo model; start it from the elmo preset")
+        valid = {f.name for f in dataclasses.fields(ELMoConfig)} - {"extra", "pad_token_id", "preset"}
+        unknown = sorted(set(changes) - valid)
+        if unknown:
+            raise ConfigError(
+                f"model.changes: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
+            )
+        return ELMoModel(ELMoConfig(vocab_size=vocab, **changes))
     if config.model.preset == "lstm":
         from lmforge.model.rnn import LSTMConfig, LSTMLanguageModel
 
@@ -273,6 +297,19 @@ def build_objective(config: PretrainConfig, shards_dir: Path, tokenizer):
 
     train_tokens = TokenShards(shards_dir, "train")
     val_tokens = TokenShards(shards_dir, "val")
+    if config.objective == "bilm":
+        from lmforge.data.bilm import BiLMObjective
+        from lmforge.model.elmo import ELMoConfig, char_table
+
+        vocabulary = [tokenizer.id_to_token(i) or "" for i in range(tokenizer.vocab_size)]
+        chars = config.model.changes.get("max_characters", ELMoConfig.max_characters)
+        return BiLMObjective(
+            train_tokens,
+            val_tokens,
+            block_size=config.block_size,
+            char_table=char_table(vocabulary, chars),
+            seed=config.train.seed,
+        )
     if config.objective == "clm":
         from lmforge.data.clm import CLMObjective
 

@@ -145,7 +145,7 @@ def iter_file(
     if suffix in JSONL_SUFFIXES:
         yield from _iter_jsonl(path, field)
     elif suffix in TABLE_SUFFIXES:
-        yield from _iter_table(path, column, delimiter="\t" if suffix == ".tsv" else ",")
+        yield from _iter_table(path, column)
     elif unit == "file":
         yield read_text(path)
     elif unit == "chunk":
@@ -337,18 +337,61 @@ def _iter_jsonl(path: Path, field: str) -> Iterator[str]:
         yield value
 
 
-def _iter_table(path: Path, column: str | None, delimiter: str) -> Iterator[str]:
+def iter_table(path: str | os.PathLike) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of each row of a CSV or TSV file, the header line first (its names stripped);
+    blank rows are skipped, and a row with another number of cells than the header is a `CorpusError`
+    naming its line. TSV is split on tabs with no quoting (as GLUE ships it), CSV read as RFC 4180 (quoted
+    cells may hold commas and newlines)."""
+    path = Path(path)
     lines = (line + "\n" for _, line in iter_lines(path))
-    if delimiter == "\t":  # GLUE-style TSV: no quoting, split on tabs
+    if path.suffix.lower() == ".tsv":
         rows = (line.rstrip("\n").split("\t") for line in lines)
-    else:  # RFC 4180 CSV: quoted cells may hold commas and newlines
+    else:
         rows = csv.reader(lines)
-    number = 0
     header: list[str] | None = None
-    index = 0
     for number, cells in enumerate(rows, 1):
         if header is None:
             header = [h.strip() for h in cells]
+            yield number, header
+            continue
+        if not any(cell.strip() for cell in cells):
+            continue
+        where = getattr(rows, "line_num", number)
+        if len(cells) != len(header):
+            raise CorpusError(f"{path}:{where}: {len(cells)} cells, but the header has {len(header)}")
+        yield where, cells
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """(line number, record) of each entry of a corpus file, by its suffix: a JSONL object, a CSV/TSV row as
+    {column: cell}, or a non-blank line of plain text as {"text": line}.
+
+        >>> import pathlib, tempfile
+        >>> table = pathlib.Path(tempfile.mkdtemp()) / "reviews.csv"
+        >>> _ = table.write_text('text,date\\n"Great, really",2024-03\\n')
+        >>> list(iter_records(table))
+        [(2, {'text': 'Great, really', 'date': '2024-03'})]
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        yield from iter_json_objects(path)
+    elif suffix in TABLE_SUFFIXES:
+        rows = iter_table(path)
+        _, header = next(rows, (0, []))
+        for number, cells in rows:
+            yield number, dict(zip(header, cells, strict=True))
+    else:
+        for number, line in iter_lines(path):
+            if line.strip():
+                yield number, {"text": line}
+
+
+def _iter_table(path: Path, column: str | None) -> Iterator[str]:
+    index = 0
+    for number, cells in iter_table(path):
+        if number == 1:
+            header = cells
             if column is None:
                 column = next((c for c in ("text", "sentence") if c in header), None)
                 if column is None:
@@ -360,9 +403,4 @@ def _iter_table(path: Path, column: str | None, delimiter: str) -> Iterator[str]
                 raise CorpusError(f"{path}:1: no column '{column}' (columns: {', '.join(header)})")
             index = header.index(column)
             continue
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(cells) != len(header):
-            where = getattr(rows, "line_num", number)
-            raise CorpusError(f"{path}:{where}: {len(cells)} cells, but the header has {len(header)}")
         yield cells[index].strip()

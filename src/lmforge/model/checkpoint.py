@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from lmforge.errors import LmforgeError, MissingFileError
 from lmforge.io import atomic_write
-from lmforge.model.config import ModelConfig
+from lmforge.model.config import ModelConfig, model_config_from_dict
 from lmforge.model.layers import KVCache, SlotKVCache
 
 FORMAT = "lmforge-model"
@@ -185,6 +185,13 @@ def copy_tokenizer(tokenizer, directory: Path) -> None:
 
 def model_card(model: TransformerModel, notes: str = "") -> str:
     config = model.config
+    if hasattr(model, "describe"):  # an architecture that describes itself (ELMo)
+        lines = [f"# lmforge model: {config.preset}", "", *model.describe()]
+        lines += [
+            "",
+            "Load it with `lmforge.model.load(DIR)`; files: config.json, model.safetensors, tokenizer.json.",
+        ]
+        return "\n".join(lines + (["", notes.rstrip()] if notes else [])) + "\n"
     kind = {"encoder": "encoder (BERT-like)", "decoder": "decoder-only", "encoder-decoder": "encoder-decoder"}
     layers = f"{config.n_layers}" + (
         f" + {config.decoder_layers}" if config.architecture == "encoder-decoder" else ""
@@ -234,7 +241,7 @@ def read_config(directory: str | os.PathLike) -> ModelConfig:
             f"{path}: format version {document['format_version']} is newer than this lmforge reads "
             f"({FORMAT_VERSION}); upgrade lmforge"
         )
-    return ModelConfig.from_dict(document["model"], where=str(path))
+    return model_config_from_dict(document["model"], where=str(path))
 
 
 def read_task(directory: str | os.PathLike) -> str:
@@ -244,7 +251,7 @@ def read_task(directory: str | os.PathLike) -> str:
     adapter_config = directory / "adapter_config.json"
     if adapter_config.is_file():
         document = json.loads(adapter_config.read_text(encoding="utf-8"))
-        config = ModelConfig.from_dict(document["model"], where=str(adapter_config))
+        config = model_config_from_dict(document["model"], where=str(adapter_config))
     else:
         config = read_config(directory)
         document = json.loads((directory / "config.json").read_text(encoding="utf-8"))

@@ -3,6 +3,8 @@
 - `ModelConfig` — every hyperparameter of the three architectures, with why each default is what it is.
 - `PRESETS` — `gpt2` (124M), `bert-base`, `transformer-base` (Vaswani et al. 2017), `llama-small`, and the
   tiny CPU presets `gpt-tiny`, `bert-tiny`, `transformer-tiny` that train in minutes on 2 cores.
+- `ELMoConfig` — the bidirectional LSTM LM of `elmo` (character CNN, LSTMs, adaptive softmax);
+  `model_config_from_dict` reads either kind from a config.json's "model" section.
 - `num_parameters()` counts parameters analytically (no model built), `flops_per_token()` gives the training
   FLOPs per token used for MFU: 6·N + 12·L·T·d (Kaplan et al. 2020 / PaLM appendix B).
 
@@ -203,6 +205,87 @@ class ModelConfig:
 
     def replace(self, **changes) -> ModelConfig:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class ELMoConfig:
+    vocab_size: int = 33280  # the word tokenizer's vocabulary: what the softmax predicts
+    max_characters: int = 20  # UTF-8 bytes per word with its two marks; longer words keep their first 18
+    # (ELMo: 50). Convolution cost grows with it, and 97% of WikiText-2's words have at most 10 letters.
+    char_embed_dim: int = 16  # ELMo's
+    # (width, filters) of each convolution: wide filters see whole morphemes; ELMo's small model uses
+    # widths 1..7 with 32..1024 filters (2048 in all), 512 in all here
+    filters: list[list[int]] = field(default_factory=lambda: [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256]])
+    highway_layers: int = 2  # ELMo: 2; gates let the filters' features pass or be transformed
+    projection_dim: int = 128  # width of the token vector and of each LSTM's output (ELMo: 512)
+    hidden_size: int = 512  # LSTM cell size, projected down to projection_dim (ELMo: 4096 -> 512)
+    num_layers: int = 2  # LSTM layers per direction (ELMo: 2)
+    dropout: float = 0.1  # between layers and before the softmax (ELMo: 0.1)
+    # adaptive softmax cluster boundaries over the frequency-ordered vocabulary; [] = a full softmax.
+    # With ~33k words a full softmax costs several times the LSTMs; 2000 frequent words in the head
+    # cover about 80% of WikiText-2's tokens
+    cutoffs: list[int] = field(default_factory=lambda: [2000, 10000])
+    div_value: float = 4.0  # each tail cluster's projection is this many times narrower (Grave et al.)
+
+    architecture = "elmo"  # what `lmforge.model_source.require_kind` and the pipelines check
+    head = "bilm"
+    extra: dict = field(default_factory=dict)  # free-form notes, as ModelConfig's
+    pad_token_id: int | None = None
+    preset: str | None = "elmo"
+
+    def __post_init__(self):
+        if self.max_characters < 3:
+            raise ConfigError(f"model config: max_characters must be at least 3, got {self.max_characters}")
+        if not self.filters or any(len(f) != 2 or min(f) < 1 for f in self.filters):
+            raise ConfigError(f"model config: filters must be [[width, count], ...], got {self.filters}")
+        if max(w for w, _ in self.filters) > self.max_characters:
+            raise ConfigError("model config: a filter is wider than max_characters")
+        if self.num_layers < 1:
+            raise ConfigError(f"model config: num_layers must be at least 1, got {self.num_layers}")
+        if self.cutoffs and (
+            sorted(set(self.cutoffs)) != list(self.cutoffs)
+            or self.cutoffs[0] < 1
+            or self.cutoffs[-1] >= self.vocab_size
+        ):
+            raise ConfigError(
+                f"model config: cutoffs must increase within 1..vocab_size-1 ({self.vocab_size - 1}), "
+                f"got {self.cutoffs}"
+            )
+
+    # what the shared code (model cards, pipelines, contextual embedder) reads of any model config
+    @property
+    def n_layers(self) -> int:
+        return self.num_layers
+
+    @property
+    def d_model(self) -> int:
+        return 2 * self.projection_dim  # every layer's vector: [forward; backward]
+
+    @property
+    def max_positions(self) -> int:
+        return 1 << 20  # recurrent: no position table, no length limit but memory
+
+    def to_dict(self) -> dict:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {"architecture": self.architecture, **fields}
+
+    @classmethod
+    def from_dict(cls, data: dict, *, where: str = "config") -> ELMoConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names - {"architecture"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown ELMo setting(s) {unknown}; valid: {sorted(names)}")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def replace(self, **changes) -> ELMoConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def model_config_from_dict(data: dict, *, where: str = "config"):
+    """A `ModelConfig` (transformers), or an `ELMoConfig` when `architecture` says "elmo"."""
+    if isinstance(data, dict) and data.get("architecture") == "elmo":
+        return ELMoConfig.from_dict(data, where=where)
+    return ModelConfig.from_dict(data, where=where)
 
 
 def _gpt2(**changes) -> ModelConfig:

@@ -9,7 +9,9 @@ The pooling (mean of the real tokens' vectors, the [CLS] vector, or the maximum)
 L2-normalised come from the model: a sentence-transformers checkpoint's own settings (all-MiniLM-L6-v2:
 mean pooling, normalised, 256 tokens), carried into `extra["sentence_embedding"]` of its config by the
 conversion; other encoders: mean pooling, not normalised. `normalize=` and `pooling=` override per call,
-`layer=` takes another layer's states (0 = the embedding layer, -1 = the last).
+`layer=` takes another layer's states (0 = the embedding layer, -1 = the last; "mix" for ELMo: the
+average of its layers). ELMo models (`lmforge pretrain` with objective bilm) embed here too: the mean of
+their words' vectors.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ class SentenceEmbeddingResult:
 
 class SentenceEmbedding(Pipeline):
     task = "embedding"
-    kinds = {"encoder": None}
+    kinds = {"encoder": None, "elmo": None}
     purpose = "give sentence vectors"
-    hint = "pre-train one with `lmforge pretrain` (objective mlm) or convert a BERT checkpoint"
+    hint = "pre-train one with `lmforge pretrain` (objective mlm or bilm) or convert a BERT checkpoint"
 
     def __init__(self, model, tokenizer, *, max_length: int | None = None, source: str = ""):
         from lmforge.embeddings.contextual import ContextualEmbedder
@@ -104,7 +106,9 @@ class SentenceEmbedding(Pipeline):
             raise ConfigError(f"pooling {pooling!r} is not supported; choose one of {', '.join(POOLINGS)}")
         results: list[SentenceEmbeddingResult | None] = [None] * count
         for i, rows in states:  # rows (T, d): the unpadded tokens only
-            if pooling == "mean":
+            if rows.shape[0] == 0:  # an ELMo text without words
+                vector = torch.zeros(self.dim)
+            elif pooling == "mean":
                 vector = rows.mean(dim=0)  # the mask's mean pooling
             elif pooling == "cls":
                 vector = rows[0]

@@ -19,7 +19,8 @@ Evaluation files: `--analogies FILE` and `--pairs FILE`; without them, the copie
 
 `contextual` runs an encoder (an lmforge model directory, a Hugging Face BERT directory, or py:PACKAGE/DIR)
 over the sentences: their mean-pooled similarities and, with --word, that word's vector in each sentence —
-one vector per context, where a static embedding has one per word.
+one vector per context, where a static embedding has one per word. An ELMo model directory (`lmforge
+pretrain --config configs/elmo-wikitext2.yaml`) works the same way, with `--layer mix` for its scalar mix.
 """
 
 from __future__ import annotations
@@ -75,12 +76,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--model",
         required=True,
         metavar="DIR",
-        help="encoder directory (lmforge or Hugging Face) or py:PACKAGE/DIR",
+        help="encoder directory (lmforge or Hugging Face; an ELMo model of `lmforge pretrain`) or py:PACKAGE/DIR",
     )
     contextual.add_argument("sentences", nargs="+", metavar="SENTENCE", help="the texts to embed")
     contextual.add_argument("--word", help="also compare this word's vectors across the sentences")
     contextual.add_argument(
-        "--layer", type=int, default=-1, help="0 = embedding layer, i = layer i, -1 = last (default)"
+        "--layer",
+        type=_layer,
+        default=-1,
+        help="0 = embedding layer (ELMo: the character CNN), i = layer i, -1 = last (default); "
+        "mix = ELMo's scalar mix (the average of its layers)",
     )
     contextual.add_argument(
         "--topn", type=count, default=3, help="nearest words shown per --word (default 3)"
@@ -458,6 +463,16 @@ def contextual_report(
     return report
 
 
+def _layer(text: str) -> int | str:
+    """--layer: a number, or "mix" (ELMo's scalar mix)."""
+    if text == "mix":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a layer number or 'mix', got {text!r}") from None
+
+
 def run_contextual(args: argparse.Namespace) -> int:
     import json
 
@@ -473,10 +488,13 @@ def run_contextual(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=1))
         return 0
-    print(
-        f"{args.model}: encoder, {report['layers']} layers, {report['dim']} dims; "
-        f"vectors of layer {report['layer']} of {report['layers']}"
+    kind = "ELMo (character CNN + bidirectional LSTM LM)" if pipe.embedder.is_elmo else "encoder"
+    which = (
+        "the scalar mix (average) of layers 0.." + str(report["layers"])
+        if report["layer"] == "mix"
+        else f"layer {report['layer']} of {report['layers']}"
     )
+    print(f"{args.model}: {kind}, {report['layers']} layers, {report['dim']} dims; vectors of {which}")
     for i, sentence in enumerate(args.sentences, 1):
         print(f"  [{i}] {sentence}")
     print("\nsentence similarity (cosine of the mean-pooled token vectors)")

@@ -1,6 +1,7 @@
 """`lmforge tokenizer train|encode|compare`: train a tokenizer, look at how it cuts text, compare the kinds.
 
     lmforge tokenizer train --kind bpe --vocab-size 8192 --out tok.json ../shared/data/wikitext-2/train.txt
+    lmforge tokenizer train --kind unigram --vocab-size 8192 --out uni.json ../shared/data/wikitext-2/train.txt
     lmforge tokenizer encode --tokenizer tok.json "Frog on a log."
     lmforge tokenizer encode --tokenizer tok.json --json "Frog on a log."     # {"ids": [...], "tokens": ..., "offsets": ...}
     lmforge tokenizer compare --vocab-size 4096 ../shared/data/tinyshakespeare/input.txt
@@ -20,7 +21,12 @@ from pathlib import Path
 from lmforge.errors import LmforgeError
 from lmforge.recipes import Command, count, count_or_zero
 
-KIND_NAMES = ("char", "word", "bpe", "wordpiece")
+KIND_NAMES = ("char", "word", "bpe", "wordpiece")  # the course's four, set side by side by `compare`
+TRAIN_KINDS = (*KIND_NAMES, "charbpe", "unigram")
+KIND_HELP = (
+    "which tokenizer to train: char, word, bpe (byte-level, GPT-2), wordpiece (BERT), charbpe (original BPE "
+    "with a </w> suffix, HF's CharBPETokenizer), unigram (SentencePiece, T5/ALBERT/XLM-R)"
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions.required = True
 
     train = actions.add_parser("train", help="train a tokenizer on text files", description=train_run.__doc__)
-    train.add_argument("--kind", required=True, choices=KIND_NAMES, help="which tokenizer to train")
+    train.add_argument("--kind", required=True, choices=TRAIN_KINDS, help=KIND_HELP)
     train.add_argument(
         "--vocab-size", type=count, required=True, help="number of ids, special tokens included"
     )
@@ -38,12 +44,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--out", required=True, help="where to write tokenizer.json (a .vocab.txt goes beside it)"
     )
     train.add_argument(
-        "--min-frequency", type=count_or_zero, default=None, help="drop words/pairs seen fewer times"
+        "--min-frequency",
+        type=count_or_zero,
+        default=None,
+        help="drop words/pairs seen fewer times (not unigram, which prunes by likelihood)",
     )
     train.add_argument(
-        "--special-tokens", default=None, help="comma-separated special tokens (default: the kind's own)"
+        "--special-tokens",
+        default=None,
+        help="comma-separated special tokens (default: the kind's own; unigram: <unk>,<s>,</s>,<pad>)",
     )
-    train.add_argument("--lowercase", action="store_true", help="lower-case text first (word, wordpiece)")
+    train.add_argument(
+        "--lowercase", action="store_true", help="lower-case text first (word, wordpiece, charbpe)"
+    )
     _corpus_options(train)
     _debug_option(train)
     train.set_defaults(_action=train_run)
@@ -100,8 +113,15 @@ def run(args: argparse.Namespace) -> int:
 def _check_vocab_size(kind: str, vocab_size: int, special_tokens: list[str] | None) -> None:
     from lmforge.tokenizers import BERT_SPECIAL_TOKENS, END_OF_TEXT
     from lmforge.tokenizers.bpe import check_vocab_size
+    from lmforge.tokenizers.charbpe import CHARBPE_SPECIAL_TOKENS
+    from lmforge.tokenizers.unigram import UNIGRAM_SPECIAL_TOKENS
 
-    defaults = {"bpe": [END_OF_TEXT], "wordpiece": list(BERT_SPECIAL_TOKENS)}
+    defaults = {
+        "bpe": [END_OF_TEXT],
+        "wordpiece": list(BERT_SPECIAL_TOKENS),
+        "charbpe": list(CHARBPE_SPECIAL_TOKENS),
+        "unigram": list(UNIGRAM_SPECIAL_TOKENS),
+    }
     specials = (
         special_tokens if special_tokens is not None else defaults.get(kind, ["[PAD]", "[UNK]", END_OF_TEXT])
     )
@@ -110,6 +130,8 @@ def _check_vocab_size(kind: str, vocab_size: int, special_tokens: list[str] | No
         "char": (1, "character"),
         "word": (1, "word"),
         "wordpiece": (1, "character"),
+        "charbpe": (1, "character"),
+        "unigram": (1, "character"),
     }
     check_vocab_size(vocab_size, specials, *base[kind])
 
@@ -129,19 +151,26 @@ def train_run(args: argparse.Namespace) -> int:
         raise LmforgeError(f"--out {out} is a directory; name the file, e.g. {out / 'tokenizer.json'}")
     if not out.parent.is_dir() and str(out.parent):
         raise LmforgeError(f"--out {out}: directory {out.parent} does not exist; create it first")
+    options: dict = {"vocab_size": args.vocab_size}
+    if special_tokens is not None:
+        options["special_tokens"] = special_tokens
+    if args.min_frequency is not None:
+        if args.kind == "unigram":
+            raise LmforgeError(
+                "--min-frequency does not apply to unigram: it keeps the pieces whose loss would cost the "
+                "corpus most likelihood, not those seen most often; leave the option out"
+            )
+        options["min_frequency"] = args.min_frequency
+    if args.lowercase:
+        if args.kind not in ("word", "wordpiece", "charbpe"):
+            raise LmforgeError(f"--lowercase applies to word, wordpiece and charbpe, not {args.kind}")
+        options["lowercase"] = True
+    if args.kind == "unigram":  # seeding and EM rounds take a while: say where it is
+        options["progress"] = lambda line: print(f"  {line}", file=sys.stderr, flush=True)
     # every character of plain text, newlines included: what `unit: file` shards will hold
     corpus = Corpus(
         args.files, field=args.field, column=args.column, unit="chunk"
     ).check()  # UTF-8, some text
-    options = {"vocab_size": args.vocab_size}
-    if special_tokens is not None:
-        options["special_tokens"] = special_tokens
-    if args.min_frequency is not None:
-        options["min_frequency"] = args.min_frequency
-    if args.lowercase:
-        if args.kind not in ("word", "wordpiece"):
-            raise LmforgeError(f"--lowercase applies to word and wordpiece, not {args.kind}")
-        options["lowercase"] = True
     print(f"training a {args.kind} tokenizer ({args.vocab_size:,} ids) on {corpus} ...", file=sys.stderr)
     started = time.perf_counter()
     tok = KINDS[args.kind].train(iter(corpus), **options)
@@ -224,7 +253,7 @@ def compare_run(args: argparse.Namespace) -> int:
 COMMANDS = [
     Command(
         name="tokenizer",
-        help="train tokenizers (char, word, BPE, WordPiece), encode text, compare the kinds",
+        help="train tokenizers (char, word, BPE, WordPiece, CharBPE, Unigram), encode text, compare the kinds",
         configure=configure,
         run=run,
         description=__doc__,

@@ -37,6 +37,8 @@ class Answer:
     end: int | None
     passage: str | None  # the chunk the answer was read from
     sources: tuple[Hit, ...] = ()  # the passages read, best retrieved first
+    source: Hit | None = None  # the one of them the answer was read from (None when abstaining)
+    tokens_read: int = 0  # the tokens the reader read: the question with each passage, every window
 
     def to_dict(self) -> dict:
         """What `lmforge ask --json` prints."""
@@ -90,9 +92,12 @@ class Assistant:
         if not hits:
             return Answer(None, 0.0, True, None, None, None, None, None)
         readings = self.reader([question] * len(hits), [hit.text for hit in hits])
+        tokens = sum(reading.prompt_tokens for reading in readings)
         best_hit, best = max(zip(hits, readings, strict=True), key=lambda pair: pair[1].score)
         if best.start is None or best.score < threshold:
-            return Answer(None, float(best.score), True, None, None, None, None, None, tuple(hits))
+            return Answer(
+                None, float(best.score), True, None, None, None, None, None, tuple(hits), None, tokens
+            )
         return Answer(
             best.answer,
             float(best.score),
@@ -103,6 +108,8 @@ class Assistant:
             best_hit.start + best.end,
             best_hit.text,
             tuple(hits),
+            best_hit,
+            tokens,
         )
 
     def __repr__(self) -> str:

@@ -1,5 +1,6 @@
 """The HTTP application: OpenAI's completions, chat, embeddings and models endpoints, lmforge's classify and
-answer, health and Prometheus metrics — over the models of a `Registry`.
+answer, health and Prometheus metrics — over the models of a `Registry`; with an index, `/v1/search` and the
+model `assistant` on the chat endpoint (what it says: `lmforge.serve.assistant`).
 
 Every error is OpenAI's envelope `{"error": {"message", "type", "param", "code"}}`: 400 for a bad body (the
 field named), 401 for a missing or wrong key, 404 for an unknown model or path, 413 for a body over
@@ -33,8 +34,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lmforge.errors import LmforgeError
+from lmforge.serve import assistant as A
 from lmforge.serve import metrics as M
-from lmforge.serve.models import GENERATORS, Registry, ServedModel
+from lmforge.serve.models import ASSISTANT, GENERATORS, Registry, ServedModel
 from lmforge.serve.schemas import (
     UNSUPPORTED,
     AnswerRequest,
@@ -43,13 +45,14 @@ from lmforge.serve.schemas import (
     CompletionRequest,
     EmbeddingRequest,
     Sampling,
+    SearchRequest,
 )
 
 log = logging.getLogger("lmforge.serve")
 
 ENDPOINT_TASKS = {  # which model kinds each endpoint serves
     "/v1/completions": GENERATORS,
-    "/v1/chat/completions": ("generation",),
+    "/v1/chat/completions": ("generation", ASSISTANT),
     "/v1/embeddings": ("embedding",),
     "/v1/classify": ("classification",),
     "/v1/answer": ("question-answering",),
@@ -304,6 +307,8 @@ def create_app(registry: Registry, settings: Settings | None = None, metrics: M.
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest, request: Request):
         served = find(registry, body.model, "/v1/chat/completions")
+        if served.task == ASSISTANT:
+            return await assistant_chat(served, body, settings, metrics)
         return await chat(served, body, request, settings, metrics)
 
     @app.post("/v1/embeddings")
@@ -345,12 +350,27 @@ def create_app(registry: Registry, settings: Settings | None = None, metrics: M.
         metrics.tokens(served.name, tokens, 0)
         return listing(served, data, tokens)
 
+    @app.post("/v1/search")
+    async def search_index(body: SearchRequest):
+        from lmforge.search import search
+
+        ready(registry)
+        index = registry.index
+        if index is None:
+            raise ApiError(404, "this server has no index: start it with --index IDX", None, "no_index")
+        if not body.query.strip():
+            raise ApiError(400, "query is empty; give some words to search for", "query")
+        if body.k > len(index):
+            raise ApiError(400, f"k {body.k} is more than the index's {len(index)} chunks", "k")
+        hits = await run_in_threadpool(call_library, search, index, body.query, mode=body.mode, k=body.k)
+        return {"object": "list", "data": [hit.to_dict() for hit in hits]}
+
     return Guard(app, settings, metrics)
 
 
 def endpoint_label(path: str) -> str:
     """A bounded label for the request counter (unknown paths share one)."""
-    if path in ENDPOINT_TASKS or path in ("/", "/health", "/metrics", "/v1/models"):
+    if path in ENDPOINT_TASKS or path in ("/", "/health", "/metrics", "/v1/models", "/v1/search"):
         return path
     return "/v1/models/{name}" if path.startswith("/v1/models/") else "other"
 
@@ -415,12 +435,15 @@ def find(registry: Registry, name: str, endpoint: str, check_task: bool = True) 
 
 
 def model_card(served: ServedModel) -> dict:
+    about = {"task": served.task, "source": served.spec.source, "fingerprint": served.fingerprint}
+    if served.task == ASSISTANT:
+        about["index"] = str(served.pipeline.index.directory)
     return {
         "id": served.name,
         "object": "model",
         "created": served.created,
         "owned_by": "lmforge",
-        "lmforge": {"task": served.task, "source": served.spec.source, "fingerprint": served.fingerprint},
+        "lmforge": about,
     }
 
 
@@ -441,6 +464,14 @@ def nonempty(items: list, param: str) -> None:
 def call_pipeline(pipeline, *args):
     try:
         return pipeline(*args)
+    except LmforgeError as exc:
+        raise ApiError(400, str(exc), None, "invalid_input") from None
+
+
+def call_library(function, *args, **kwargs):
+    """`function(*args, **kwargs)`; an LmforgeError (what the command line prints as its one line) is a 400."""
+    try:
+        return function(*args, **kwargs)
     except LmforgeError as exc:
         raise ApiError(400, str(exc), None, "invalid_input") from None
 
@@ -493,14 +524,19 @@ async def embed(served: ServedModel, body: EmbeddingRequest, settings: Settings,
 # --- completions and chat -------------------------------------------------------------------------------
 
 
-def generation_config(served: ServedModel, body: Sampling, max_tokens: int):
-    """The model's defaults, then OpenAI's for absent fields (temperature 1, top_p 1), then the body's."""
+def refuse_unsupported(body: Sampling) -> None:
+    """A 400 for a field lmforge accepts only at its neutral value (`UNSUPPORTED`) set to another."""
     for name, neutral in UNSUPPORTED.items():
         value = getattr(body, name, neutral)
         if value not in (neutral, None, {}):
             raise ApiError(
                 400, f"{name} is not supported by lmforge; leave it out", name, "unsupported_parameter"
             )
+
+
+def generation_config(served: ServedModel, body: Sampling, max_tokens: int):
+    """The model's defaults, then OpenAI's for absent fields (temperature 1, top_p 1), then the body's."""
+    refuse_unsupported(body)
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     if len(stops) > 4:
         raise ApiError(400, f"stop takes at most 4 strings, got {len(stops)}", "stop")
@@ -913,3 +949,56 @@ async def chat(served, body: ChatRequest, request: Request, settings: Settings, 
         "choices": choices,
         "usage": usage(len(ids), completion_tokens),
     }
+
+
+# --- the assistant --------------------------------------------------------------------------------------
+
+
+async def assistant_chat(served: ServedModel, body: ChatRequest, settings: Settings, metrics):
+    """The model `assistant` on /v1/chat/completions: one answer read from the index's passages, with its
+    `citations` (lmforge.serve.assistant); streamed as pieces of that answer."""
+    refuse_unsupported(body)
+    if body.n != 1:
+        raise ApiError(400, "the assistant gives one answer: leave n out (or 1)", "n")
+    if body.logprobs:
+        raise ApiError(400, "the assistant reads its answer from a passage: it has no logprobs", "logprobs")
+    messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+    if settings.log_prompts:
+        log.info("chat messages for %s: %r", served.name, messages)
+    try:
+        A.question_of(messages)
+    except LmforgeError as exc:
+        raise ApiError(400, str(exc), "messages") from None
+    reply = await run_in_threadpool(call_library, A.respond, served.pipeline, messages)
+    metrics.tokens(served.name, reply.prompt_tokens, reply.completion_tokens)
+    ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    head = {"id": ident, "created": created, "model": served.name, "system_fingerprint": served.fingerprint}
+    spent = usage(reply.prompt_tokens, reply.completion_tokens)
+    if not body.stream:
+        message = {"role": "assistant", "content": reply.content}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+        return {
+            **head,
+            "object": "chat.completion",
+            "choices": [choice],
+            "citations": reply.citations,
+            "usage": spent,
+        }
+
+    async def events():
+        chunk = {**head, "object": "chat.completion.chunk", "citations": reply.citations}
+        if include_usage(body):
+            chunk["usage"] = None
+        deltas = [{"role": "assistant", "content": ""}] + [{"content": piece} for piece in reply.pieces]
+        for delta in deltas:
+            yield sse(
+                {**chunk, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}
+            )
+        yield sse(
+            {**chunk, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]}
+        )
+        if include_usage(body):
+            yield sse({**chunk, "choices": [], "usage": spent})
+        yield sse(b"[DONE]")
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)

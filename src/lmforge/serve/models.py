@@ -5,6 +5,11 @@ called `model`, as every preset's output is (`runs/sst2-minilm/model` → `sst2-
 name are a startup error. Text generators (decoders and encoder-decoders) get an `lmforge.engine.Engine`
 each: one thread that owns the weights and batches every request continuously; the encoders' pipelines run
 in the server's worker threads (they are thread-safe).
+
+`--index IDX` adds an index (`lmforge.search`) that `/v1/search` searches; with `--reader QA` the server also
+holds the model `assistant`, an `lmforge.search.Assistant` over that index and reader, which answers on
+`/v1/chat/completions` (its kind is `assistant`). Both are checked before the server starts (a missing or
+half-written index, a reader that is not an extractive QA model: one line) and loaded with the models.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 from lmforge.errors import LmforgeError
 
 GENERATORS = ("generation", "translation")  # the kinds an engine serves
+ASSISTANT = "assistant"  # the name and the kind of the model `--index IDX --reader QA` adds
 
 
 @dataclass
@@ -118,12 +124,77 @@ def load_model(
 
 
 @dataclass
+class SearchSpec:
+    """What `--index IDX [--reader QA] [--threshold T]` serves: the index, and the assistant's reader."""
+
+    index: Path
+    reader: ModelSpec | None = None  # named `assistant`, of kind `assistant`
+    threshold: float = 0.3  # the assistant abstains below this confidence (lmforge.search's default)
+
+
+def search_spec(
+    index: str, reader: str | None = None, threshold: float | None = None, models: list[ModelSpec] = ()
+) -> SearchSpec:
+    """`--index`, `--reader`, `--threshold`, checked without loading anything: the index's manifest and files
+    are there, the reader is an extractive QA model, the threshold is in [0, 1], no `--model` is named
+    `assistant`."""
+    from lmforge.model_source import model_directory, require_kind, source_config
+    from lmforge.pipelines import QuestionAnswering
+    from lmforge.search import DEFAULT_THRESHOLD
+    from lmforge.search.index import read_manifest
+
+    read_manifest(Path(index))
+    if reader is None:
+        if threshold is not None:
+            raise LmforgeError("--threshold is the assistant's: give --reader QA_MODEL with it")
+        return SearchSpec(Path(index))
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    if not 0 <= threshold <= 1:
+        raise LmforgeError(f"--threshold must be between 0 and 1, got {threshold}")
+    if any(spec.name == ASSISTANT for spec in models):
+        raise LmforgeError(
+            f"--model: {ASSISTANT!r} is the name of --reader's assistant; name that model otherwise "
+            "with --model NAME=DIR"
+        )
+    directory = model_directory(reader, name="--reader")
+    qa = QuestionAnswering
+    config = source_config(directory, name="--reader", adapters=True)
+    require_kind(config, reader, qa.kinds, purpose=qa.purpose, name="--reader", hint=qa.hint)
+    return SearchSpec(Path(index), ModelSpec(ASSISTANT, reader, Path(directory), ASSISTANT), threshold)
+
+
+def load_search(spec: SearchSpec) -> tuple[object, ServedModel | None]:
+    """(the opened `Index`, the served assistant or None). The index's embedder and BM25 are loaded now,
+    not by the first request."""
+    import hashlib
+
+    from lmforge.model_source import checkpoint_hash
+    from lmforge.pipelines import QuestionAnswering
+    from lmforge.search import Assistant, Index
+
+    index = Index.open(spec.index)
+    index.embedder, index.bm25  # noqa: B018  (loaded, and the embedder checked against the manifest)
+    if spec.reader is None:
+        return index, None
+    reader = QuestionAnswering.from_directory(
+        spec.reader.directory, source=spec.reader.source, name="--reader"
+    )
+    assistant = Assistant(index, reader, threshold=spec.threshold)
+    # the reader's files and the index's version: either changing gives another fingerprint
+    identity = checkpoint_hash(spec.reader.directory) + str(index.data.resolve())
+    fingerprint = "fp_" + hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return index, ServedModel(spec.reader, assistant, fingerprint, int(time.time()))
+
+
+@dataclass
 class Registry:
     """The served models by name, loaded in a background thread (the server answers 503 meanwhile)."""
 
     specs: list[ModelSpec]
     options: dict = field(default_factory=dict)
+    search: SearchSpec | None = None
     models: dict[str, ServedModel] = field(default_factory=dict)
+    index: object | None = None  # the lmforge.search.Index of `search`, once loaded
     error: str | None = None
     _loaded: threading.Event = field(default_factory=threading.Event)
 
@@ -144,6 +215,10 @@ class Registry:
         try:
             for spec in self.specs:
                 self.models[spec.name] = load_model(spec, **self.options)
+            if self.search is not None:
+                self.index, assistant = load_search(self.search)
+                if assistant is not None:
+                    self.models[ASSISTANT] = assistant
         except Exception as exc:  # reported on /health and in the log; the server answers 503
             self.error = str(exc) if isinstance(exc, LmforgeError) else f"{type(exc).__name__}: {exc}"
             logging.getLogger("lmforge.serve").error("error: the models failed to load: %s", self.error)
@@ -154,3 +229,5 @@ class Registry:
         for served in self.models.values():
             if served.engine is not None:
                 served.engine.close()
+        if self.index is not None:
+            self.index.close()

@@ -1,7 +1,9 @@
 """The playground at `/`: one static page, plain HTML and JavaScript (no build step, no CDN). It lists the
-models, chats with or completes from a generator with streamed tokens, tokens/s and usage, and compares
-sentence similarities with an embedding model. The API key is asked for and kept in the browser's session
-storage, never embedded in the page; model output is inserted as text (`textContent`), never as HTML.
+models, chats with or completes from a generator with streamed tokens, tokens/s and usage, compares
+sentence similarities with an embedding model, and asks the `assistant` (`--index IDX --reader QA`)
+questions: its answer streams in, and each cited passage is shown under it with its document, title and
+offsets, the answer marked in it. The API key is asked for and kept in the browser's session
+storage, never embedded in the page; model output and documents' titles and text are inserted as text (`textContent`), never as HTML.
 
 `POLICY` is the page's Content-Security-Policy: everything from the server itself, and no script but the
 page's own (allowed by its hash), so that even markup that got into the page could not run an inline
@@ -22,6 +24,9 @@ label { margin-right: 1rem; }
 textarea { width: 100%; box-sizing: border-box; font: 14px monospace; }
 #result { white-space: pre-wrap; font: 14px monospace; border: 1px solid #ccc; padding: .5rem; min-height: 6rem; }
 #echo { color: #777; }
+#reply { white-space: pre-wrap; border: 1px solid #ccc; padding: .5rem; min-height: 2rem; }
+#citations { list-style: none; padding-left: 0; } #citations li { margin: .5rem 0; } .source { color: #555; font-size: 13px; }
+.passage { white-space: pre-wrap; margin: .25rem 0 0; padding: .25rem .5rem; border-left: 3px solid #ccc; }
 #status, #error { margin: .5rem 0; } #error { color: #b00; }
 input[type=number] { width: 5rem; }
 </style>
@@ -48,6 +53,13 @@ input[type=number] { width: 5rem; }
 <textarea id="sentences" rows="5" placeholder="One sentence per line"></textarea>
 <button id="compare">Compare</button>
 <table id="table"></table>
+</fieldset>
+<fieldset id="assistant" hidden><legend>assistant</legend>
+<textarea id="question" rows="2" placeholder="Ask a question about the indexed documents"></textarea>
+<button id="ask">Ask</button>
+<div id="assistant-status"></div>
+<div id="reply"></div>
+<ol id="citations"></ol>
 </fieldset>
 <div id="error"></div>
 """
@@ -87,6 +99,7 @@ function pick() {
   $("task").textContent = task;
   $("generate").hidden = !(task === "generation" || task === "translation");
   $("similar").hidden = task !== "embedding";
+  $("assistant").hidden = task !== "assistant";
 }
 $("model").addEventListener("change", pick);
 
@@ -107,33 +120,19 @@ async function send() {
     const response = await fetch(chat ? "/v1/chat/completions" : "/v1/completions",
       {method: "POST", headers: headers(), body: JSON.stringify(body), signal: controller.signal});
     if (!response.ok) { showError(await failure(response)); return; }
-    const reader = response.body.getReader(), decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const {value, done} = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, {stream: true});
-      let end;
-      while ((end = buffer.indexOf("\\n\\n")) >= 0) {
-        const line = buffer.slice(0, end); buffer = buffer.slice(end + 2);
-        if (!line.startsWith("data: ")) continue;
-        const data = line.slice(6);
-        if (data === "[DONE]") continue;
-        const event = JSON.parse(data);
-        if (event.error) { showError(event.error.message); continue; }  // a failure after the stream began
-        if (event.usage) {
-          const seconds = (performance.now() - (first || started)) / 1000;
-          tokens = event.usage.completion_tokens;
-          $("status").textContent = "usage: " + event.usage.prompt_tokens + " prompt + " + tokens +
-            " completion tokens; " + (tokens / Math.max(seconds, 1e-3)).toFixed(1) + " tokens/s";
-        }
-        for (const choice of event.choices) {
-          const piece = chat ? (choice.delta.content || "") : (choice.text || "");
-          if (piece && first === null) first = performance.now();
-          $("output").append(document.createTextNode(piece));
-        }
+    await readEvents(response, (event) => {
+      if (event.usage) {
+        const seconds = (performance.now() - (first || started)) / 1000;
+        tokens = event.usage.completion_tokens;
+        $("status").textContent = "usage: " + event.usage.prompt_tokens + " prompt + " + tokens +
+          " completion tokens; " + (tokens / Math.max(seconds, 1e-3)).toFixed(1) + " tokens/s";
       }
-    }
+      for (const choice of event.choices) {
+        const piece = chat ? (choice.delta.content || "") : (choice.text || "");
+        if (piece && first === null) first = performance.now();
+        $("output").append(document.createTextNode(piece));
+      }
+    });
   } catch (e) {
     if (e.name !== "AbortError") showError(String(e));
   } finally {
@@ -141,6 +140,80 @@ async function send() {
   }
 }
 $("send").addEventListener("click", send);
+
+// the server-sent events of a streamed response, each parsed and handed to onEvent; an error event (a
+// failure after the stream began) is shown instead
+async function readEvents(response, onEvent) {
+  const reader = response.body.getReader(), decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, {stream: true});
+    let end;
+    while ((end = buffer.indexOf("\\n\\n")) >= 0) {
+      const line = buffer.slice(0, end); buffer = buffer.slice(end + 2);
+      if (!line.startsWith("data: ")) continue;
+      const data = line.slice(6);
+      if (data === "[DONE]") continue;
+      const event = JSON.parse(data);
+      if (event.error) { showError(event.error.message); continue; }
+      onEvent(event);
+    }
+  }
+}
+
+// a cited passage: its source line, then its text with the first occurrence of the answer marked
+function showCitation(citation, number, answer) {
+  const item = document.createElement("li"), source = document.createElement("div");
+  source.className = "source";
+  source.textContent = "[" + number + "] " + (citation.title ? citation.title + " \u2014 " : "") +
+    citation.doc_id + " [" + citation.start + ":" + citation.end + "]";
+  const passage = document.createElement("div");
+  passage.className = "passage";
+  const at = answer ? citation.text.indexOf(answer) : -1;
+  if (at < 0) {
+    passage.textContent = citation.text;
+  } else {
+    const mark = document.createElement("mark");
+    mark.textContent = answer;
+    passage.append(document.createTextNode(citation.text.slice(0, at)), mark,
+      document.createTextNode(citation.text.slice(at + answer.length)));
+  }
+  item.append(source, passage);
+  $("citations").appendChild(item);
+}
+
+async function ask() {
+  showError(""); $("reply").textContent = ""; $("citations").textContent = "";
+  $("assistant-status").textContent = "";
+  $("ask").disabled = true;
+  const body = {model: $("model").value, stream: true, stream_options: {include_usage: true},
+    messages: [{role: "user", content: $("question").value}]};
+  let citations = null, answer = null;
+  try {
+    const response = await fetch("/v1/chat/completions", {method: "POST", headers: headers(), body: JSON.stringify(body)});
+    if (!response.ok) { showError(await failure(response)); return; }
+    await readEvents(response, (event) => {
+      if (citations === null && event.citations) citations = event.citations;
+      for (const choice of event.choices) {
+        const piece = choice.delta.content || "";
+        if (piece && answer === null) answer = piece;  // the first piece is the answer, the rest its sources
+        $("reply").append(document.createTextNode(piece));
+      }
+      if (event.usage) {
+        $("assistant-status").textContent = "usage: " + event.usage.prompt_tokens + " tokens read, " +
+          event.usage.completion_tokens + " in the reply";
+      }
+    });
+    (citations || []).forEach((c, i) => showCitation(c, i + 1, answer));
+  } catch (e) {
+    showError(String(e));
+  } finally {
+    $("ask").disabled = false;
+  }
+}
+$("ask").addEventListener("click", ask);
 $("stop").addEventListener("click", () => controller && controller.abort());
 
 async function compare() {

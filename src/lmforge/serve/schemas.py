@@ -100,3 +100,13 @@ class ClassifyRequest(Body):
 class AnswerRequest(Body):
     question: str | list[str]
     context: str | list[str]
+
+
+class SearchRequest(BaseModel):
+    """`POST /v1/search` (with `--index`): lmforge search's query, k and mode."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str
+    k: int = Field(default=10, ge=1)
+    mode: Literal["dense", "bm25", "hybrid"] = "dense"

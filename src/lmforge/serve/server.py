@@ -12,13 +12,21 @@ import uvicorn
 from lmforge.errors import LmforgeError
 from lmforge.serve.app import Settings, create_app
 from lmforge.serve.metrics import Metrics
-from lmforge.serve.models import ModelSpec, Registry
+from lmforge.serve.models import ModelSpec, Registry, SearchSpec
 
 
-def build(specs: list[ModelSpec], settings: Settings, *, max_batch: int = 16, max_queue: int = 64):
-    """(ASGI app, registry) for `specs`; call registry.load() to load the models."""
+def build(
+    specs: list[ModelSpec],
+    settings: Settings,
+    *,
+    max_batch: int = 16,
+    max_queue: int = 64,
+    search: SearchSpec | None = None,
+):
+    """(ASGI app, registry) for `specs` (and an index, with `search`); call registry.load() to load them."""
     metrics = Metrics()
-    registry = Registry(specs, {"max_batch": max_batch, "max_queue": max_queue, "on_sample": metrics.sample})
+    options = {"max_batch": max_batch, "max_queue": max_queue, "on_sample": metrics.sample}
+    registry = Registry(specs, options, search)
     return create_app(registry, settings, metrics), registry
 
 

@@ -22,6 +22,7 @@ from lmforge.errors import LmforgeError, MissingFileError
 from lmforge.tokenizers.base import AddedToken, Padding, Tokenizer, Truncation, register_json_reader
 from lmforge.tokenizers.bpe import BPEModel, BPETokenizer, ByteLevel, ByteLevelDecoder, ByteLevelProcessor
 from lmforge.tokenizers.char import EVERY_CHARACTER, CharTokenizer, EveryCharacter
+from lmforge.tokenizers.charbpe import CharBPETokenizer
 from lmforge.tokenizers.pipeline import (
     BPEDecoder,
     ByteFallback,
@@ -114,6 +115,8 @@ def tokenizer_from_dict(data: Any, source: str = "<dict>") -> Tokenizer:
     kind: type[Tokenizer] = Tokenizer
     if isinstance(model, BPEModel) and model.byte_level:
         kind = BPETokenizer
+    elif isinstance(model, BPEModel) and model.end_of_word_suffix and isinstance(decoder, BPEDecoder):
+        kind = CharBPETokenizer
     elif isinstance(model, WordPieceModel):
         kind = WordPieceTokenizer
     elif isinstance(model, WordLevelModel):

@@ -291,56 +291,51 @@ class Split(PreTokenizer):
         self._regex = regex.compile(self.pattern if self.is_regex else regex.escape(self.pattern))
 
     def split(self, text: str) -> tuple[list[str], list[int]]:
-        # Mark every char span as a match (True) or not (False), then group by the behaviour.
+        # As HF: every span of the text, in order, flagged as a match or not (empty matches too: a pattern
+        # that matches the empty string cuts between characters), flags flipped by `invert`; then the
+        # behaviour folds the spans, and removed or empty pieces are dropped.
         spans: list[tuple[int, int, bool]] = []
         position = 0
+        after_match = False  # the last match was not empty and ended at `position`
         for match in self._regex.finditer(text):
             start, end = match.span()
-            if start == end:
-                continue
-            if start > position:
+            if start == end and after_match and start == position:
+                after_match = False
+                continue  # Oniguruma finds no empty match right after a match; Python's regex does
+            after_match = end > start
+            if start != position:
                 spans.append((position, start, False))
             spans.append((start, end, True))
             position = end
-        if position < len(text):
+        if position != len(text):
             spans.append((position, len(text), False))
         if self.invert:
             spans = [(s, e, not m) for s, e, m in spans]
-        pieces: list[tuple[int, int]] = []
         behavior = self.behavior
-        if behavior == "removed":
-            pieces = [(s, e) for s, e, m in spans if not m]
-        elif behavior == "isolated":
-            pieces = [(s, e) for s, e, _ in spans]
-        elif behavior == "contiguous":
+        pieces: list[list] = []  # [start, end, removed]
+        if behavior in ("removed", "isolated"):
+            pieces = [[s, e, m and behavior == "removed"] for s, e, m in spans]
+        elif behavior == "merged_with_next":  # HF folds from the end: a match joins the span after it
+            previous_match = False
+            for s, e, m in reversed(spans):
+                if m and not previous_match and pieces:
+                    pieces[-1][0] = s
+                else:
+                    pieces.append([s, e, False])
+                previous_match = m
+            pieces.reverse()
+        else:  # contiguous: equal neighbours join; merged_with_previous: a match joins the span before it
+            contiguous = behavior == "contiguous"
             previous_match = False
             for s, e, m in spans:
-                if pieces and m and previous_match:
-                    pieces[-1] = (pieces[-1][0], e)
+                joins = m == previous_match if contiguous else m and not previous_match
+                if joins and pieces:
+                    pieces[-1][1] = e
                 else:
-                    pieces.append((s, e))
+                    pieces.append([s, e, False])
                 previous_match = m
-        elif behavior == "merged_with_previous":
-            previous_match = False
-            for s, e, m in spans:
-                if m and pieces and not previous_match:
-                    pieces[-1] = (pieces[-1][0], e)
-                else:
-                    pieces.append((s, e))
-                previous_match = m
-        else:  # merged_with_next
-            pending: int | None = None
-            for s, e, m in spans:
-                if m:
-                    if pending is not None:
-                        pieces.append((pending, s))
-                    pending = s
-                else:
-                    pieces.append((s if pending is None else pending, e))
-                    pending = None
-            if pending is not None:
-                pieces.append((pending, len(text)))
-        return [text[s:e] for s, e in pieces], [s for s, _ in pieces]
+        kept = [(s, e) for s, e, removed in pieces if not removed and e > s]
+        return [text[s:e] for s, e in kept], [s for s, _ in kept]
 
     def to_json(self) -> dict:
         key = "Regex" if self.is_regex else "String"

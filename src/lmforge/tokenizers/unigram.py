@@ -6,7 +6,8 @@ This file implements:
     paths found, as HF finds them), an unknown character costs the lowest score minus 10, runs of unknown
     characters are one token (whose text is the text itself, as HF reports it), optional byte fallback to
     ``<0xAB>`` pieces;
-  - `UnigramTokenizer`: SentencePiece's stages (NFKC, Metaspace '▁' words, Metaspace decoder).
+  - `UnigramTokenizer`: SentencePiece's stages (NFKC, Metaspace '▁' words, Metaspace decoder) and `train`
+    (SentencePiece's EM with pruning, in `unigram_train.py`).
 
     tok = load_tokenizer("t5/tokenizer.json")  # a UnigramTokenizer
     tok.encode("Frog on a log.").tokens       # ['▁F', 'rog', '▁on', '▁a', '▁log', '.', '</s>']
@@ -14,10 +15,11 @@ This file implements:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from lmforge.errors import LmforgeError
 from lmforge.tokenizers.base import AddedToken, Model, Tokenizer
+from lmforge.tokenizers.bpe import check_vocab_size, count_words
 from lmforge.tokenizers.pipeline import Metaspace, MetaspaceDecoder, UnicodeNormalizer
 
 UNK_PENALTY = (
@@ -149,3 +151,65 @@ class UnigramTokenizer(Tokenizer):
             decoder=MetaspaceDecoder(),
             added_tokens=[AddedToken(t, ids[t], special=True) for t in special_tokens],
         )
+
+    @classmethod
+    def train(
+        cls,
+        texts: Iterable[str],
+        vocab_size: int = 8192,
+        special_tokens: Sequence[str] = UNIGRAM_SPECIAL_TOKENS,
+        unk_token: str = "<unk>",
+        *,
+        max_piece_length: int = 16,
+        shrinking_factor: float = 0.75,
+        n_sub_iterations: int = 2,
+        seed_size: int = 1_000_000,
+        progress: Callable[[str], None] | None = None,
+    ) -> UnigramTokenizer:
+        """Learn scored pieces from `texts` (any iterator of strings, read once) as SentencePiece and HF's
+        `UnigramTrainer` do (same options, same defaults): seed substrings, EM, pruning rounds.
+
+        Words are those the tokenizer will see: NFKC, then '▁' for spaces and in front of each text. Ids:
+        the special tokens (score 0; `unk_token` is added first if it is not among them), then the pieces
+        by score. `progress` is called with a line per step (seeding, each EM round).
+
+        On a text this small, EM keeps fewer pieces than asked (17 of 40), as HF's trainer does; HF learns
+        these same pieces here:
+
+        >>> tok = UnigramTokenizer.train(["low lower lowest newest widest"] * 20, vocab_size=40)
+        >>> tok.vocab_size, tok.encode("lowest newer").tokens
+        (18, ['▁lowe', 's', 't', '▁', 'n', 'e', 'we', 'r'])
+        """
+        from lmforge.tokenizers.unigram_train import train_unigram  # numba: imported when training
+
+        special_tokens = list(special_tokens)
+        check_vocab_size(vocab_size, special_tokens, 1, "character")
+        if not 1 <= max_piece_length <= 64:
+            raise LmforgeError(f"max_piece_length must be between 1 and 64, got {max_piece_length}")
+        if not 0 < shrinking_factor < 1:
+            raise LmforgeError(f"shrinking_factor must be between 0 and 1, got {shrinking_factor}")
+        if n_sub_iterations < 1 or seed_size < 1:
+            raise LmforgeError("n_sub_iterations and seed_size must be at least 1")
+        normalizer, metaspace = UnicodeNormalizer("NFKC"), Metaspace()
+
+        def words(text: str) -> list[str]:
+            text = normalizer.normalize(text)[0].replace(" ", metaspace.replacement)
+            if text and text[0] != metaspace.replacement:
+                text = metaspace.replacement + text  # prepend_scheme "always", as HF's pre-tokenizer
+            return metaspace.words(text)
+
+        counter = count_words(texts, words)
+        pieces, unk_id = train_unigram(
+            counter,
+            vocab_size,
+            special_tokens,
+            unk_token,
+            max_piece_length=max_piece_length,
+            shrinking_factor=shrinking_factor,
+            n_sub_iterations=n_sub_iterations,
+            seed_size=seed_size,
+            progress=progress,
+        )
+        specials = special_tokens if unk_token in special_tokens else [unk_token, *special_tokens]
+        assert pieces[unk_id][0] == unk_token
+        return cls.from_pieces(pieces, specials, unk_token)

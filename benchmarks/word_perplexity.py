@@ -1,0 +1,138 @@
+"""Word-level perplexity on WikiText-2 validation: the Kneser-Ney n-gram baselines beside ELMo's two LMs.
+
+Every model reads the same stream of word-tokenizer ids (the tokenizer of the ELMo model directory:
+WikiText-2 train's words, `<unk>` kept whole) and is divided by the same count of WikiText words (see
+`lmforge.experiments.word_perplexity`). The n-gram models are counted on the same tokenizer's ids of the
+training split. Also reports the per-token perplexities and what each part cost.
+
+    python benchmarks/word_perplexity.py --elmo runs/elmo-wikitext2/model [--data ../shared/data/wikitext-2]
+
+Writes the "Word-level perplexity" section of benchmarks/RESULTS.md (and prints it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from common import write_section  # noqa: E402
+
+from lmforge.experiments.word_perplexity import (  # noqa: E402
+    bilm_nll,
+    kneser_ney_nll,
+    token_stream,
+    word_perplexity,
+)
+
+HEADING = "## Word-level perplexity on WikiText-2 (`benchmarks/word_perplexity.py`)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--elmo", required=True, help="an ELMo model directory (lmforge pretrain, preset elmo)"
+    )
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "wikitext-2"))
+    parser.add_argument("--context", type=int, default=64, help="ELMo: tokens of context beyond each chunk")
+    parser.add_argument("--stride", type=int, default=128, help="ELMo: targets scored per window")
+    parser.add_argument("--note", default="", help="conditions to record (machine load, run)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args()
+
+    import torch
+
+    from lmforge.model import load
+    from lmforge.model.elmo import char_table
+    from lmforge.tokenizers import load_tokenizer
+
+    data = Path(args.data)
+    tokenizer = load_tokenizer(Path(args.elmo) / "tokenizer.json")
+    started = time.perf_counter()
+    train_ids, train_words = token_stream(data / "train.txt", tokenizer)
+    valid_ids, valid_words = token_stream(data / "valid.txt", tokenizer)
+    tokenize_seconds = time.perf_counter() - started
+    unk = tokenizer.token_to_id("[UNK]")
+    rows = []  # (model, nll, seconds)
+    for order in (2, 3):
+        started = time.perf_counter()
+        nll = kneser_ney_nll(train_ids, valid_ids, tokenizer.vocab_size, order=order)
+        rows.append(
+            (f"Kneser-Ney {order}-gram (interpolated, Ney's discounts)", nll, time.perf_counter() - started)
+        )
+
+    model = load(args.elmo)
+    vocabulary = [tokenizer.id_to_token(i) or "" for i in range(tokenizer.vocab_size)]
+    table = char_table(vocabulary, model.config.max_characters)
+    started = time.perf_counter()
+    score = bilm_nll(model, valid_ids, table, context=args.context, stride=args.stride)
+    elmo_seconds = time.perf_counter() - started
+    rows.append(("ELMo forward LM (left to right)", score.forward_nll, elmo_seconds))
+    rows.append(("ELMo backward LM (right to left)", score.backward_nll, elmo_seconds))
+
+    tokens = len(valid_ids) - 1
+    results = [
+        {
+            "model": name,
+            "word_perplexity": word_perplexity(nll, valid_words),
+            "token_perplexity": math.exp(nll / tokens),
+            "nll": nll,
+            "seconds": seconds,
+        }
+        for name, nll, seconds in rows
+    ]
+    card = json.loads((Path(args.elmo) / "config.json").read_text())["model"]
+    run = Path(args.elmo).parent
+    metrics = run / "metrics.jsonl"
+    trained = ""
+    if metrics.is_file():
+        last = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()][-1]
+        trained = f" (its run: step {last.get('step', '?')}"
+        trained += f", {last['tokens'] / 1e6:.2f}M tokens)" if "tokens" in last else ")"
+    lines = [
+        HEADING,
+        "",
+        f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+        + (f"; {args.note}" if args.note else "")
+        + ".",
+        "",
+        f"WikiText-2 validation: {valid_words:,} words (whitespace words of the non-empty lines + one end of "
+        f"line each), {tokens:,} word-tokenizer tokens ({tokenizer.vocab_size:,}-token vocabulary: every "
+        f"word of train, `<unk>` kept whole; {int((valid_ids == unk).sum()):,} `[UNK]`). Train: "
+        f"{train_words:,} words, {len(train_ids):,} tokens; tokenizing both {tokenize_seconds:.1f} s.",
+        f"ELMo: `{args.elmo}`{trained}, {model.num_parameters():,} parameters, projection "
+        f"{card['projection_dim']}, LSTM {card['hidden_size']}, softmax cutoffs {card['cutoffs']}; "
+        f"windows of {args.stride} targets with {args.context} tokens of context beyond them on each side.",
+        "",
+        "| model | word-level perplexity | per-token perplexity | time |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['model']} | **{r['word_perplexity']:.1f}** | {r['token_perplexity']:.1f} | {r['seconds']:.1f} s |"
+        )
+    lines.append("")
+    lines.append("The two ELMo rows share one pass (both directions score the same windows).")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    print(json.dumps(results, indent=1))
+    if not args.no_write:
+        write_section(HEADING, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
