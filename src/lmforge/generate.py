@@ -471,7 +471,10 @@ class DraftModel:
 
     def propose(self, sequences: torch.Tensor, g: int, generator) -> tuple:
         B = sequences.shape[0]
-        if g == 0:
+        limit = getattr(self.stepper.model.config, "max_positions", None)
+        if limit is not None:  # a draft with a shorter context than the model's drafts less near its end
+            g = min(g, limit + 1 - sequences.shape[1])  # it reads up to L + g - 1 positions
+        if g <= 0:
             return sequences.new_zeros(B, 0), None, sequences.new_zeros(B)
         if self.fed == 0:
             self.fed = self.stepper.start_tokens().shape[1]
@@ -561,6 +564,8 @@ def _speculative_steps(stepper, proposer, config, eos, pad, tokenizer, counts, r
     unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=device)
     prompt_length = sequences.shape[1]
     drafted, accepted_total = counts
+    if config.max_new_tokens == 0:
+        return
     logits = stepper.prefill(sequences)
     pending = choose_next(process_logits(logits, sequences, config), config, generator)[:, None]
     gamma = config.num_speculative_tokens
