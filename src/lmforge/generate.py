@@ -751,11 +751,12 @@ def generate(
 
 
 def speculation(model, input_ids, attention_mask, config: GenerationConfig, draft_model=None):
-    """The drafter `config` and `draft_model` ask for (None: plain decoding), checked against the model."""
+    """The drafter `config` and `draft_model` ask for (None: plain decoding), checked against the model.
+    Beam search ignores drafts (a model directory may name a draft and decode with beams by default)."""
     if config.prompt_lookup_num_tokens > 0 and draft_model is not None:
         raise GenerationError("prompt lookup and a draft model are two ways to draft: choose one")
-    if config.num_beams > 1 and (draft_model is not None or config.prompt_lookup_num_tokens > 0):
-        raise GenerationError("speculative decoding runs greedy or sampling, not beam search (num_beams 1)")
+    if config.num_beams > 1:  # beams keep several candidates: there is no one text to draft for
+        return None
     if config.prompt_lookup_num_tokens > 0:
         start = None
         if attention_mask is not None and not is_encoder_decoder(model):
@@ -766,6 +767,14 @@ def speculation(model, input_ids, attention_mask, config: GenerationConfig, draf
     check_draft(model, draft_model)
     draft_model.eval()
     return DraftModel(draft_model, input_ids, attention_mask, config.max_new_tokens, config)
+
+
+def name_draft(target: str | os.PathLike, draft_dir: str | os.PathLike) -> str:
+    """Write `draft_dir` into the generation.json of the model directory `target`, as a path relative to
+    `target` (so the two can move together); returns that path."""
+    relative = os.path.relpath(Path(draft_dir).resolve(), Path(target).resolve())
+    GenerationConfig.load(target).replace(draft=relative).save(target)
+    return relative
 
 
 def check_draft(model, draft_model) -> None:
