@@ -889,8 +889,8 @@ def finish(row: Sequence[int], config: GenerationConfig, eos: Sequence[int], tok
     """Cut one row of `generate`'s new tokens where it ended: after its first EOS, or after the token that
     completed a stop string (what follows is the pad filling of a finished row).
 
-    >>> finish([5, 7, 2, 2, 2], GenerationConfig(max_new_tokens=5), eos=[2])
-    Completion(token_ids=[5, 7, 2], finish_reason='stop')
+    >>> finish([5, 7, 2, 2, 2], GenerationConfig(max_new_tokens=5), eos=[2])  # doctest: +ELLIPSIS
+    Completion(token_ids=[5, 7, 2], finish_reason='stop', ...)
     """
     eos = set(eos)
     stops = config.stop_strings if tokenizer is not None else []
