@@ -7,6 +7,17 @@ tokens/s at batch 1 and at batch 16 (prompts of 8–32 tokens, left-padded), tim
 per-token latency after it. Writes its section of benchmarks/RESULTS.md.
 
     python benchmarks/generate.py [--reps 5] [--no-write]
+
+`--speculative` measures speculative decoding instead (its own section): trained models, not random
+weights (random weights make greedy text repeat itself, which flatters every drafting method) — a target
+and its draft (`configs/gpt-code-stdlib.yaml` and `configs/gpt-code-stdlib-draft.yaml`) completing
+held-out standard-library functions (files in the target's validation split, the last 5% of the corpus).
+Per prompt, in turn: HF `generate` greedy, HF assisted generation with the same draft (HF's default
+settings, and lmforge's γ and schedule), HF prompt lookup, lmforge greedy, speculative and prompt lookup;
+new tokens/s over all prompts, acceptance rates, and the share of tokens identical to plain greedy.
+
+    python benchmarks/generate.py --speculative --target runs/gpt-code-stdlib/model \
+        --draft runs/gpt-code-stdlib-draft/model [--prompts 40 --new-tokens 96 --gamma 4 --lookup 10]
 """
 
 from __future__ import annotations
@@ -225,18 +236,215 @@ def table(results: dict, reps: int, new_tokens: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- speculative decoding --------------------------------------------------------------------------------
+
+SPECULATIVE_SECTION = "## Speculative decoding (`benchmarks/generate.py --speculative`)"
+
+
+def held_out_functions(tokenizer, count: int, max_prompt: int, seed: int = 0) -> list[list[int]]:
+    """Prompts: the first half of the lines (at least the signature) of functions defined in the
+    standard-library files that lie wholly in the pre-training run's validation split (the last 5% of the
+    corpus's bytes, files in sorted order — the split `lmforge prepare` makes with val_fraction 0.05)."""
+    import ast
+    import random
+
+    from lmforge.text import stdlib_files
+
+    files = stdlib_files()
+    texts = [f.read_text(encoding="utf-8", errors="replace") for f in files]
+    sizes = [len(t.encode("utf-8")) + 1 for t in texts]
+    cut, seen, held_out = 0.95 * sum(sizes), 0, []
+    for text, size in zip(texts, sizes, strict=True):
+        if seen >= cut:
+            held_out.append(text)
+        seen += size
+    prompts = []
+    for text in held_out:
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        lines = text.splitlines(keepends=True)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.end_lineno - node.lineno >= 7
+            ):
+                body = lines[node.lineno - 1 : node.end_lineno]
+                head = "".join(body[: max(node.body[0].lineno - node.lineno, len(body) // 2)])
+                ids = tokenizer.encode(head).ids
+                if 8 <= len(ids) <= max_prompt:
+                    prompts.append(ids)
+    random.Random(seed).shuffle(prompts)
+    return prompts[:count]
+
+
+def speculative_methods(
+    target, draft, hf_target, hf_draft, eos: int, new_tokens: int, gamma: int, lookup: int
+):
+    """name -> a function of (1, T) prompt ids -> (new token ids, drafted, accepted)."""
+    from lmforge.generate import GenerationConfig, generate
+
+    config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=[eos])
+
+    def lmforge(**options):
+        draft_model = options.pop("draft_model", None)
+
+        def call(ids):
+            out = generate(target, ids, config.replace(**options), draft_model=draft_model)
+            drafted = None if out.drafted is None else int(out.drafted.sum())
+            accepted = None if out.accepted is None else int(out.accepted.sum())
+            return out.new_tokens[0].tolist(), drafted, accepted
+
+        return call
+
+    def hf(assistant_settings=None, **options):
+        def call(ids):
+            if assistant_settings is not None:  # HF changes them as it runs (its schedule): set every call
+                for key, value in assistant_settings.items():
+                    setattr(hf_draft.generation_config, key, value)
+                options["assistant_model"] = hf_draft
+            with torch.no_grad():
+                out = hf_target.generate(
+                    ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, do_sample=False,
+                    eos_token_id=eos, pad_token_id=eos, **options,
+                )  # fmt: skip
+            return out[0, ids.shape[1] :].tolist(), None, None
+
+        return call
+
+    defaults = type(hf_draft.generation_config)._get_default_generation_params()  # what HF uses when unset
+    hf_defaults = {
+        key: defaults[key]
+        for key in ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
+    }
+    ours = {"num_assistant_tokens": gamma, "num_assistant_tokens_schedule": "heuristic",
+            "assistant_confidence_threshold": 0.0}  # fmt: skip
+    return {
+        "HF generate (greedy)": hf(),
+        "HF assisted, HF defaults": hf(hf_defaults),
+        f"HF assisted, γ {gamma} adaptive": hf(ours),
+        f"HF prompt lookup ({lookup})": hf(prompt_lookup_num_tokens=lookup),
+        "lmforge greedy": lmforge(),
+        f"lmforge speculative (γ {gamma} adaptive)": lmforge(draft_model=draft, num_speculative_tokens=gamma),
+        f"lmforge prompt lookup ({lookup})": lmforge(prompt_lookup_num_tokens=lookup),
+    }, hf_defaults
+
+
+def run_speculative(args) -> tuple[str, dict]:
+    import transformers
+
+    from lmforge.model import load
+    from lmforge.model.convert import to_hf
+    from lmforge.tokenizers import load_tokenizer
+
+    target, draft = load(args.target).eval(), load(args.draft).eval()
+    tokenizer = load_tokenizer(Path(args.target) / "tokenizer.json")
+    eos = target.config.eos_token_id
+    with tempfile.TemporaryDirectory() as tmp:
+        to_hf(args.target, Path(tmp) / "target")
+        to_hf(args.draft, Path(tmp) / "draft")
+        hf_target = transformers.AutoModelForCausalLM.from_pretrained(Path(tmp) / "target").eval()
+        hf_draft = transformers.AutoModelForCausalLM.from_pretrained(Path(tmp) / "draft").eval()
+    max_prompt = target.config.max_positions - args.new_tokens - args.gamma - 8
+    prompts = held_out_functions(tokenizer, args.prompts + 1, min(max_prompt, 128))
+    methods, hf_defaults = speculative_methods(
+        target, draft, hf_target, hf_draft, eos, args.new_tokens, args.gamma, args.lookup
+    )
+    names = list(methods)
+    totals = {name: {"seconds": 0.0, "tokens": 0, "drafted": 0, "accepted": 0, "same": 0, "same_hf": 0}
+              for name in names}  # fmt: skip
+    for index, prompt in enumerate(prompts):  # prompt 0 warms up and is not counted
+        ids = torch.tensor([prompt])
+        order = names[index % len(names) :] + names[: index % len(names)]  # each method leads in turn
+        outputs = {}
+        for name in order:
+            start = time.perf_counter()
+            outputs[name] = methods[name](ids)
+            outputs[name] = (*outputs[name], time.perf_counter() - start)
+        if index == 0:
+            continue
+        plain, plain_hf = outputs["lmforge greedy"][0], outputs["HF generate (greedy)"][0]
+        for name, (tokens, drafted, accepted, seconds) in outputs.items():
+            row = totals[name]
+            row["seconds"] += seconds
+            row["tokens"] += len(tokens)
+            row["drafted"] += drafted or 0
+            row["accepted"] += accepted or 0
+            row["same"] += sum(a == b for a, b in zip(tokens, plain, strict=False))
+            row["same_hf"] += sum(a == b for a, b in zip(tokens, plain_hf, strict=False))
+            row["reference_tokens"] = row.get("reference_tokens", 0) + max(len(plain), len(tokens))
+        print(f"prompt {index}/{len(prompts) - 1}", file=sys.stderr)
+    return speculative_table(args, totals, len(prompts) - 1, hf_defaults), totals
+
+
+def speculative_table(args, totals: dict, count: int, hf_defaults: dict) -> str:
+    rate = {name: row["tokens"] / row["seconds"] for name, row in totals.items()}
+    hf, ours = rate["HF generate (greedy)"], rate["lmforge greedy"]
+    lines = [
+        SPECULATIVE_SECTION,
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}; batch 1, greedy; target "
+        f"`{args.target}`, draft `{args.draft}`; {count} held-out standard-library functions (the first half "
+        f"of each, at most 128 tokens) completed with up to {args.new_tokens} new tokens (EOS ends them), "
+        f"after one warm-up prompt; the methods take turns within each prompt. HF's defaults for assisted "
+        f"generation: " + ", ".join(f"{k} {v}" for k, v in hf_defaults.items()) + ".",
+        "",
+        "| method | new tokens/s | vs HF generate | vs lmforge greedy | acceptance rate | identical tokens |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in totals.items():
+        accepted = f"{row['accepted'] / row['drafted']:.1%}" if row["drafted"] else "—"
+        same = row["same"] / row["reference_tokens"]
+        lines.append(
+            f"| {name} | {rate[name]:.0f} | {rate[name] / hf:.2f}× | {rate[name] / ours:.2f}× | {accepted} | "
+            f"{same:.1%} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--new-tokens", type=int, default=200)
+    parser.add_argument("--new-tokens", type=int, help="default 200 (--speculative: 96)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument(
         "--note", default="", help="a paragraph on the machine's load, written after the tables"
     )
+    parser.add_argument("--speculative", action="store_true", help="speculative decoding (trained models)")
+    parser.add_argument("--target", default="runs/gpt-code-stdlib/model", help="--speculative: the model")
+    parser.add_argument(
+        "--draft", default="runs/gpt-code-stdlib-draft/model", help="--speculative: its draft"
+    )
+    parser.add_argument("--prompts", type=int, default=40, help="--speculative: held-out functions")
+    parser.add_argument("--gamma", type=int, default=4, help="--speculative: draft tokens per round (start)")
+    parser.add_argument("--lookup", type=int, default=10, help="--speculative: prompt-lookup tokens")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
-    load_before = os.getloadavg()[0]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    if args.speculative:
+        args.new_tokens = args.new_tokens or 96
+        text, _ = run_speculative(args)
+        text += (
+            "\nLoad average (1, 5, 15 min) "
+            + " / ".join(f"{x:.2f}" for x in load_before)
+            + " before the run, "
+            + " / ".join(f"{x:.2f}" for x in os.getloadavg())
+            + " after it.\n"
+        )
+        if args.note:
+            text += "\n" + args.note.strip() + "\n"
+        print(text)
+        if not args.no_write:
+            write_section(SPECULATIVE_SECTION, text, before="## Serving")
+        return 0
+    load_before = load_before[0]
+    args.new_tokens = args.new_tokens or 200
     results = run(args.reps, args.new_tokens)
     text = table(results, args.reps, args.new_tokens)
     text += (

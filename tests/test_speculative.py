@@ -206,6 +206,20 @@ class ByteLevelTokenizer:
         return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
 
 
+def test_no_new_tokens_and_a_draft_with_a_shorter_context(gpt2_models):
+    _, target, _, _ = gpt2_models
+    ids = torch.tensor(random_prompts(6, 1, 10, 11))
+    torch.manual_seed(3)
+    short = build_model(preset("gpt-tiny", vocab_size=VOCAB, n_layers=1, d_model=16, n_heads=2, d_ff=32,
+                               max_positions=24)).eval()  # fmt: skip
+    assert (
+        generate(target, ids, greedy(max_new_tokens=0), draft_model=short).sequences.tolist() == ids.tolist()
+    )
+    config = greedy(max_new_tokens=40, eos_token_id=[1000])  # runs past the draft's 24 positions
+    plain = generate(target, ids, config).sequences
+    assert torch.equal(generate(target, ids, config, draft_model=short).sequences, plain)
+
+
 def test_prompt_lookup_finds_hf_s_candidates():
     lookup = PromptLookup(num_tokens=4, max_ngram=2)
     assert lookup.find([1, 2, 3, 4, 1, 2], 4) == [3, 4, 1, 2]
@@ -219,8 +233,10 @@ def test_bad_combinations_are_clear_errors(gpt2_models, marian_models):
     ids = torch.tensor([[7, 8]])
     with pytest.raises(GenerationError, match="choose one"):
         generate(target, ids, greedy(prompt_lookup_num_tokens=2), draft_model=draft)
-    with pytest.raises(GenerationError, match="beam search"):
-        generate(target, ids, greedy(num_beams=2), draft_model=draft)
+    beams = greedy(num_beams=2, max_new_tokens=8)  # beam search ignores drafts: there is no one text
+    plain = generate(target, ids, beams).sequences
+    assert torch.equal(generate(target, ids, beams, draft_model=draft).sequences, plain)
+    assert generate(target, ids, beams.replace(prompt_lookup_num_tokens=3)).drafted is None
     other = build_model(preset("gpt-tiny", vocab_size=VOCAB + 1, n_layers=1, d_model=16, n_heads=2))
     with pytest.raises(GenerationError, match="model's tokenizer"):
         generate(target, ids, greedy(), draft_model=other)

@@ -444,5 +444,32 @@ def test_translate_command_decodes_speculatively(scratch_run, cli):
     code, out, err = cli(*base, "--prompt-lookup", "3")
     assert code == 0, err
     assert [json.loads(line)["token_ids"] for line in out.splitlines()] == [p["token_ids"] for p in plain]
-    code, _, err = cli("translate", "--model", model_dir, "--draft", model_dir, "Hi.")  # beams 2 by default
-    assert code != 0 and "beam search" in err
+    code, out, err = cli("translate", "--model", model_dir, "--draft", model_dir, "Hi.")  # beams 2 by default
+    assert code == 0 and out == cli("translate", "--model", model_dir, "Hi.")[1]  # beams ignore drafts
+
+
+def test_draft_for_trains_a_translation_draft_on_the_model_tokenizer(
+    scratch_run, tatoeba_slice, tmp_path, cli
+):
+    """translate.draft_for: a preset run on the model's tokenizer, named in the model's generation.json;
+    greedy translation with it gives the greedy translations."""
+    import shutil
+
+    target = tmp_path / "target"
+    shutil.copytree(scratch_run.model_dir, target)
+    settings = {"translate.draft_for": target, "train.max_steps": 3}
+    draft = finetune(tiny_config(tatoeba_slice, tmp_path / "draft", **settings), log=lambda *_: None)
+    assert (draft.model_dir / "tokenizer.json").read_text() == (target / "tokenizer.json").read_text()
+    assert json.loads((target / "generation.json").read_text())["draft"] == "../draft/model"
+    texts = ["How are you?", "Where is the station?"]
+    greedy = ["translate", "--model", target, "--num-beams", "1", "--json", *texts]
+    code, out, err = cli(*greedy)
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert all("acceptance_rate" in r for r in records)  # the named draft ran
+    code, plain, _ = cli(*greedy, "--draft", "none")
+    assert [r["translation"] for r in records] == [
+        json.loads(line)["translation"] for line in plain.splitlines()
+    ]
+    with pytest.raises(ConfigError, match="draft starts from a preset"):
+        finetune(tiny_config(tatoeba_slice, tmp_path / "bad", **{"translate.draft_for": tmp_path}))

@@ -471,7 +471,10 @@ class DraftModel:
 
     def propose(self, sequences: torch.Tensor, g: int, generator) -> tuple:
         B = sequences.shape[0]
-        if g == 0:
+        limit = getattr(self.stepper.model.config, "max_positions", None)
+        if limit is not None:  # a draft with a shorter context than the model's drafts less near its end
+            g = min(g, limit + 1 - sequences.shape[1])  # it reads up to L + g - 1 positions
+        if g <= 0:
             return sequences.new_zeros(B, 0), None, sequences.new_zeros(B)
         if self.fed == 0:
             self.fed = self.stepper.start_tokens().shape[1]
@@ -561,6 +564,8 @@ def _speculative_steps(stepper, proposer, config, eos, pad, tokenizer, counts, r
     unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=device)
     prompt_length = sequences.shape[1]
     drafted, accepted_total = counts
+    if config.max_new_tokens == 0:
+        return
     logits = stepper.prefill(sequences)
     pending = choose_next(process_logits(logits, sequences, config), config, generator)[:, None]
     gamma = config.num_speculative_tokens
@@ -746,11 +751,12 @@ def generate(
 
 
 def speculation(model, input_ids, attention_mask, config: GenerationConfig, draft_model=None):
-    """The drafter `config` and `draft_model` ask for (None: plain decoding), checked against the model."""
+    """The drafter `config` and `draft_model` ask for (None: plain decoding), checked against the model.
+    Beam search ignores drafts (a model directory may name a draft and decode with beams by default)."""
     if config.prompt_lookup_num_tokens > 0 and draft_model is not None:
         raise GenerationError("prompt lookup and a draft model are two ways to draft: choose one")
-    if config.num_beams > 1 and (draft_model is not None or config.prompt_lookup_num_tokens > 0):
-        raise GenerationError("speculative decoding runs greedy or sampling, not beam search (num_beams 1)")
+    if config.num_beams > 1:  # beams keep several candidates: there is no one text to draft for
+        return None
     if config.prompt_lookup_num_tokens > 0:
         start = None
         if attention_mask is not None and not is_encoder_decoder(model):
@@ -761,6 +767,14 @@ def speculation(model, input_ids, attention_mask, config: GenerationConfig, draf
     check_draft(model, draft_model)
     draft_model.eval()
     return DraftModel(draft_model, input_ids, attention_mask, config.max_new_tokens, config)
+
+
+def name_draft(target: str | os.PathLike, draft_dir: str | os.PathLike) -> str:
+    """Write `draft_dir` into the generation.json of the model directory `target`, as a path relative to
+    `target` (so the two can move together); returns that path."""
+    relative = os.path.relpath(Path(draft_dir).resolve(), Path(target).resolve())
+    GenerationConfig.load(target).replace(draft=relative).save(target)
+    return relative
 
 
 def check_draft(model, draft_model) -> None:
@@ -875,8 +889,8 @@ def finish(row: Sequence[int], config: GenerationConfig, eos: Sequence[int], tok
     """Cut one row of `generate`'s new tokens where it ended: after its first EOS, or after the token that
     completed a stop string (what follows is the pad filling of a finished row).
 
-    >>> finish([5, 7, 2, 2, 2], GenerationConfig(max_new_tokens=5), eos=[2])
-    Completion(token_ids=[5, 7, 2], finish_reason='stop')
+    >>> finish([5, 7, 2, 2, 2], GenerationConfig(max_new_tokens=5), eos=[2])  # doctest: +ELLIPSIS
+    Completion(token_ids=[5, 7, 2], finish_reason='stop', ...)
     """
     eos = set(eos)
     stops = config.stop_strings if tokenizer is not None else []

@@ -396,17 +396,6 @@ def draft_settings(config: PretrainConfig) -> PretrainConfig:
     return dataclasses.replace(config, tokenizer=dataclasses.replace(config.tokenizer, path=str(tokenizer)))
 
 
-def name_draft(target: Path, draft_dir: Path, log=print) -> None:
-    """Write the draft into the target's generation.json (a path relative to the target directory)."""
-    import os
-
-    from lmforge.generate import GenerationConfig
-
-    relative = os.path.relpath(draft_dir.resolve(), target.resolve())
-    GenerationConfig.load(target).replace(draft=relative).save(target)
-    log(f"draft: {target}/generation.json now names {relative} as its draft")
-
-
 def _quiet(*args, **kwargs) -> None:
     """The log of ranks other than 0: one copy of each line is enough."""
 
@@ -490,7 +479,10 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
         save_final_model(final, config, out, out / "tokenizer.json", card)
         (out / "README.md").write_text(card)
         if config.draft_for:
-            name_draft(Path(config.draft_for), model_dir, log)
+            from lmforge.generate import name_draft
+
+            relative = name_draft(config.draft_for, model_dir)
+            log(f"draft: {config.draft_for}/generation.json now names {relative} as its draft")
     return PretrainResult(
         out=out,
         model_dir=model_dir,

@@ -55,6 +55,8 @@ class TranslateData:
     split_salt: str = "lmforge-tatoeba-spa-eng-v1"  # the fixed rule: ordered by blake2b(salt, sentence)
     max_train_pairs: Count | None = None  # the first N training pairs in file order (Tatoeba's: the shortest)
     vocab_size: Count = 8000  # BPE vocabulary shared by both languages (from-scratch `preset:` starts only)
+    draft_for: str | None = None  # a translation model directory this `preset:` run trains a speculative-
+    # decoding draft for: it uses that model's tokenizer, and that model's generation.json then names it
     architecture: dict = field(default_factory=dict)  # changes to the preset (e.g. {d_model: 256})
     batch_tokens: CountOrZero = 4096  # padded tokens per batch (examples × longest): batches by work, not by
     # sentence count; 0 = train.batch_size sentences per batch
@@ -216,13 +218,20 @@ def _start_from_preset(config, split: TranslationSplit, out: Path, log):
     name = config.model[len(PRESET_PREFIX) :]
     preset(name)  # an unknown name fails here, before any work
     started = time.perf_counter()
-    texts = [p.source for p in split.train] + [p.target for p in split.train]
-    tokenizer = BPETokenizer.train(texts, vocab_size=data.vocab_size, special_tokens=list(SPECIAL_TOKENS))
-    tokenizer_file = tokenizer.save(out / "tokenizer.json")
-    log(
-        f"tokenizer: byte-level BPE, {tokenizer.vocab_size:,} ids, trained on the {len(split.train):,} "
-        f"training pairs (both languages) in {time.perf_counter() - started:.1f}s"
-    )
+    if data.draft_for:  # a draft decodes with its model's tokenizer
+        from lmforge.tokenizers import load_tokenizer
+
+        tokenizer = load_tokenizer(Path(data.draft_for) / "tokenizer.json")
+        tokenizer_file = tokenizer.save(out / "tokenizer.json")
+        log(f"tokenizer: {data.draft_for}'s ({tokenizer.vocab_size:,} ids): this run trains its draft")
+    else:
+        texts = [p.source for p in split.train] + [p.target for p in split.train]
+        tokenizer = BPETokenizer.train(texts, vocab_size=data.vocab_size, special_tokens=list(SPECIAL_TOKENS))
+        tokenizer_file = tokenizer.save(out / "tokenizer.json")
+        log(
+            f"tokenizer: byte-level BPE, {tokenizer.vocab_size:,} ids, trained on the {len(split.train):,} "
+            f"training pairs (both languages) in {time.perf_counter() - started:.1f}s"
+        )
     ids = _special_ids(tokenizer)
     changes = {
         **ids,
@@ -343,6 +352,11 @@ def finetune_translate(config, log=print):
     else:  # before any work
         hint = f"or start from a preset: model: {PRESET_PREFIX}transformer-tiny"
         require_source_kind(config.model, {"encoder-decoder": None}, purpose="translate", hint=hint)
+    if data.draft_for and not (from_preset and (Path(data.draft_for) / "tokenizer.json").is_file()):
+        raise ConfigError(
+            f"translate.draft_for={data.draft_for}: a draft starts from a preset (model: "
+            f"{PRESET_PREFIX}transformer-tiny) and needs a model directory with a tokenizer.json"
+        )
     saves_adapters = bool(config.lora.rank) and config.lora.save == "adapters"
     if saves_adapters and from_preset:
         raise ConfigError("lora.save=adapters stores adapters beside a base model directory, not a preset")
@@ -418,6 +432,10 @@ def finetune_translate(config, log=print):
     card = translate_card(config, start, split, result, metrics, samples, time.perf_counter() - started)
     model_dir = save_finetuned(model, config, out, base_dir, tokenizer_file, card, train_modules=[])
     generation.save(model_dir)
+    if data.draft_for:
+        from lmforge.generate import name_draft
+
+        log(f"draft: {data.draft_for}/generation.json now names {name_draft(data.draft_for, model_dir)}")
     return FinetuneResult.of(training, out, model_dir, metrics)
 
 

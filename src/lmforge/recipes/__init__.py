@@ -103,7 +103,7 @@ def add_speculation_options(parser: argparse.ArgumentParser) -> None:
         "--draft",
         metavar="DIR",
         help="speculative decoding with this draft model directory (same tokenizer; the output is the same, "
-        "faster when the draft guesses well; default: generation.json's draft, if any)",
+        "faster when the draft guesses well; default: generation.json's draft, if any; 'none': no draft)",
     )
     parser.add_argument(
         "--prompt-lookup",
@@ -120,10 +120,13 @@ def add_speculation_options(parser: argparse.ArgumentParser) -> None:
 
 
 def speculation_options(args: argparse.Namespace) -> dict:
-    """GenerationConfig fields from those options; --prompt-lookup alone turns generation.json's draft off."""
+    """GenerationConfig fields from those options; --prompt-lookup alone (or --draft none) turns
+    generation.json's draft off."""
     import os
 
     draft = os.path.abspath(args.draft) if args.draft else None
+    if args.draft == "none":
+        draft = ""
     if draft is None and args.prompt_lookup:
         draft = ""  # "" = no draft (None would keep the model directory's default)
     return dict(
