@@ -145,10 +145,10 @@ def main() -> int:
     lines.append("")
     lines.append("Each model's two ELMo rows share one pass (both directions score the same windows).")
     text = "\n".join(lines) + "\n"
+    if not args.no_write:  # first: a closed stdout (| head) must not lose the measurement
+        write_section(HEADING, text)
     print(text)
     print(json.dumps(results, indent=1))
-    if not args.no_write:
-        write_section(HEADING, text)
     return 0
 
 
