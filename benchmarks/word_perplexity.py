@@ -5,7 +5,7 @@ WikiText-2 train's words, `<unk>` kept whole) and is divided by the same count o
 `lmforge.experiments.word_perplexity`). The n-gram models are counted on the same tokenizer's ids of the
 training split. Also reports the per-token perplexities and what each part cost.
 
-    python benchmarks/word_perplexity.py --elmo runs/elmo-wikitext2/model [--data ../shared/data/wikitext-2]
+    python benchmarks/word_perplexity.py --elmo runs/elmo-wikitext2/model [--elmo DIR ...] [--data ../shared/data/wikitext-2]
 
 Writes the "Word-level perplexity" section of benchmarks/RESULTS.md (and prints it).
 """
@@ -38,12 +38,32 @@ from lmforge.experiments.word_perplexity import (  # noqa: E402
 HEADING = "## Word-level perplexity on WikiText-2 (`benchmarks/word_perplexity.py`)"
 
 
+def describe(directory: str, model) -> str:
+    """One line on an ELMo model directory and the run that trained it (its run directory's metrics)."""
+    config = model.config
+    line = (
+        f"- `{directory}`: {model.num_parameters():,} parameters, projection {config.projection_dim}, "
+        f"LSTM {config.hidden_size}, softmax cutoffs {config.cutoffs}"
+    )
+    metrics = Path(directory).parent / "metrics.jsonl"
+    if metrics.is_file():
+        records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        steps = max((r.get("step", 0) for r in records), default=0)
+        minutes = max((r.get("elapsed_s", 0) for r in records), default=0) / 60
+        line += f"; trained {steps:,} steps in {minutes:.1f} min"
+    return line + "."
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--elmo", required=True, help="an ELMo model directory (lmforge pretrain, preset elmo)"
+        "--elmo",
+        required=True,
+        action="append",
+        help="an ELMo model directory (lmforge pretrain, preset elmo); repeat for several, which must "
+        "share the first one's tokenizer",
     )
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "wikitext-2"))
     parser.add_argument("--context", type=int, default=64, help="ELMo: tokens of context beyond each chunk")
@@ -59,7 +79,8 @@ def main() -> int:
     from lmforge.tokenizers import load_tokenizer
 
     data = Path(args.data)
-    tokenizer = load_tokenizer(Path(args.elmo) / "tokenizer.json")
+    first_tokenizer = Path(args.elmo[0]) / "tokenizer.json"
+    tokenizer = load_tokenizer(first_tokenizer)
     started = time.perf_counter()
     train_ids, train_words = token_stream(data / "train.txt", tokenizer)
     valid_ids, valid_words = token_stream(data / "valid.txt", tokenizer)
@@ -69,18 +90,22 @@ def main() -> int:
     for order in (2, 3):
         started = time.perf_counter()
         nll = kneser_ney_nll(train_ids, valid_ids, tokenizer.vocab_size, order=order)
-        rows.append(
-            (f"Kneser-Ney {order}-gram (interpolated, Ney's discounts)", nll, time.perf_counter() - started)
-        )
+        name = f"Kneser-Ney {order}-gram (interpolated, Ney's discounts)"
+        rows.append((name, nll, time.perf_counter() - started))
 
-    model = load(args.elmo)
     vocabulary = [tokenizer.id_to_token(i) or "" for i in range(tokenizer.vocab_size)]
-    table = char_table(vocabulary, model.config.max_characters)
-    started = time.perf_counter()
-    score = bilm_nll(model, valid_ids, table, context=args.context, stride=args.stride)
-    elmo_seconds = time.perf_counter() - started
-    rows.append(("ELMo forward LM (left to right)", score.forward_nll, elmo_seconds))
-    rows.append(("ELMo backward LM (right to left)", score.backward_nll, elmo_seconds))
+    described = []
+    for directory in args.elmo:
+        if (Path(directory) / "tokenizer.json").read_bytes() != first_tokenizer.read_bytes():
+            sys.exit(f"{directory}: another tokenizer than {args.elmo[0]}'s; the models must share one")
+        model = load(directory)
+        table = char_table(vocabulary, model.config.max_characters)
+        started = time.perf_counter()
+        score = bilm_nll(model, valid_ids, table, context=args.context, stride=args.stride)
+        seconds = time.perf_counter() - started
+        rows.append((f"ELMo forward LM (left to right), `{directory}`", score.forward_nll, seconds))
+        rows.append((f"ELMo backward LM (right to left), `{directory}`", score.backward_nll, seconds))
+        described.append(describe(directory, model))
 
     tokens = len(valid_ids) - 1
     results = [
@@ -93,14 +118,6 @@ def main() -> int:
         }
         for name, nll, seconds in rows
     ]
-    card = json.loads((Path(args.elmo) / "config.json").read_text())["model"]
-    run = Path(args.elmo).parent
-    metrics = run / "metrics.jsonl"
-    trained = ""
-    if metrics.is_file():
-        last = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()][-1]
-        trained = f" (its run: step {last.get('step', '?')}"
-        trained += f", {last['tokens'] / 1e6:.2f}M tokens)" if "tokens" in last else ")"
     lines = [
         HEADING,
         "",
@@ -112,10 +129,11 @@ def main() -> int:
         f"WikiText-2 validation: {valid_words:,} words (whitespace words of the non-empty lines + one end of "
         f"line each), {tokens:,} word-tokenizer tokens ({tokenizer.vocab_size:,}-token vocabulary: every "
         f"word of train, `<unk>` kept whole; {int((valid_ids == unk).sum()):,} `[UNK]`). Train: "
-        f"{train_words:,} words, {len(train_ids):,} tokens; tokenizing both {tokenize_seconds:.1f} s.",
-        f"ELMo: `{args.elmo}`{trained}, {model.num_parameters():,} parameters, projection "
-        f"{card['projection_dim']}, LSTM {card['hidden_size']}, softmax cutoffs {card['cutoffs']}; "
-        f"windows of {args.stride} targets with {args.context} tokens of context beyond them on each side.",
+        f"{train_words:,} words, {len(train_ids):,} tokens; tokenizing both {tokenize_seconds:.1f} s. "
+        f"ELMo is scored in windows of {args.stride} targets with {args.context} tokens of context beyond "
+        "them on each side:",
+        "",
+        *described,
         "",
         "| model | word-level perplexity | per-token perplexity | time |",
         "| --- | ---: | ---: | ---: |",
@@ -125,12 +143,12 @@ def main() -> int:
             f"| {r['model']} | **{r['word_perplexity']:.1f}** | {r['token_perplexity']:.1f} | {r['seconds']:.1f} s |"
         )
     lines.append("")
-    lines.append("The two ELMo rows share one pass (both directions score the same windows).")
+    lines.append("Each model's two ELMo rows share one pass (both directions score the same windows).")
     text = "\n".join(lines) + "\n"
+    if not args.no_write:  # first: a closed stdout (| head) must not lose the measurement
+        write_section(HEADING, text)
     print(text)
     print(json.dumps(results, indent=1))
-    if not args.no_write:
-        write_section(HEADING, text)
     return 0
 
 
