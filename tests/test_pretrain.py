@@ -344,3 +344,47 @@ def test_draft_for_trains_a_draft_on_the_target_tokenizer_and_names_it(shared_da
     )
     with pytest.raises(ConfigError, match="not a model directory"):
         run(f"out={tmp_path / 'bad'}", f"draft_for={tmp_path}")
+
+
+@pytest.mark.parametrize(
+    "kind, objective", [("charbpe", "clm"), ("unigram", "clm"), ("unigram", "mlm"), ("charbpe", "mlm")]
+)
+def test_pretrain_trains_the_charbpe_and_unigram_tokenizers(shared_data, tmp_path, kind, objective):
+    """`tokenizer.kind` charbpe / unigram: the run trains that tokenizer with a document separator
+    (`<|endoftext|>`, unigram's `</s>`; BERT's tokens for masked LM), the model directory holds it, and whole-word
+    masking reads unigram's '▁' word starts (charbpe's pieces do not show where a word starts: refused)."""
+    from lmforge.tokenizers import load_tokenizer
+
+    corpus = small_corpus(shared_data, tmp_path, chars=20_000)
+    preset = "gpt-tiny" if objective == "clm" else "bert-tiny"
+    config = load_config(
+        PretrainConfig,
+        None,
+        [
+            f"data.files=[{corpus}]",
+            f"out={tmp_path / 'run'}",
+            f"objective={objective}",
+            f"model.preset={preset}",
+            "model.changes={d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64, max_positions: 32}",
+            f"tokenizer.kind={kind}",
+            "tokenizer.vocab_size=300",
+            "block_size=32",
+            f"whole_word_masking={str(objective == 'mlm').lower()}",
+            "train.max_steps=3",
+            "train.max_minutes=null",
+            "train.batch_size=4",
+            "train.eval_batches=1",
+            "train.warmup_steps=1",
+            "train.progress=false",
+        ],
+    )
+    if kind == "charbpe" and objective == "mlm":
+        with pytest.raises(ConfigError, match="whole_word_masking needs a wordpiece, bpe or unigram"):
+            pretrain(config, log=lambda *_: None)
+        return
+    result = pretrain(config, log=lambda *_: None)
+    tokenizer = load_tokenizer(result.model_dir / "tokenizer.json")
+    assert tokenizer.kind == kind and tokenizer.vocab_size == 300
+    separator = {"clm": "</s>" if kind == "unigram" else "<|endoftext|>", "mlm": "[SEP]"}[objective]
+    assert tokenizer.token_to_id(separator) is not None
+    assert result.metrics["val_loss"] > 0

@@ -47,7 +47,8 @@ class DataConfig:
 @dataclass
 class TokenizerConfig:
     path: str | None = None  # an existing tokenizer.json; None = train one on the training corpus
-    kind: Literal["char", "word", "bpe", "wordpiece"] = "bpe"  # what to train when `path` is None
+    # what to train when `path` is None: also charbpe (original BPE, `</w>`) or unigram (SentencePiece)
+    kind: Literal["char", "word", "bpe", "wordpiece", "charbpe", "unigram"] = "bpe"
     vocab_size: Count = 8192  # a multiple of 64 keeps the output layer's matmul fast
     sample_bytes: Count = 20_000_000  # train the tokenizer on at most this much text (tokenizers saturate)
     # more tokens kept whole and never split, beside the kind's own (e.g. WikiText's "<unk>", which the
@@ -111,14 +112,26 @@ def corpus_files(data: DataConfig) -> list[Path]:
 
 
 def special_tokens_for(kind: str, objective: str) -> list[str]:
+    """The special tokens a trained tokenizer starts with: BERT's for masked LM, else the kind's own with a
+    document separator (`<|endoftext|>`; unigram's `</s>`).
+
+    >>> special_tokens_for("unigram", "clm"), special_tokens_for("charbpe", "clm")
+    (['<unk>', '<s>', '</s>', '<pad>'], ['<unk>', '<|endoftext|>'])
+    """
     from lmforge.tokenizers.bpe import END_OF_TEXT
     from lmforge.tokenizers.char import CHAR_SPECIAL_TOKENS
+    from lmforge.tokenizers.charbpe import CHARBPE_SPECIAL_TOKENS
+    from lmforge.tokenizers.unigram import UNIGRAM_SPECIAL_TOKENS
     from lmforge.tokenizers.wordpiece import BERT_SPECIAL_TOKENS
 
     if objective == "mlm" or kind == "wordpiece":
-        return list(BERT_SPECIAL_TOKENS)
+        return list(BERT_SPECIAL_TOKENS) + (["<unk>"] if kind == "charbpe" else [])
     if kind == "bpe":
         return [END_OF_TEXT]
+    if kind == "charbpe":
+        return [*CHARBPE_SPECIAL_TOKENS, END_OF_TEXT]
+    if kind == "unigram":
+        return list(UNIGRAM_SPECIAL_TOKENS)
     return list(CHAR_SPECIAL_TOKENS)
 
 
@@ -128,13 +141,7 @@ def build_tokenizer(
     """Copy the given tokenizer (or the one of `init_dir`, the model continued), or train one on (a sample
     of) the corpus; saved as out/tokenizer.json."""
     from lmforge.text import Corpus
-    from lmforge.tokenizers import (
-        BPETokenizer,
-        CharTokenizer,
-        WordPieceTokenizer,
-        WordTokenizer,
-        load_tokenizer,
-    )
+    from lmforge.tokenizers import KINDS, load_tokenizer
 
     target = out / "tokenizer.json"
     if init_dir is not None:  # continued pre-training keeps the vocabulary the weights were trained with
@@ -153,12 +160,6 @@ def build_tokenizer(
         tokenizer = load_tokenizer(config.tokenizer.path)
         tokenizer.save(target)
         return tokenizer
-    kinds = {
-        "char": CharTokenizer,
-        "word": WordTokenizer,
-        "bpe": BPETokenizer,
-        "wordpiece": WordPieceTokenizer,
-    }
     budget = config.tokenizer.sample_bytes
     # the text as the shards will hold it: with unit "file", every character, newlines included
     unit = "chunk" if config.data.unit == "file" else "line"
@@ -175,7 +176,7 @@ def build_tokenizer(
         f"tokenizer: training {_a(config.tokenizer.kind)} tokenizer on up to {budget / 1e6:g} MB of the corpus ..."
     )
     started = time.perf_counter()
-    tokenizer = kinds[config.tokenizer.kind].train(
+    tokenizer = KINDS[config.tokenizer.kind].train(
         sample(),
         vocab_size=config.tokenizer.vocab_size,
         special_tokens=special_tokens_for(config.tokenizer.kind, config.objective)
@@ -323,7 +324,13 @@ def build_objective(config: PretrainConfig, shards_dir: Path, tokenizer):
     word_starts = None
     if config.whole_word_masking:
         vocab = [tokenizer.id_to_token(i) or "" for i in range(tokenizer.vocab_size)]
-        word_starts = word_start_table(vocab, "wordpiece" if config.tokenizer.kind == "wordpiece" else "bpe")
+        scheme = {"wordpiece": "wordpiece", "bpe": "bytelevel", "unigram": "metaspace"}.get(tokenizer.kind)
+        if scheme is None:
+            raise ConfigError(
+                f"whole_word_masking needs a wordpiece, bpe or unigram tokenizer, where a token shows that it "
+                f"starts a word (this one is {tokenizer.kind}); set whole_word_masking=false"
+            )
+        word_starts = word_start_table(vocab, scheme)
     return MLMObjective(
         train_tokens,
         val_tokens,

@@ -74,12 +74,18 @@ def word_start_table(id_to_token: Sequence[str], scheme: str = "wordpiece") -> n
 
     scheme="wordpiece": every token except "##" continuations (BERT).
     scheme="bytelevel": tokens starting with "Ġ" (a space) or "Ċ" (a newline), GPT-2 style.
+    scheme="metaspace": tokens starting with "▁" (SentencePiece's space: Unigram).
+
+    >>> word_start_table(["▁the", "s", "▁cat"], "metaspace").tolist()
+    [True, False, True]
     """
     if scheme == "wordpiece":
         return np.array([not token.startswith("##") for token in id_to_token])
     if scheme == "bytelevel":
         return np.array([token[:1] in ("Ġ", "Ċ") for token in id_to_token])
-    raise ConfigError(f"unknown word-start scheme {scheme!r}; use 'wordpiece' or 'bytelevel'")
+    if scheme == "metaspace":
+        return np.array([token[:1] == "\u2581" for token in id_to_token])
+    raise ConfigError(f"unknown word-start scheme {scheme!r}; use 'wordpiece', 'bytelevel' or 'metaspace'")
 
 
 class MLMObjective:
