@@ -1,11 +1,14 @@
 """Encoding's alignment API, pre-tokenized input, `post_process` and `DecodeStream`, against HF `tokenizers`
-on the same inputs: the tokenizers are built with HF's API in the test and read with `Tokenizer.from_str`."""
+on the same inputs: the tokenizers (byte-level BPE with and without a prefix space, BERT's WordPiece, a bare
+WordLevel, T5-style Unigram, Llama-2-style byte-fallback BPE) are built with HF's API in the test and read with
+`Tokenizer.from_str`."""
 
 from __future__ import annotations
 
 import pytest
 
 from lmforge.tokenizers import DecodeStream, Tokenizer
+from test_tokenizers_families import llama2
 
 hf = pytest.importorskip("tokenizers")
 from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers, processors  # noqa: E402
@@ -60,11 +63,29 @@ def plain() -> hf.Tokenizer:
     return tok
 
 
+def t5() -> hf.Tokenizer:
+    """SentencePiece Unigram: '▁' words (Metaspace), an end-of-sequence template."""
+    tok = hf.Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = hf.trainers.UnigramTrainer(
+        vocab_size=150, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A:0 </s>:0 $B:1 </s>:1", special_tokens=[("</s>", 1)]
+    )
+    return tok
+
+
 BUILDERS = {
     "roberta": lambda: byte_level(True),
     "gpt2": lambda: byte_level(False),
     "bert": bert,
     "plain": plain,
+    "t5": t5,
+    "llama2": lambda: llama2(CORPUS),  # byte-fallback BPE, '▁' by normalizers, no pre-tokenizer
 }
 
 
@@ -109,7 +130,7 @@ def test_alignment_of_single_texts_and_pairs(pair_of_tokenizers):
 
 def test_alignment_with_padding_and_truncation(pair_of_tokenizers):
     mine, theirs = pair_of_tokenizers
-    pad = "[PAD]" if theirs.token_to_id("[PAD]") is not None else "<pad>"
+    pad = next(t for t in ("[PAD]", "<pad>", "<unk>") if theirs.token_to_id(t) is not None)  # Llama: <unk>
     for direction in ("right", "left"):
         mine.enable_padding(length=48, pad_token=pad, direction=direction)
         theirs.enable_padding(length=48, pad_token=pad, pad_id=theirs.token_to_id(pad), direction=direction)
