@@ -84,3 +84,19 @@ def test_example_commands_write_directories_under_runs():
                 if verb in verbs and not out.isupper() and not out.startswith("runs/"):
                     outside.append(f"{page.relative_to(REPO)}:{number}: lmforge {verb} ... --out {out}")
     assert outside == []
+
+
+def test_readme_lists_every_verb_and_page():
+    """README's command table has a row for every verb `lmforge --help` lists, and its file map names every
+    docs page, test file and benchmark script (a new verb or page is found from the README)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Commands", 1)[1].split("\n\n", 2)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| `lmforge ")]
+    verbs_in_table = {re.match(r"\| `lmforge ([a-z-]+)", row).group(1) for row in rows}
+    missing = sorted({c.name for c in discover_commands()} - verbs_in_table)
+    assert missing == [], f"README's command table has no row for {missing}"
+    file_map = readme.split("## File map", 1)[1]
+    listed = set(re.findall(r"^\s+([\w.-]+\.(?:md|py|sh))\s", file_map, flags=re.MULTILINE))
+    files = [*PAGES, *(REPO / "tests").glob("test_*.py"), *(REPO / "benchmarks").glob("*.py")]
+    unlisted = sorted(p.name for p in files if p.name not in listed)
+    assert unlisted == [], f"README's file map does not name {unlisted}"
