@@ -326,6 +326,10 @@ ERRORS = [
         ["--text-column", "review", "--topics", "30"],
         "30 topics asked for, but there are only 24 distinct texts",
     ),
+    (
+        ["--text-column", "review", "--group-column", "shop"],
+        "no column 'shop' for --group-column (columns: review, date, store)",
+    ),
     (["--text-column", "review", "--unsure", "1.5"], "--unsure 1.5: a probability, at most 1"),
     (["--text-column", "review", "--classifier", "{encoder}"], "cannot classify text"),
     (["--text-column", "review", "--topics", "many"], "argument --topics: 'many' is not an integer"),
@@ -387,6 +391,18 @@ def test_inputs_that_cannot_make_a_report(content, extra, message, models, tmp_p
                        *extra, "--out", tmp_path / "report", data)  # fmt: skip
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert not (tmp_path / "report").exists()
+
+
+def test_progress_bars_on_the_long_steps_unless_quiet(models, tmp_path):
+    """Without --quiet the classifier and the silhouette search show progress bars on standard error."""
+    data = write_csv(tmp_path / "reviews.csv", reviews())
+    args = ["analyze", "--classifier", models["classifier"], "--embedder", models["encoder"], "--text-column",
+            "review", "--out", tmp_path / "report", data]  # fmt: skip
+    code, _, err = run(*args)
+    assert code == 0, err
+    assert "sentiment" in err and "topics: silhouette of k" in err and "%|" in err, err
+    code, _, err = run(*args[:-3], "--quiet", "--out", tmp_path / "quiet", data)
+    assert code == 0 and "%|" not in err, err
 
 
 def test_a_failed_write_keeps_the_old_report_whole(models, tiny_report, tmp_path, monkeypatch):
