@@ -256,6 +256,25 @@ def test_the_mini_batch_path_equals_scikit_learn():
     assert len(set(topics)) == 4
 
 
+def test_auto_topics_on_67k_texts_choose_on_a_sample_of_2000():
+    """`--topics auto` on SST-2-train-sized input (67,349 vectors of four planted clusters): the silhouettes
+    are scikit-learn's on a sample of 2,000 rows, so the choice costs what 2,000 texts cost, and k = 4."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    from lmforge.analyze.topics import choose_topic_count, unit_rows
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(4, 16)) * 3
+    vectors = centres[rng.integers(0, 4, 67_349)] + rng.normal(size=(67_349, 16))
+    best, scores = choose_topic_count(vectors, candidates=[2, 4, 6], seed=0)
+    assert best == 4
+    sample = unit_rows(vectors)[np.sort(np.random.default_rng(0).choice(67_349, 2000, replace=False))]
+    for k, score in scores.items():
+        labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(sample)
+        assert score == pytest.approx(silhouette_score(sample, labels, metric="cosine"), abs=1e-9), k
+
+
 def test_the_page_renders_in_chromium_with_its_figures_and_runs_nothing_planted(page, tiny_report):
     requests: list[str] = []
     dialogs: list[str] = []
