@@ -306,16 +306,22 @@ def run(quick: bool) -> str:
     train_wall = [statistics.median(t[0] for t in runs) for runs in (train_ours, train_hf)]
     train_cpu = [statistics.median(t[1] for t in runs) for runs in (train_ours, train_hf)]
     load = os.getloadavg()
+    busy = max(load) > 0.75 * (os.cpu_count() or 1)
+    condition = (
+        "**Shared and loaded** while measuring, so absolute speeds are low and noisy"
+        if busy
+        else "Quiet machine"
+    )
     today = datetime.date.today().isoformat()
     report.append(f"### Tokenizers (`benchmarks/tokenizers.py`, {today})")
     report.append("")
     report.append(
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, HF tokenizers {hf.__version__}, tiktoken {tiktoken.__version__}. "
-        f"**Shared and loaded** while measuring (load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-        "on 2 cores; four other engineers were running jobs), so absolute speeds are low and noisy: read "
-        "the ratios, each measured interleaved in the same process. Speeds are MB per CPU second of the "
-        "process (single-threaded runs); the ratio by wall-clock time is given beside it."
+        f"{condition} (load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on "
+        f"{os.cpu_count()} cores): read the ratios, each measured interleaved in the same process. Speeds "
+        "are MB per CPU second of the process (single-threaded runs); the ratio by wall-clock time is given "
+        "beside it."
     )
     report.append("")
     report.append(
