@@ -72,6 +72,12 @@ def run(page, *, model: str, mode: str, prompt: str, max_tokens: int, temperatur
 def test_a_typed_prompt_streams_what_the_api_gives(page, server, client):
     open_with_key(page, server)
     assert page.is_visible("#generate") and not page.is_visible("#similar")
+    # the default leaves room for a prompt: at most half the model's context (the tiny models' are short)
+    cards = {m.id: m.model_extra["lmforge"] for m in client.models.list().data}
+    context = cards["gpt"]["context_length"]
+    page.select_option("#model", "gpt")
+    assert page.input_value("#max_tokens") == str(max(1, min(64, context // 2)))
+    assert "context_length" not in cards["bert"]  # an encoder generates nothing
     # complete, greedy
     text, status, pieces = run(page, model="gpt", mode="complete", prompt="the cat", max_tokens=24)
     expected = client.completions.create(model="gpt", prompt="the cat", max_tokens=24, temperature=0)

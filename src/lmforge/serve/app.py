@@ -438,6 +438,8 @@ def model_card(served: ServedModel) -> dict:
     about = {"task": served.task, "source": served.spec.source, "fingerprint": served.fingerprint}
     if served.task == ASSISTANT:
         about["index"] = str(served.pipeline.index.directory)
+    if served.engine is not None:  # prompt + completion tokens fit in this many positions
+        about["context_length"] = served.engine.context
     return {
         "id": served.name,
         "object": "model",

@@ -87,7 +87,7 @@ async function loadModels() {
   const select = $("model"); select.textContent = "";
   models = {};
   for (const m of (await response.json()).data) {
-    models[m.id] = m.lmforge.task;
+    models[m.id] = m.lmforge;
     const option = document.createElement("option");
     option.value = m.id; option.textContent = m.id + " (" + m.lmforge.task + ")";
     select.appendChild(option);
@@ -95,7 +95,12 @@ async function loadModels() {
   pick();
 }
 function pick() {
-  const task = models[$("model").value] || "";
+  const about = models[$("model").value] || {}, task = about.task || "";
+  if (about.context_length) {  // leave room for a prompt: at most half the context by default
+    const box = $("max_tokens");
+    box.max = about.context_length;
+    box.value = Math.max(1, Math.min(64, Math.floor(about.context_length / 2)));
+  }
   $("task").textContent = task;
   $("generate").hidden = !(task === "generation" || task === "translation");
   $("similar").hidden = task !== "embedding";
@@ -106,7 +111,7 @@ $("model").addEventListener("change", pick);
 async function send() {
   showError(""); $("output").textContent = ""; $("status").textContent = "";
   const model = $("model").value, chat = document.querySelector("input[name=mode]:checked").value === "chat"
-    && models[model] === "generation";
+    && (models[model] || {}).task === "generation";
   const body = {model, stream: true, stream_options: {include_usage: true},
     temperature: Number($("temperature").value), top_p: Number($("top_p").value),
     max_tokens: Number($("max_tokens").value)};
