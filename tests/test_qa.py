@@ -27,6 +27,7 @@ from lmforge.data.qa import (
     read_squad,
     split_by_article,
     spread,
+    window_scores,
 )
 from lmforge.errors import ConfigError, CorpusError, MissingFileError
 from lmforge.finetune import FinetuneConfig, finetune
@@ -331,6 +332,23 @@ def test_best_spans_picks_the_best_valid_span_over_windows():
     assert [s.text for s in spans] == ["the capital", "capital", "the capital of France."]
     assert (spans[0].window, spans[0].logit) == (0, 10.0)
     assert best_spans([s0[:3]], [e0[:3]], [w0[:3]], context) == []  # no context token: no answer
+
+
+def test_window_scores_are_the_null_logit_and_the_shared_normaliser():
+    context = "Paris is the capital of France."
+    w0 = np.array([[-1, -1], [-1, -1], [0, 5], [6, 8], [-1, -1]])  # [CLS] q Paris is [SEP]
+    w1 = np.array([[-1, -1], [-1, -1], [6, 8], [9, 12], [13, 20], [-1, -1]])  # [CLS] q is the capital [SEP]
+    s0, e0 = np.array([2.0, 9.0, 1.0, 0.5, -4.0]), np.array([1.5, 9.0, 0.0, 2.0, -4.0])
+    s1, e1 = np.array([-1.0, 9.0, 0.0, 1.0, 3.0, -4.0]), np.array([0.5, 9.0, -1.0, 0.0, 2.5, -4.0])
+    null, normalizer = window_scores([s0, s1], [e0, e1], [w0, w1])
+    assert null == pytest.approx(min(2.0 + 1.5, -1.0 + 0.5))  # the window most sure it holds an answer
+    # by brute force: every (start, end) pair of context tokens of each window, exp(start + end), summed
+    pairs = [a + b for s, e in ((s0[2:4], e0[2:4]), (s1[2:5], e1[2:5])) for a in s for b in e]
+    assert normalizer == pytest.approx(np.log(np.exp(pairs).sum()))
+    # one window: exp(logit - normaliser) is the span's p(start) · p(end), the score best_spans gives
+    best = best_spans([s1], [e1], [w1], context)[0]
+    assert np.exp(best.logit - window_scores([s1], [e1], [w1])[1]) == pytest.approx(best.score)
+    assert window_scores([s0[:2]], [e0[:2]], [w0[:2]])[1] == -np.inf  # no context token
 
 
 # --- the objective ---------------------------------------------------------------------------------------

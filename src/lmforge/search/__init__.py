@@ -20,18 +20,20 @@ a command line; docs/search.md shows them in use. Needs the `search` extra (bm25
 
 from __future__ import annotations
 
-from lmforge.search.assistant import DEFAULT_THRESHOLD, Answer, Assistant
+from lmforge.search.assistant import CALIBRATION, DEFAULT_THRESHOLD, Answer, Assistant, Calibration
 from lmforge.search.documents import Chunk, Document, Fields, read_documents
 from lmforge.search.evaluation import evaluate, metrics_of, read_qrels, read_queries, write_run
 from lmforge.search.index import Chunking, EmbedderMismatchError, Index, add_to_index, build_index
 from lmforge.search.retrieval import FUSIONS, MODES, Hit, reciprocal_rank_fusion, search, weighted_sum
 
 __all__ = [
+    "CALIBRATION",
     "DEFAULT_THRESHOLD",
     "FUSIONS",
     "MODES",
     "Answer",
     "Assistant",
+    "Calibration",
     "Chunk",
     "Chunking",
     "Document",

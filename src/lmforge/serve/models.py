@@ -129,7 +129,9 @@ class SearchSpec:
 
     index: Path
     reader: ModelSpec | None = None  # named `assistant`, of kind `assistant`
-    threshold: float = 0.3  # the assistant abstains below this confidence (lmforge.search's default)
+    threshold: float = (
+        0.3  # the assistant abstains below this confidence (search_spec: lmforge.search's default)
+    )
 
 
 def search_spec(
