@@ -215,8 +215,25 @@ VALID: dict[str, list[dict]] = {
             "wrong": {"model": "{gpt}"},
         },
     ],  # fmt: skip
+    "experiment static-vs-contextual": [
+        {
+            "elmo": "{elmo}",
+            "bert": "{bert}",
+            "data": "{svc_data}",
+            "wic": "{wic}",
+            "max_train": "12",
+            "static_epochs": "1",
+            "batch_size": "4",
+            "quiet": True,
+            "out": "svc",
+            "wrong": {"elmo": "{bert}", "bert": "{gpt}"},
+        },
+    ],  # fmt: skip
 }
-SLOW_TO_RUN = {"quickstart", "pretrain", "finetune", "experiment data-efficiency", "embed compare"}
+SLOW_TO_RUN = {
+    "quickstart", "pretrain", "finetune", "experiment data-efficiency", "embed compare",
+    "experiment static-vs-contextual",  # trains three kinds of static vectors: tests/test_static_vs_contextual.py
+}  # fmt: skip
 RUNS_UNTIL_STOPPED = {"serve", "humaneval serve"}  # run by tests/test_serve.py and test_humaneval_serve.py
 
 
@@ -430,6 +447,28 @@ def world(tmp_path_factory) -> dict[str, str]:
     paths["qrels"].write_text(f"q1 0 {paths['text']}:1 1\n")
     lstm = LSTMLanguageModel(LSTMConfig(vocab_size=bpe.vocab_size, embed_dim=8, hidden_size=8, num_layers=1))
     paths["lstm"] = save_final_model(lstm, None, root / "lstm-run", Path(paths["gpt"]) / "tokenizer.json", "")
+
+    from lmforge.model.elmo import ELMoConfig, ELMoModel
+    from lmforge.tokenizers import WordTokenizer
+
+    words = WordTokenizer.train(TEXT.splitlines(), vocab_size=60)
+    elmo = ELMoConfig(vocab_size=words.vocab_size, max_characters=8, char_embed_dim=4, filters=[[1, 4], [2, 4]],
+                      highway_layers=1, projection_dim=8, hidden_size=8, num_layers=1, cutoffs=[])  # fmt: skip
+    paths["elmo"] = ELMoModel(elmo).save(root / "elmo", tokenizer=words)
+    paths["svc_data"] = root / "svc-data"  # what `experiment static-vs-contextual --data` reads
+    (paths["svc_data"] / "wikitext-2").mkdir(parents=True)
+    (paths["svc_data"] / "wikitext-2" / "train.txt").write_text(TEXT * 3)
+    (paths["svc_data"] / "sst2").mkdir()
+    for split in ("train", "dev"):
+        (paths["svc_data"] / "sst2" / f"{split}.tsv").write_text(files["train_tsv"])
+    paths["wic"] = root / "wic.jsonl"  # 2 train pairs of "cat", 2 test pairs of "dog"
+    with paths["wic"].open("w") as wic:
+        for split, word in (("train", "cat"), ("test", "dog")):
+            for label, sense in ((1, "A"), (0, "B")):
+                pair = {"word": word, "split": split, "label": label, "source1": "t", "source2": "t",
+                        "sentence1": f"the {word} sat", "start1": 4, "end1": 7, "sense1": "A",
+                        "sentence2": f"a {word} ran", "start2": 2, "end2": 5, "sense2": sense}  # fmt: skip
+                wic.write(json.dumps(pair) + "\n")
 
     paths["pretrain_yaml"] = root / "pretrain.yaml"
     paths["pretrain_yaml"].write_text(

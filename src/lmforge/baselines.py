@@ -2,7 +2,8 @@
 
 What this file implements (numpy only, deterministic; scikit-learn is the reference in the tests):
   - `SparseRows`: a compressed-sparse-row matrix with the two products a linear model needs (X @ W and
-    Xᵀ @ R), each a `np.bincount` — exact, ordered sums, so results do not depend on threads;
+    Xᵀ @ R), each a `np.bincount` — exact, ordered sums, so results do not depend on threads; `DenseRows`,
+    the same two products of a dense matrix (word or sentence vectors);
   - `TfidfVectorizer`: scikit-learn's defaults — lower-case, words of 2+ word characters
     (``(?u)\\b\\w\\w+\\b``), optional n-grams, vocabulary in sorted order, smooth idf
     ln((1 + n) / (1 + df)) + 1, raw counts × idf, each row scaled to unit L2 norm;
@@ -75,6 +76,24 @@ class SparseRows:
         dense = np.zeros(self.shape)
         dense[self.row_of_value, self.indices] = self.data
         return dense
+
+
+@dataclass
+class DenseRows:
+    """A dense (rows, columns) float64 matrix with the same two products as `SparseRows` (BLAS), so that
+    `LogisticRegression` also fits dense features (word or sentence vectors)."""
+
+    values: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape
+
+    def matmul(self, weights: np.ndarray) -> np.ndarray:
+        return self.values @ weights
+
+    def rmatmul(self, residuals: np.ndarray) -> np.ndarray:
+        return self.values.T @ residuals
 
 
 class TfidfVectorizer:

@@ -177,21 +177,29 @@ class ContextualEmbedder:
 
     def word_states(self, word_lists: Sequence[Sequence[str]], layer: int | str = -1, batch_size: int = 32):
         """ELMo: yield (index, (T, d) float32 states at `layer`) for lists of words, longest first."""
+        for i, states in self.word_layer_states(word_lists, [layer], batch_size):
+            yield i, states[0]
+
+    def word_layer_states(
+        self, word_lists: Sequence[Sequence[str]], layers: Sequence[int | str], batch_size: int = 32
+    ):
+        """ELMo: yield (index, [(T, d) float32 states at each of `layers`]) for lists of words, longest
+        first — one forward pass gives every layer (ELMo computes them all anyway)."""
         import torch
 
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-        layer = self.layer_index(layer)
+        numbers = [self.layer_index(layer) for layer in layers]
         order = sorted(range(len(word_lists)), key=lambda i: -len(word_lists[i]))
         for chosen in length_batches(order, [len(w) for w in word_lists], batch_size):
             if not word_lists[chosen[0]]:  # texts without a word: no vector rows
                 for i in chosen:
-                    yield i, torch.zeros((0, self.dim))
+                    yield i, [torch.zeros((0, self.dim)) for _ in numbers]
                 continue
-            layers = self.model.words([word_lists[i] for i in chosen]).hidden_states  # (B, T, d) each
-            states = torch.stack(layers).mean(dim=0) if layer == "mix" else layers[layer]
+            outputs = self.model.words([word_lists[i] for i in chosen]).hidden_states  # (B, T, d) each
+            picked = [torch.stack(outputs).mean(dim=0) if n == "mix" else outputs[n] for n in numbers]
             for row, i in enumerate(chosen):
-                yield i, states[row, : len(word_lists[i])].float()
+                yield i, [states[row, : len(word_lists[i])].float() for states in picked]
 
     def _forward(self, ids, mask, layer: int):
         """(B, T) ids and mask → (B, T, d) float32 states after `layer` (0 = embeddings).
@@ -215,6 +223,22 @@ class ContextualEmbedder:
             nothing = torch.zeros_like(mask, dtype=torch.bool) if scores_tokens else None
             return model(ids, attention_mask=mask, logits_where=nothing).hidden_states.float()
 
+    def layer_states(self, texts: Sequence[str], layers: Sequence[int | str], batch_size: int = 32):
+        """Yield (index of the text, its Encoding, [(T, d) float32 states at each of `layers`]): ELMo gives
+        them all from one forward pass, an encoder runs once per layer."""
+        if not self.is_elmo:
+            per_layer = [
+                dict((i, s) for i, _, s in self.hidden_states(texts, layer, batch_size)) for layer in layers
+            ]
+            encodings = self.tokenizer.encode_batch(list(texts))
+            for i in range(len(texts)):
+                yield i, encodings[i], [states[i] for states in per_layer]
+            return
+        encodings = self.tokenizer.encode_batch(list(texts))
+        words = [[text[a:b] for a, b in e.offsets] for text, e in zip(texts, encodings, strict=True)]
+        for i, states in self.word_layer_states(words, layers, batch_size):
+            yield i, encodings[i], states
+
     # --- what users call ---------------------------------------------------------------------------------
 
     def tokens(self, texts: Sequence[str], layer: int = -1, batch_size: int = 32) -> list[TextVectors]:
@@ -227,6 +251,29 @@ class ContextualEmbedder:
         for i, encoding, states in self.hidden_states(texts, layer, batch_size):
             results[i] = text_vectors(texts[i], encoding, states.cpu().numpy())
         return results  # type: ignore[return-value]
+
+    def tokens_by_layer(
+        self, texts: Sequence[str], layers: Sequence[int | str], batch_size: int = 32
+    ) -> list[list[TextVectors]]:
+        """`tokens` at several layers: one list of TextVectors (in the order of `texts`) per layer."""
+        results: list[list] = [[None] * len(texts) for _ in layers]
+        for i, encoding, states in self.layer_states(texts, layers, batch_size):
+            for k, layer_states in enumerate(states):
+                results[k][i] = text_vectors(texts[i], encoding, layer_states.cpu().numpy())
+        return results
+
+    def sentences_by_layer(
+        self, texts: Sequence[str], layers: Sequence[int | str], batch_size: int = 32, normalize: bool = False
+    ) -> list[np.ndarray]:
+        """`sentences` at several layers: one (N, d) float32 array per layer."""
+        out = [np.zeros((len(texts), self.dim), dtype=np.float32) for _ in layers]
+        for i, _, states in self.layer_states(texts, layers, batch_size):
+            for k, layer_states in enumerate(states):
+                out[k][i] = layer_states.mean(dim=0).cpu().numpy()
+        if normalize:
+            for array in out:
+                array /= np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
+        return out
 
     def sentences(
         self, texts: Sequence[str], layer: int = -1, batch_size: int = 32, normalize: bool = False

@@ -4,4 +4,7 @@
   seeds, beside a TF-IDF + logistic-regression baseline (`lmforge experiment data-efficiency`).
 - `word_perplexity`: word-level perplexity of models sharing a vocabulary on one token stream (Kneser-Ney
   n-grams, ELMo's forward and backward LMs; `benchmarks/word_perplexity.py`).
+- `static_vs_contextual`: static (Word2Vec, GloVe, FastText) vs contextual (ELMo, BERT, MiniLM) vectors,
+  frozen, under a logistic-regression probe: SST-2, word in context (the hand-labelled pairs of `data/`),
+  nearest words in context (`lmforge experiment static-vs-contextual`).
 """

