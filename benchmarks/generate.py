@@ -21,14 +21,15 @@ new tokens/s over all prompts, acceptance rates, and the share of tokens identic
 
 `--corpus wikitext2` takes its prompts from held-out WikiText-2 lines instead (the test split, which
 neither training nor validation reads: the first half of each paragraph line, headings left out), for
-`configs/gpt-bpe-wikitext2-384.yaml` and its draft, in a section of its own. `--reduced-precision` adds
-rows for the target with bf16 weights and with int8 weights in its linear layers (torch's
-`quantize_dynamic` qint8: torchao is not installed here) — faster, never identical, so they get their own
-table with the share of tokens that still equal fp32 greedy and, on WikiText-2, the validation perplexity
-of each precision (non-overlapping windows of the model's context).
+`configs/gpt-bpe-wikitext2-384.yaml` and its draft, in a section of its own. `--compile` adds rows with the
+torch.compile'd one-token step (`GenerationConfig.compile`, compiled during the warm-up prompt).
+`--reduced-precision` adds rows for the target with bf16 weights and with int8 weights in its linear layers
+(torch's `quantize_dynamic` qint8: torchao is not installed here) — faster or not, never identical, so they
+get their own table with the share of tokens that still equal fp32 greedy and, on WikiText-2, the
+validation perplexity of each precision (non-overlapping windows of the model's context).
 
     python benchmarks/generate.py --speculative --corpus wikitext2 --target runs/gpt-bpe-wikitext2-384/model \
-        --draft runs/gpt-bpe-wikitext2-384-draft/model --prompts 200 --new-tokens 64 --reduced-precision
+        --draft runs/gpt-bpe-wikitext2-384-draft/model --prompts 200 --new-tokens 64 --reduced-precision --compile
 """
 
 from __future__ import annotations
@@ -335,12 +336,12 @@ def validation_perplexity(model, tokenizer, context: int) -> float:
     return sliding_window_nll(model, ids, context=context, stride=context).perplexity
 
 
-def per_token_ms(model, prompt: list[int], new_tokens: int, reps: int = 3) -> float:
+def per_token_ms(model, prompt: list[int], new_tokens: int, reps: int = 3, compile: bool = False) -> float:
     """Milliseconds per new token of plain greedy decoding (no EOS), prefill left out, best of `reps`."""
     from lmforge.generate import GenerationConfig, generate
 
     ids = torch.tensor([prompt])
-    config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=[])
+    config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=[], compile=compile)
     best = float("inf")
     for _ in range(reps):
         start = time.perf_counter()
@@ -354,7 +355,7 @@ def per_token_ms(model, prompt: list[int], new_tokens: int, reps: int = 3) -> fl
 
 def speculative_methods(
     target, draft, hf_target, hf_draft, eos: int, new_tokens: int, gamma: int, lookup: int,
-    reduced: dict | None = None,
+    reduced: dict | None = None, compiled: bool = False,
 ):  # fmt: skip
     """name -> a function of (1, T) prompt ids -> (new token ids, drafted, accepted). `reduced`: precision
     name -> (target, draft) copies, for the reduced-precision rows."""
@@ -404,9 +405,11 @@ def speculative_methods(
         f"lmforge speculative (γ {gamma} adaptive)": lmforge(draft_model=draft, num_speculative_tokens=gamma),
         f"lmforge prompt lookup ({lookup})": lmforge(prompt_lookup_num_tokens=lookup),
     }
+    if compiled:  # the one-token step through torch.compile (compiled during the warm-up prompt)
+        methods["lmforge greedy, compiled step"] = lmforge(compile=True)
     for precision, (model, draft_copy) in (reduced or {}).items():
         methods[f"lmforge greedy, {precision}"] = lmforge(model)
-        if draft_copy is not None:  # bf16: the drafting methods too (int8: plain greedy only)
+        if draft_copy is not None:  # the drafting methods too (the run above: plain greedy only)
             methods[f"lmforge speculative (γ {gamma} adaptive), {precision}"] = lmforge(
                 model, draft_model=draft_copy, num_speculative_tokens=gamma
             )
@@ -439,11 +442,12 @@ def run_speculative(args) -> tuple[str, dict]:
     prompts = find(tokenizer, args.prompts + 1, min(max_prompt, 128))
     reduced = None
     if args.reduced_precision:
-        reduced = {BF16: (reduced_precision(target, "bf16"), reduced_precision(draft, "bf16")),
+        reduced = {BF16: (reduced_precision(target, "bf16"), None),
                    INT8: (reduced_precision(target, "int8"), None)}  # fmt: skip
     methods, hf_defaults = speculative_methods(
-        target, draft, hf_target, hf_draft, eos, args.new_tokens, args.gamma, args.lookup, reduced
-    )
+        target, draft, hf_target, hf_draft, eos, args.new_tokens, args.gamma, args.lookup, reduced,
+        args.compile,
+    )  # fmt: skip
     names = list(methods)
     totals = {name: {"seconds": 0.0, "tokens": 0, "drafted": 0, "accepted": 0, "same": 0, "same_hf": 0}
               for name in names}  # fmt: skip
@@ -472,6 +476,9 @@ def run_speculative(args) -> tuple[str, dict]:
     steps = {"target": per_token_ms(target, prompts[0], args.new_tokens),
              "draft": per_token_ms(draft, prompts[0], args.new_tokens),
              "floor": weight_floor(target, 1) * 1e3}  # fmt: skip
+    if args.compile:
+        steps["target, compiled step"] = per_token_ms(target, prompts[0], args.new_tokens, compile=True)
+        steps["draft, compiled step"] = per_token_ms(draft, prompts[0], args.new_tokens, compile=True)
     if reduced:
         steps[BF16] = per_token_ms(reduced[BF16][0], prompts[0], args.new_tokens)
         steps[INT8] = per_token_ms(reduced[INT8][0], prompts[0], args.new_tokens)
@@ -593,6 +600,9 @@ def main() -> int:
         "--reduced-precision", action="store_true",
         help="--speculative: also bf16 and int8-weight rows (and WikiText-2 validation perplexity)",
     )  # fmt: skip
+    parser.add_argument(
+        "--compile", action="store_true", help="--speculative: also rows with the torch.compile'd step"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
