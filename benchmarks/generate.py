@@ -18,6 +18,18 @@ new tokens/s over all prompts, acceptance rates, and the share of tokens identic
 
     python benchmarks/generate.py --speculative --target runs/gpt-code-stdlib/model \
         --draft runs/gpt-code-stdlib-draft/model [--prompts 40 --new-tokens 96 --gamma 4 --lookup 10]
+
+`--corpus wikitext2` takes its prompts from held-out WikiText-2 lines instead (the test split, which
+neither training nor validation reads: the first half of each paragraph line, headings left out), for
+`configs/gpt-bpe-wikitext2-384.yaml` and its draft, in a section of its own. `--compile` adds rows with the
+torch.compile'd one-token step (`GenerationConfig.compile`, compiled during the warm-up prompt).
+`--reduced-precision` adds rows for the target with bf16 weights and with int8 weights in its linear layers
+(torch's `quantize_dynamic` qint8: torchao is not installed here) — faster or not, never identical, so they
+get their own table with the share of tokens that still equal fp32 greedy and, on WikiText-2, the
+validation perplexity of each precision (non-overlapping windows of the model's context).
+
+    python benchmarks/generate.py --speculative --corpus wikitext2 --target runs/gpt-bpe-wikitext2-384/model \
+        --draft runs/gpt-bpe-wikitext2-384-draft/model --prompts 200 --new-tokens 64 --reduced-precision --compile
 """
 
 from __future__ import annotations
@@ -39,6 +51,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.append(str(HERE))  # last: for common.py, after the installed packages
 
 from common import write_section  # noqa: E402
+
+DATA = Path(os.environ.get("LMFORGE_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
 
 SECTION = "## Generation (`benchmarks/generate.py`)"
 
@@ -239,6 +253,10 @@ def table(results: dict, reps: int, new_tokens: int) -> str:
 # --- speculative decoding --------------------------------------------------------------------------------
 
 SPECULATIVE_SECTION = "## Speculative decoding (`benchmarks/generate.py --speculative`)"
+SPECULATIVE_SECTIONS = {
+    "stdlib": SPECULATIVE_SECTION,
+    "wikitext2": "## Speculative decoding, WikiText-2 (`benchmarks/generate.py --speculative --corpus wikitext2`)",
+}
 
 
 def held_out_functions(tokenizer, count: int, max_prompt: int, seed: int = 0) -> list[list[int]]:
@@ -279,19 +297,77 @@ def held_out_functions(tokenizer, count: int, max_prompt: int, seed: int = 0) ->
     return prompts[:count]
 
 
+def held_out_lines(tokenizer, count: int, max_prompt: int, seed: int = 0) -> list[list[int]]:
+    """Prompts: the first half (at most `max_prompt` tokens) of paragraph lines of WikiText-2's test split,
+    which the pre-training run never reads (it trains on train.txt and validates on valid.txt); headings
+    (" = Title = ") and lines under 32 tokens are left out."""
+    import random
+
+    lines = (DATA / "wikitext-2" / "test.txt").read_text(encoding="utf-8").splitlines()
+    prompts = []
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith("="):
+            continue
+        ids = tokenizer.encode(" " + text).ids  # the corpus's lines start with a space
+        if len(ids) >= 32:
+            prompts.append(ids[: min(len(ids) // 2, max_prompt)])
+    random.Random(seed).shuffle(prompts)
+    return prompts[:count]
+
+
+def reduced_precision(model, kind: str):
+    """A copy of `model` with bf16 weights, or with int8 weights in every linear layer (torch's dynamic
+    quantization: int8 weights, activations quantized per call; the LM head included)."""
+    import copy
+
+    clone = copy.deepcopy(model).eval()
+    if kind == "bf16":
+        return clone.to(torch.bfloat16)
+    return torch.ao.quantization.quantize_dynamic(clone, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def validation_perplexity(model, tokenizer, context: int) -> float:
+    """WikiText-2 validation perplexity in non-overlapping windows of `context` tokens."""
+    from lmforge.metrics.perplexity import sliding_window_nll
+
+    text = (DATA / "wikitext-2" / "valid.txt").read_text(encoding="utf-8")
+    ids = tokenizer.encode(text).ids
+    return sliding_window_nll(model, ids, context=context, stride=context).perplexity
+
+
+def per_token_ms(model, prompt: list[int], new_tokens: int, reps: int = 3, compile: bool = False) -> float:
+    """Milliseconds per new token of plain greedy decoding (no EOS), prefill left out, best of `reps`."""
+    from lmforge.generate import GenerationConfig, generate
+
+    ids = torch.tensor([prompt])
+    config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=[], compile=compile)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        generate(model, ids, config.replace(max_new_tokens=1))
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        generate(model, ids, config)
+        best = min(best, (time.perf_counter() - start - first) / (new_tokens - 1))
+    return best * 1e3
+
+
 def speculative_methods(
-    target, draft, hf_target, hf_draft, eos: int, new_tokens: int, gamma: int, lookup: int
-):
-    """name -> a function of (1, T) prompt ids -> (new token ids, drafted, accepted)."""
+    target, draft, hf_target, hf_draft, eos: int, new_tokens: int, gamma: int, lookup: int,
+    reduced: dict | None = None, compiled: bool = False,
+):  # fmt: skip
+    """name -> a function of (1, T) prompt ids -> (new token ids, drafted, accepted). `reduced`: precision
+    name -> (target, draft) copies, for the reduced-precision rows."""
     from lmforge.generate import GenerationConfig, generate
 
     config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=[eos])
 
-    def lmforge(**options):
+    def lmforge(model=target, **options):
         draft_model = options.pop("draft_model", None)
 
         def call(ids):
-            out = generate(target, ids, config.replace(**options), draft_model=draft_model)
+            out = generate(model, ids, config.replace(**options), draft_model=draft_model)
             drafted = None if out.drafted is None else int(out.drafted.sum())
             accepted = None if out.accepted is None else int(out.accepted.sum())
             return out.new_tokens[0].tolist(), drafted, accepted
@@ -320,7 +396,7 @@ def speculative_methods(
     }
     ours = {"num_assistant_tokens": gamma, "num_assistant_tokens_schedule": "heuristic",
             "assistant_confidence_threshold": 0.0}  # fmt: skip
-    return {
+    methods = {
         "HF generate (greedy)": hf(),
         "HF assisted, HF defaults": hf(hf_defaults),
         f"HF assisted, γ {gamma} adaptive": hf(ours),
@@ -328,7 +404,22 @@ def speculative_methods(
         "lmforge greedy": lmforge(),
         f"lmforge speculative (γ {gamma} adaptive)": lmforge(draft_model=draft, num_speculative_tokens=gamma),
         f"lmforge prompt lookup ({lookup})": lmforge(prompt_lookup_num_tokens=lookup),
-    }, hf_defaults
+    }
+    if compiled:  # the one-token step through torch.compile (compiled during the warm-up prompt)
+        methods["lmforge greedy, compiled step"] = lmforge(compile=True)
+    for precision, (model, draft_copy) in (reduced or {}).items():
+        methods[f"lmforge greedy, {precision}"] = lmforge(model)
+        if draft_copy is not None:  # the drafting methods too (the run above: plain greedy only)
+            methods[f"lmforge speculative (γ {gamma} adaptive), {precision}"] = lmforge(
+                model, draft_model=draft_copy, num_speculative_tokens=gamma
+            )
+            methods[f"lmforge prompt lookup ({lookup}), {precision}"] = lmforge(
+                model, prompt_lookup_num_tokens=lookup
+            )
+    return methods, hf_defaults
+
+
+BF16, INT8 = "bf16 weights", "int8 linear weights (quantize_dynamic qint8)"
 
 
 def run_speculative(args) -> tuple[str, dict]:
@@ -347,10 +438,16 @@ def run_speculative(args) -> tuple[str, dict]:
         hf_target = transformers.AutoModelForCausalLM.from_pretrained(Path(tmp) / "target").eval()
         hf_draft = transformers.AutoModelForCausalLM.from_pretrained(Path(tmp) / "draft").eval()
     max_prompt = target.config.max_positions - args.new_tokens - args.gamma - 8
-    prompts = held_out_functions(tokenizer, args.prompts + 1, min(max_prompt, 128))
+    find = held_out_lines if args.corpus == "wikitext2" else held_out_functions
+    prompts = find(tokenizer, args.prompts + 1, min(max_prompt, 128))
+    reduced = None
+    if args.reduced_precision:
+        reduced = {BF16: (reduced_precision(target, "bf16"), None),
+                   INT8: (reduced_precision(target, "int8"), None)}  # fmt: skip
     methods, hf_defaults = speculative_methods(
-        target, draft, hf_target, hf_draft, eos, args.new_tokens, args.gamma, args.lookup
-    )
+        target, draft, hf_target, hf_draft, eos, args.new_tokens, args.gamma, args.lookup, reduced,
+        args.compile,
+    )  # fmt: skip
     names = list(methods)
     totals = {name: {"seconds": 0.0, "tokens": 0, "drafted": 0, "accepted": 0, "same": 0, "same_hf": 0}
               for name in names}  # fmt: skip
@@ -375,32 +472,105 @@ def run_speculative(args) -> tuple[str, dict]:
             row["same_hf"] += sum(a == b for a, b in zip(tokens, plain_hf, strict=False))
             row["reference_tokens"] = row.get("reference_tokens", 0) + max(len(plain), len(tokens))
         print(f"prompt {index}/{len(prompts) - 1}", file=sys.stderr)
-    return speculative_table(args, totals, len(prompts) - 1, hf_defaults), totals
+    # the step itself: plain greedy per token of the target, of the draft, and the weight-read floor
+    steps = {"target": per_token_ms(target, prompts[0], args.new_tokens),
+             "draft": per_token_ms(draft, prompts[0], args.new_tokens),
+             "floor": weight_floor(target, 1) * 1e3}  # fmt: skip
+    if args.compile:
+        steps["target, compiled step"] = per_token_ms(target, prompts[0], args.new_tokens, compile=True)
+        steps["draft, compiled step"] = per_token_ms(draft, prompts[0], args.new_tokens, compile=True)
+    if reduced:
+        steps[BF16] = per_token_ms(reduced[BF16][0], prompts[0], args.new_tokens)
+        steps[INT8] = per_token_ms(reduced[INT8][0], prompts[0], args.new_tokens)
+    text = speculative_table(args, totals, len(prompts) - 1, hf_defaults, steps)
+    if reduced and args.corpus == "wikitext2":
+        context = target.config.max_positions
+        print("validation perplexity ...", file=sys.stderr)
+        ppl = {"fp32": validation_perplexity(target, tokenizer, context)}
+        for precision, (model, _) in reduced.items():
+            ppl[precision] = validation_perplexity(model, tokenizer, context)
+        text += perplexity_table(ppl, context)
+    return text, totals
 
 
-def speculative_table(args, totals: dict, count: int, hf_defaults: dict) -> str:
+def speculative_table(args, totals: dict, count: int, hf_defaults: dict, steps: dict) -> str:
     rate = {name: row["tokens"] / row["seconds"] for name, row in totals.items()}
     hf, ours = rate["HF generate (greedy)"], rate["lmforge greedy"]
+    if args.corpus == "wikitext2":
+        what = (f"{count} held-out WikiText-2 lines (the test split; the first half of each, at most 128 "
+                f"tokens)")  # fmt: skip
+    else:
+        what = f"{count} held-out standard-library functions (the first half of each, at most 128 tokens)"
+    header = (
+        "| method | new tokens/s | vs HF generate | vs lmforge greedy | acceptance rate | identical tokens |"
+    )
     lines = [
-        SPECULATIVE_SECTION,
+        SPECULATIVE_SECTIONS[args.corpus],
         "",
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}; batch 1, greedy; target "
-        f"`{args.target}`, draft `{args.draft}`; {count} held-out standard-library functions (the first half "
-        f"of each, at most 128 tokens) completed with up to {args.new_tokens} new tokens (EOS ends them), "
-        f"after one warm-up prompt; the methods take turns within each prompt. HF's defaults for assisted "
-        f"generation: " + ", ".join(f"{k} {v}" for k, v in hf_defaults.items()) + ".",
+        f"`{args.target}`, draft `{args.draft}`; {what} completed with up to {args.new_tokens} new tokens "
+        f"(EOS ends them), after one warm-up prompt; the methods take turns within each prompt. HF's "
+        f"defaults for assisted generation: " + ", ".join(f"{k} {v}" for k, v in hf_defaults.items()) + ".",
         "",
-        "| method | new tokens/s | vs HF generate | vs lmforge greedy | acceptance rate | identical tokens |",
+        header,
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
+    reduced_rows = [name for name in totals if name.endswith((BF16, INT8))]
     for name, row in totals.items():
+        if name in reduced_rows:
+            continue
         accepted = f"{row['accepted'] / row['drafted']:.1%}" if row["drafted"] else "—"
         same = row["same"] / row["reference_tokens"]
         lines.append(
             f"| {name} | {rate[name]:.0f} | {rate[name] / hf:.2f}× | {rate[name] / ours:.2f}× | {accepted} | "
             f"{same:.1%} |"
         )
+    if reduced_rows:
+        lines += [
+            "",
+            "Reduced precision, in the same run (never identical by design: the last column is the share of "
+            "tokens that still equal fp32 greedy's):",
+            "",
+            header.replace("identical tokens", "tokens equal to fp32 greedy"),
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for name in reduced_rows:
+            row = totals[name]
+            accepted = f"{row['accepted'] / row['drafted']:.1%}" if row["drafted"] else "—"
+            lines.append(
+                f"| {name} | {rate[name]:.0f} | {rate[name] / hf:.2f}× | {rate[name] / ours:.2f}× | "
+                f"{accepted} | {row['same'] / row['reference_tokens']:.1%} |"
+            )
+    floor = steps["floor"]
+    lines += [
+        "",
+        f"The step, plain greedy at batch 1 in the same process ({args.new_tokens} new tokens, prefill left "
+        "out, best of 3), against the floor (the target's weight matrices times a 1-row input, fp32, "
+        "median of 30):",
+        "",
+        "| model | per token (ms) | ÷ weight-read floor | ÷ target step |",
+        "| --- | ---: | ---: | ---: |",
+        f"| floor (matrix products alone) | {floor:.2f} | 1.00 | {floor / steps['target']:.2f} |",
+    ]
+    for name, ms in steps.items():
+        if name != "floor":
+            lines.append(f"| {name} | {ms:.2f} | {ms / floor:.2f} | {ms / steps['target']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def perplexity_table(ppl: dict, context: int) -> str:
+    base = ppl["fp32"]
+    lines = [
+        "",
+        f"WikiText-2 validation perplexity of the target by weight precision (non-overlapping windows of "
+        f"{context} tokens):",
+        "",
+        "| weights | validation perplexity | change vs fp32 |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, value in ppl.items():
+        lines.append(f"| {name} | {value:.2f} | {value / base - 1:+.2%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -422,6 +592,17 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=40, help="--speculative: held-out functions")
     parser.add_argument("--gamma", type=int, default=4, help="--speculative: draft tokens per round (start)")
     parser.add_argument("--lookup", type=int, default=10, help="--speculative: prompt-lookup tokens")
+    parser.add_argument(
+        "--corpus", choices=("stdlib", "wikitext2"), default="stdlib",
+        help="--speculative: held-out standard-library functions, or WikiText-2 test lines",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reduced-precision", action="store_true",
+        help="--speculative: also bf16 and int8-weight rows (and WikiText-2 validation perplexity)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compile", action="store_true", help="--speculative: also rows with the torch.compile'd step"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
@@ -441,7 +622,7 @@ def main() -> int:
             text += "\n" + args.note.strip() + "\n"
         print(text)
         if not args.no_write:
-            write_section(SPECULATIVE_SECTION, text, before="## Serving")
+            write_section(SPECULATIVE_SECTIONS[args.corpus], text, before="## Serving")
         return 0
     load_before = load_before[0]
     args.new_tokens = args.new_tokens or 200

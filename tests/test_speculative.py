@@ -137,6 +137,34 @@ def test_the_draft_is_sometimes_right_and_sometimes_wrong(gpt2_models):
     assert all(0.05 < r < 0.95 for r in rates), rates
 
 
+def test_a_confidence_threshold_drafts_less_and_keeps_the_tokens(gpt2_models):
+    """speculative_confidence (HF's assistant_confidence_threshold) ends a draft after an unsure token:
+    fewer drafts, the same text, single prompts and batches."""
+    _, target, _, draft = gpt2_models
+    for seed in range(2):
+        ids, mask = left_padded(random_prompts(seed, 1 + 3 * seed))
+        config = greedy(max_new_tokens=20, num_speculative_tokens=5, speculative_schedule="constant")
+        mask = mask if seed else None
+        plain = generate(target, ids, config, attention_mask=mask, draft_model=draft)
+        sure = generate(target, ids, config.replace(speculative_confidence=0.3), attention_mask=mask,
+                        draft_model=draft)  # fmt: skip
+        assert sure.sequences.tolist() == plain.sequences.tolist()
+        assert int(sure.drafted.sum()) < int(plain.drafted.sum())
+
+
+@pytest.mark.slow
+def test_a_compiled_step_gives_the_eager_tokens(gpt2_models):
+    """config.compile: the one-token step through torch.compile, over the same KV cache (~30 s to compile)."""
+    _, target, _, draft = gpt2_models
+    for seed in range(2):
+        ids = torch.tensor(random_prompts(seed, 1))
+        config = greedy(max_new_tokens=20)
+        expected = generate(target, ids, config).sequences.tolist()
+        assert generate(target, ids, config.replace(compile=True)).sequences.tolist() == expected
+        spec = generate(target, ids, config.replace(compile=True), draft_model=draft)
+        assert spec.sequences.tolist() == expected
+
+
 def test_batches_gpt2_match_hf_greedy(gpt2_models):
     hf_target, target, _, draft = gpt2_models
     finished = []
@@ -282,14 +310,14 @@ def exact_pair_distribution(model) -> torch.Tensor:
     return (p1[:, None, None] * p2[:, :, None] * p3).sum(0)
 
 
-def sampled_pairs(target, draft, rule, calls: int) -> torch.Tensor:
+def sampled_pairs(target, draft, rule, calls: int, changes: dict | None = None) -> torch.Tensor:
     """Counts of tokens 2 and 3 over `calls` seeded sampling calls of ROWS rows each.
 
     The first token comes from the prefill; tokens 2 and 3 from a speculative round of γ = 2 (kept,
     corrected, or the bonus token), so the acceptance test and the residual distribution both count.
     """
     config = GenerationConfig(max_new_tokens=4, temperature=1.0, num_speculative_tokens=2,
-                              speculative_schedule="constant")  # fmt: skip
+                              speculative_schedule="constant").replace(**(changes or {}))  # fmt: skip
     prompts = torch.tensor([PROMPT] * ROWS)
     counts = torch.zeros(SMALL, SMALL)
     kept_both = 0
@@ -327,6 +355,9 @@ def test_sampling_keeps_the_target_distribution_and_a_wrong_rule_does_not(small_
     # the draft's distribution is clearly another one, else the negative control would prove nothing
     assert 0.5 * (exact - exact_pair_distribution(draft)).abs().sum() > 0.2
     assert chi_square_p_value(sampled_pairs(target, draft, speculative_accept, 400), exact) > 1e-3
+    # a draft that stops after an unsure token still leaves the target's distribution
+    stopping = {"speculative_confidence": 0.5}
+    assert chi_square_p_value(sampled_pairs(target, draft, speculative_accept, 400, stopping), exact) > 1e-3
     assert chi_square_p_value(sampled_pairs(target, draft, accept_every_draft, 400), exact) < 1e-6
 
 

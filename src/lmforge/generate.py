@@ -64,6 +64,10 @@ class GenerationConfig:
     num_speculative_tokens: int = 4  # γ: tokens the draft proposes per round (the start, when adaptive)
     speculative_schedule: str = "adaptive"  # "adaptive": γ + 2 after a round that kept every draft token,
     # γ - 1 after one that did not (Hugging Face's "heuristic"); "constant": γ stays
+    speculative_confidence: float = 0.0  # the draft stops proposing after a token it gives less than this
+    # probability (HF's assistant_confidence_threshold; 0 = always γ tokens)
+    compile: bool = False  # torch.compile the one-token decoding step of decoder-only models (rows without
+    # padding; the draft's steps too): the first call compiles for ~20-60 s, later ones skip Python overhead
     prompt_lookup_num_tokens: int = 0  # > 0: draft this many tokens by prompt lookup (HF's name; 0 = off)
     prompt_lookup_max_ngram: int = 2  # the longest n-gram prompt lookup matches (HF's default, 2)
 
@@ -86,6 +90,7 @@ class GenerationConfig:
                 self.speculative_schedule in ("adaptive", "constant"),
                 "speculative_schedule must be 'adaptive' or 'constant'",
             ),
+            (0 <= self.speculative_confidence < 1, "speculative_confidence must be in [0, 1)"),
             (self.prompt_lookup_num_tokens >= 0, "prompt_lookup_num_tokens must be >= 0 (0 turns it off)"),
             (self.prompt_lookup_max_ngram >= 1, "prompt_lookup_max_ngram must be >= 1"),
         ]
@@ -232,9 +237,11 @@ class _Stepper:
         attention_mask: torch.Tensor | None,
         expand: int,
         max_new_tokens: int,
+        compile: bool = False,
     ):
         self.model = model
         self.encoder_decoder = is_encoder_decoder(model)
+        self.compiled = compiled_step() if compile and not self.encoder_decoder else None
         # room for every position up front: the decoding steps then write the cache in place (past the
         # model's context, or for a huge max_new_tokens, the cache doubles its room when it runs out)
         start_length = 1 if self.encoder_decoder else input_ids.shape[1]
@@ -277,6 +284,8 @@ class _Stepper:
         else:
             if self.mask is not None:
                 self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
+            elif self.compiled is not None:
+                return self.compiled(self.model, tokens, self.cache).float()
             out = self.model(tokens, attention_mask=self.mask, cache=self.cache)
         return out.logits[:, -1].float()
 
@@ -285,6 +294,8 @@ class _Stepper:
 
     def feed(self, tokens: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Feed (N, T) tokens after those in the cache: logits (N, T, V), or (N, V) of the last one."""
+        if last_only and tokens.shape[1] == 1:  # one token: its logits are the only ones computed anyway
+            return self.step(tokens[:, 0])
         where = None
         if last_only:
             where = torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
@@ -302,6 +313,23 @@ class _Stepper:
         self.cache.crop(length)
         if not self.encoder_decoder and self.mask is not None:
             self.mask = self.mask[:, :length]
+
+
+_COMPILED_STEP = None
+
+
+def compiled_step():
+    """The one-token decoding step, `torch.compile`d once per process (dynamic shapes: one graph for every
+    cache length and capacity; each model it runs gets its own). It runs over the same `KVCache` as the
+    eager step — there is one cache design — and gives the same logits up to float rounding."""
+    global _COMPILED_STEP
+    if _COMPILED_STEP is None:
+        _COMPILED_STEP = torch.compile(_one_token_logits, dynamic=True)
+    return _COMPILED_STEP
+
+
+def _one_token_logits(model, tokens: torch.Tensor, cache) -> torch.Tensor:
+    return model(tokens, cache=cache).logits[:, -1]
 
 
 def is_encoder_decoder(model) -> bool:
@@ -378,6 +406,11 @@ def still_running(unfinished, sequences, prompt_length: int, eos_ids, config: Ge
         hits = [stop_string_hit(tokenizer, row, config.stop_strings) for row in rows]
         unfinished = unfinished & ~torch.tensor(hits, device=unfinished.device)
     return unfinished
+
+
+def needs_processing(config: GenerationConfig) -> bool:
+    """Whether `process_logits` would change anything: sampling or a penalty (plain greedy: no)."""
+    return config.do_sample or config.repetition_penalty != 1.0 or config.no_repeat_ngram_size > 0
 
 
 def _sample_steps(stepper: _Stepper, config: GenerationConfig, eos: list[int], pad: int, tokenizer):
@@ -465,7 +498,7 @@ class DraftModel:
     """
 
     def __init__(self, model, input_ids, attention_mask, max_new_tokens: int, config: GenerationConfig):
-        self.stepper = _Stepper(model, input_ids, attention_mask, 1, max_new_tokens)
+        self.stepper = _Stepper(model, input_ids, attention_mask, 1, max_new_tokens, config.compile)
         self.config = config
         self.fed = 0
 
@@ -485,8 +518,9 @@ class DraftModel:
             logits = self.stepper.feed(sequences[:, self.fed :], last_only=True)
         self.fed = sequences.shape[1]
         context, drafts, probs = sequences, [], []
+        processed = needs_processing(self.config)
         for j in range(g):
-            scores = process_logits(logits, context, self.config)
+            scores = process_logits(logits, context, self.config) if processed else logits
             if self.config.do_sample:
                 q = scores.softmax(-1)
                 token = torch.multinomial(q, 1, generator=generator).squeeze(1)
@@ -494,12 +528,18 @@ class DraftModel:
             else:
                 token = scores.argmax(-1)
             drafts.append(token)
-            context = torch.cat([context, token[:, None]], dim=1)
+            threshold = self.config.speculative_confidence
+            if threshold > 0:  # unsure of this token: the next would likely be rejected, stop here
+                confidence = (q if self.config.do_sample else scores.softmax(-1)).gather(1, token[:, None])
+                if bool((confidence < threshold).all()):
+                    break
+            if processed:  # the processors read the text so far (repetition penalty, no-repeat n-grams)
+                context = torch.cat([context, token[:, None]], dim=1)
             if j < g - 1:
-                logits = self.stepper.feed(token[:, None], last_only=True)
+                logits = self.stepper.step(token)
                 self.fed += 1
         draft_probs = torch.stack(probs, 1) if probs else None
-        return torch.stack(drafts, 1), draft_probs, torch.full((B,), g, device=sequences.device)
+        return torch.stack(drafts, 1), draft_probs, torch.full((B,), len(drafts), device=sequences.device)
 
     def rollback(self, valid: int) -> None:
         """The first `valid` tokens of the sequence are final; forget what the draft read after them."""
@@ -587,7 +627,7 @@ def _speculative_steps(stepper, proposer, config, eos, pad, tokenizer, counts, r
         g = drafts.shape[1]
         length = sequences.shape[1]
         logits = stepper.feed(torch.cat([sequences[:, -1:], drafts], dim=1))  # (B, g + 1, V)
-        if config.do_sample or config.repetition_penalty != 1.0 or config.no_repeat_ngram_size > 0:
+        if needs_processing(config):
             context = torch.cat([sequences, drafts], dim=1)
             scores = torch.stack(
                 [process_logits(logits[:, j], context[:, : length + j], config) for j in range(g + 1)], 1
@@ -731,7 +771,7 @@ def generate(
             stepper = _Stepper(model, input_ids, attention_mask, config.num_beams, config.max_new_tokens)
             sequences, scores, prompt_length = _beam_search(stepper, config, batch, eos, pad)
             return GenerationOutput(sequences, prompt_length, scores)
-        stepper = _Stepper(model, input_ids, attention_mask, 1, config.max_new_tokens)
+        stepper = _Stepper(model, input_ids, attention_mask, 1, config.max_new_tokens, config.compile)
         last = stepper.start_tokens()
         prompt_length = last.shape[1]
         if proposer is None:
@@ -815,7 +855,7 @@ def stream(
     try:
         eos, pad = resolve_special_ids(model, config)
         decoder = IncrementalDecoder(tokenizer)
-        stepper = _Stepper(model, input_ids, None, 1, config.max_new_tokens)
+        stepper = _Stepper(model, input_ids, None, 1, config.max_new_tokens, config.compile)
         proposer = speculation(model, input_ids, None, config, draft_model)
         if proposer is None:
             steps = _sample_steps(stepper, config, eos, pad, tokenizer)
