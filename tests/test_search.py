@@ -337,11 +337,19 @@ def test_search_results_carry_their_source(index):
     assert set(hits[0].to_dict()) == {"rank", "score", "doc_id", "chunk_id", "title", "text", "start", "end"}
 
 
-def test_ann_recall_is_stored_and_ann_search_agrees(index):
+def test_ann_recall_is_stored_and_ann_search_agrees(index, index_dir, cli):
     ann = index.manifest["ann"]
     assert ann["kind"] == "hnsw" and ann["recall@10"] >= 0.95 and ann["probes"] == len(index)
     exact = [h.chunk_id for h in search(index, "the broadcast", k=5)]
     assert [h.chunk_id for h in search(index, "the broadcast", k=5, ann=True)] == exact
+    code, out, err = cli(
+        "search", "--index", index_dir, "--mode", "dense", "--ann", "-k", "2", "the broadcast"
+    )
+    assert code == 0, err
+    assert out.splitlines()[0] == (
+        f"dense through HNSW: recall@10 against exact search {ann['recall@10']:.3f} (measured at build time "
+        f"on {len(index)} probes)"
+    )
 
 
 # --- evaluation against ranx -----------------------------------------------------------------------------------
