@@ -188,7 +188,11 @@ def main() -> None:
     read_f1 = 100 * np.mean([r["f1"] for r in full if r["gold_read"]])
     from_gold = 100 * np.mean([r["answer_doc"] == q["doc_id"] for r, q in zip(full, questions, strict=True)])
     own_from_gold = 100 * np.mean([r["own_doc"] == q["doc_id"] for r, q in zip(full, questions, strict=True)])
-    every = f"every {args.questions}th of the 1,331" if args.questions else "the 1,331"
+    every = (
+        f"every {args.questions}{'nd' if args.questions == 2 else 'th'} of the 1,331"
+        if args.questions
+        else "the 1,331"
+    )
     say(
         f"Reader: the `squad-minilm` preset's model ({args.reader}); questions: {every} of the 6 articles it "
         f"held out from training ({len(questions):,}). Index: every dev paragraph (2,067), all-MiniLM-L6-v2, "

@@ -193,6 +193,30 @@ def test_build_then_add_is_build_of_all(models, corpus, index, tmp_path):
     assert not np.array_equal(alone[scored], bm25_scores(grown, query)[: len(alone)][scored])  # df moved
 
 
+def test_float16_embeddings_take_half_the_space_and_score_alike(models, corpus, index, cli, tmp_path):
+    code, _, err = cli(
+        "index",
+        "build",
+        "--embedder",
+        models["encoder"],
+        "--out",
+        tmp_path / "half",
+        "--dtype",
+        "float16",
+        "--quiet",
+        corpus["a"],
+    )
+    assert code == 0, err
+    add_to_index(tmp_path / "half", [corpus["b"]], progress=False)  # an add keeps the index's dtype
+    half = Index.open(tmp_path / "half")
+    assert half.manifest["dtype"] == "float16" and half.embeddings.dtype == np.float16
+    assert half.embeddings.nbytes * 2 == index.embeddings.nbytes
+    for question in ["Which team won the game?", "How many people watched the broadcast?"]:
+        np.testing.assert_allclose(dense_scores(half, question), dense_scores(index, question), atol=2e-3)
+    with pytest.raises(ConfigError, match="--dtype 'int8'"):
+        build_index([corpus["a"]], tmp_path / "x", models["encoder"], dtype="int8", progress=False)
+
+
 def test_bm25_by_hand(models, tmp_path):
     """Lucene BM25 (k1 1.5, b 0.75) computed here from the counts: idf = ln(1 + (N - df + 0.5)/(df + 0.5))."""
     docs = ["red apples and green apples", "green grass", "red cars are fast", "apples fall"]
@@ -313,11 +337,19 @@ def test_search_results_carry_their_source(index):
     assert set(hits[0].to_dict()) == {"rank", "score", "doc_id", "chunk_id", "title", "text", "start", "end"}
 
 
-def test_ann_recall_is_stored_and_ann_search_agrees(index):
+def test_ann_recall_is_stored_and_ann_search_agrees(index, index_dir, cli):
     ann = index.manifest["ann"]
     assert ann["kind"] == "hnsw" and ann["recall@10"] >= 0.95 and ann["probes"] == len(index)
     exact = [h.chunk_id for h in search(index, "the broadcast", k=5)]
     assert [h.chunk_id for h in search(index, "the broadcast", k=5, ann=True)] == exact
+    code, out, err = cli(
+        "search", "--index", index_dir, "--mode", "dense", "--ann", "-k", "2", "the broadcast"
+    )
+    assert code == 0, err
+    assert out.splitlines()[0] == (
+        f"dense through HNSW: recall@10 against exact search {ann['recall@10']:.3f} (measured at build time "
+        f"on {len(index)} probes)"
+    )
 
 
 # --- evaluation against ranx -----------------------------------------------------------------------------------

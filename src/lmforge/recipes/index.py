@@ -39,6 +39,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build.add_argument(
         "--overlap", type=count_or_zero, help="tokens shared by neighbouring windows (default: 1/4)"
     )
+    build.add_argument(
+        "--dtype",
+        choices=("float32", "float16"),
+        default="float32",
+        help="how the embeddings are stored: float16 takes half the space (default float32)",
+    )
     _document_options(build)
 
     add = sub.add_parser("add", help="add documents to an index (same result as building with them)")
@@ -112,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             chunking=chunking,
             fields=fields,
             batch_size=args.batch_size,
+            dtype=args.dtype,
             progress=not args.quiet,
             log=log,
         )

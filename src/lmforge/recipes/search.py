@@ -5,7 +5,7 @@
   lmforge search --index idx --ann "who founded the city?"
 
 Modes: dense (cosine similarity of the query's embedding to every chunk's, exact; `--ann`: through the
-index's HNSW graph, whose recall@10 against exact search the build measured), bm25, hybrid (reciprocal
+index's HNSW graph, whose recall@10 against exact search the build measured, printed first), bm25, hybrid (reciprocal
 rank fusion, k=60, of both modes' 100 best; `--fusion sum`: alpha · dense + (1 - alpha) · bm25 of min-max
 normalised scores). Each result: rank, score, document id, title, the chunk's character offsets in its
 document, and its text. `--json`: {"object": "list", "data": [{"rank", "score", "doc_id", "chunk_id",
@@ -38,6 +38,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"object": "list", "data": [hit.to_dict() for hit in hits]}, ensure_ascii=False))
         return 0
+    if args.ann:  # the approximation's price, measured when the index was built
+        ann = index.manifest["ann"]
+        print(
+            f"dense through {ann['kind'].upper()}: recall@10 against exact search {ann['recall@10']:.3f} "
+            f"(measured at build time on {ann['probes']:,} probes)"
+        )
     for hit in hits:
         title = f" ({hit.title})" if hit.title else ""
         print(f"{hit.rank:>3}. {hit.score:.4f}  {hit.doc_id}{title} [{hit.start}:{hit.end}]")

@@ -128,7 +128,15 @@ def chunk_scores(
 def dense_scores(index: Index, query: str, *, ann: bool = False, depth: int = DEPTH) -> np.ndarray:
     vector = index.embed([query])[0]
     if not ann:
-        return (index.embeddings @ vector).astype(np.float64)
+        if index.embeddings.dtype == np.float32:
+            return (index.embeddings @ vector).astype(np.float64)
+        block = 16384  # float16 rows: numpy has no fast float16 product, so float32 a block at a time
+        return np.concatenate(
+            [
+                index.embeddings[first : first + block].astype(np.float32) @ vector
+                for first in range(0, len(index), block)
+            ]
+        ).astype(np.float64)
     similarities, found = index.ann.search(vector[None, :], min(depth, len(index)))
     scores = np.full(len(index), -np.inf)
     keep = found[0] >= 0
