@@ -28,6 +28,8 @@ finds scikit-learn's optimum), nothing fine-tuned.
     the words (of all the pair sentences) nearest to the target's vector in each — shown, not scored.
 Contextual vectors are computed under bf16 autocast where `lmforge.train.precision` measures bf16 matmuls
 faster on this CPU (`precision`, default auto): MiniLM's SST-2 vectors 2.3x faster, cosine 0.99998 to fp32.
+ELMo's with one torch thread (`elmo_threads`): its LSTM steps are too small to share between threads, and
+two threads on the busy 2-core machine made them 4 to 12x slower (1,029 s for SST-2 in the first run).
 Output: OUT/results.json (every score, the cost of each part in seconds), OUT/table.md and
 OUT/static-vs-contextual.png.
 """
