@@ -7,7 +7,8 @@
   (brute force), the target's own static vector scores
   exactly 50% on the shipped test split, a representation that knows the senses scores 100%;
 - the ±5-word window leaves the target out and stops at the sentence's ends;
-- the embedder's several-layers-at-once paths equal one layer at a time;
+- the embedder's several-layers-at-once paths equal one layer at a time, and its batches equal each
+  sentence read alone;
 - a tiny experiment end to end through the CLI: results.json, table.md and the plot.
 """
 
@@ -30,6 +31,7 @@ from lmforge.experiments.static_vs_contextual import (
     nearest_in_context,
     span_vector,
     static_window,
+    torch_threads,
     wic_result,
 )
 from train_helpers import one_torch_thread  # noqa: F401
@@ -214,6 +216,41 @@ def test_several_layers_at_once_equal_one_at_a_time(elmo_dir):
     )
 
 
+def test_batched_vectors_equal_each_sentence_alone(elmo_dir):
+    """The fast path (length-sorted batches, each distinct word spelled once, pooling a batch at a time)
+    gives each sentence the vectors the model gives it read alone: the mean of its words' states; a text
+    without words gets zeros."""
+    from lmforge.embeddings import load_embedder
+    from lmforge.model import load
+
+    embedder, model = load_embedder(elmo_dir), load(elmo_dir).eval()
+    texts = ["the river bank", "", "I paid money into the bank of the zebra river, twice over and again",
+             "bank", "the the the river", "quokka zebra . bank", "I sat on the bank of the river ."]  # fmt: skip
+    layers = [0, 1, -1, "mix"]
+    pooled = embedder.sentences_by_layer(texts, layers, batch_size=3)
+    tokens = embedder.tokens_by_layer(texts, layers, batch_size=2)
+    for i, text in enumerate(texts):
+        words = [text[a:b] for a, b in embedder.tokenizer.encode(text).offsets]
+        if not words:
+            assert all(not array[i].any() for array in pooled)
+            continue
+        states = model.words([words]).hidden_states
+        alone = [states[0], states[1], states[2], torch.stack(states).mean(dim=0)]
+        for k, expected in enumerate(alone):
+            np.testing.assert_allclose(pooled[k][i], expected[0].mean(dim=0).numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(tokens[k][i].token_vectors, expected[0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(embedder.sentences(texts, layer="mix", batch_size=3), pooled[3])
+
+
+def test_torch_threads_sets_and_restores_the_count():
+    before = torch.get_num_threads()
+    with torch_threads(2):
+        assert torch.get_num_threads() == 2
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == before
+
+
 # --- end to end ---------------------------------------------------------------------------------------
 
 
@@ -241,6 +278,7 @@ def test_a_tiny_experiment_end_to_end(cli, elmo_dir, shared_data, tmp_path):
         assert 0 <= wic[f"{row}: the word's vector in context"]["logreg"] <= 1
         assert set(document["sst2"]["accuracy"][row]) == {"small", "full"}
     assert document["sst2"]["small_train"] == 20 and document["sst2"]["dev"] == 60
+    assert document["elmo_threads"] == 1
     layer0 = document["neighbours"]["ELMo layer 0"]
     assert layer0[0]["word"] == layer0[1]["word"] == "bank" and layer0[0]["sense"] != layer0[1]["sense"]
     assert layer0[0]["nearest"] == layer0[1]["nearest"] and len(layer0[0]["nearest"]) == 3  # no context

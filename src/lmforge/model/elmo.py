@@ -52,12 +52,33 @@ def char_ids(sentences: Sequence[Sequence[str]], max_characters: int) -> np.ndar
     >>> char_ids([["hé"]], 6)[0, 0].tolist()
     [1, 107, 198, 172, 2, 0]
     """
-    longest = max((len(s) for s in sentences), default=0)
-    out = np.zeros((len(sentences), longest, max_characters), dtype=np.int32)
-    for b, words in enumerate(sentences):
-        for t, word in enumerate(words):
-            out[b, t] = word_char_ids(word, max_characters)
-    return out
+    table, index = word_table(sentences, max_characters)
+    return table[index]
+
+
+def word_table(sentences: Sequence[Sequence[str]], max_characters: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct words of B sentences: (U, max_characters) int32 character ids, row 0 the padding (all
+    zeros), and (B, T) int64: the row of each position. A word is spelled out once however often it occurs.
+
+    >>> table, index = word_table([["a", "b", "a"], ["b"]], 4)
+    >>> table.tolist(), index.tolist()
+    ([[0, 0, 0, 0], [1, 100, 2, 0], [1, 101, 2, 0]], [[1, 2, 1], [2, 0, 0]])
+    """
+    table, rows = word_rows(sentences, max_characters)
+    index = np.zeros((len(sentences), max(map(len, rows), default=0)), dtype=np.int64)
+    for b, sentence_rows in enumerate(rows):
+        index[b, : len(sentence_rows)] = sentence_rows
+    return table, index
+
+
+def word_rows(sentences: Sequence[Sequence[str]], max_characters: int) -> tuple[np.ndarray, list[list[int]]]:
+    """`word_table` with each sentence's rows as a list (no (B, T) array padded to the longest sentence)."""
+    distinct: dict[str, int] = {}
+    rows = [[distinct.setdefault(word, len(distinct) + 1) for word in words] for words in sentences]
+    table = np.zeros((len(distinct) + 1, max_characters), dtype=np.int32)
+    if distinct:
+        table[1:] = char_table(list(distinct), max_characters)
+    return table, rows
 
 
 def word_char_ids(word: str, max_characters: int) -> np.ndarray:
@@ -219,7 +240,15 @@ class ELMoModel(TransformerModel):
     ) -> ELMoOutput:
         """chars (B, T, W); lengths (B,) real words per row when the batch is padded at the right (None:
         every row is full); targets (B, T): the next word (forward) and the previous word (backward)."""
-        x = self.token_vectors(chars)  # (B, T, P)
+        out = self.contextual(self.token_vectors(chars), lengths)
+        if forward_targets is not None:
+            out.forward_nll = -self.log_probs(self.dropout(out.forward), forward_targets)
+        if backward_targets is not None:
+            out.backward_nll = -self.log_probs(self.dropout(out.backward), backward_targets)
+        return out
+
+    def contextual(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> ELMoOutput:
+        """(B, T, P) layer-0 vectors -> every layer: the two LSTM LMs read them (lengths as in `forward`)."""
         forward_states = self._run(self.forward_layers, self.forward_projections, x)
         reversed_states = self._run(
             self.backward_layers, self.backward_projections, reverse_padded(x, lengths)
@@ -227,20 +256,17 @@ class ELMoModel(TransformerModel):
         backward_states = [reverse_padded(s, lengths) for s in reversed_states]
         layers = [torch.cat([x, x], dim=-1)]
         layers += [torch.cat([f, b], dim=-1) for f, b in zip(forward_states, backward_states, strict=True)]
-        out = ELMoOutput(forward_states[-1], backward_states[-1], tuple(layers))
-        if forward_targets is not None:
-            out.forward_nll = -self.log_probs(self.dropout(out.forward), forward_targets)
-        if backward_targets is not None:
-            out.backward_nll = -self.log_probs(self.dropout(out.backward), backward_targets)
-        return out
+        return ELMoOutput(forward_states[-1], backward_states[-1], tuple(layers))
 
     def words(self, sentences: Sequence[Sequence[str]]) -> ELMoOutput:
-        """The output for sentences given as lists of words (no gradient, eval mode expected)."""
+        """The output for sentences given as lists of words (no gradient, eval mode expected). The character
+        encoder reads each distinct word once (`word_table`)."""
         device = next(self.parameters()).device
-        chars = torch.from_numpy(char_ids(sentences, self.config.max_characters)).to(device)
+        table, index = word_table(sentences, self.config.max_characters)
         lengths = torch.tensor([len(s) for s in sentences], device=device)
         with torch.no_grad():
-            return self(chars, lengths)
+            vectors = self.characters(torch.from_numpy(table).to(device))  # (U, P)
+            return self.contextual(vectors[torch.from_numpy(index).to(device)], lengths)
 
     def save(self, directory: str | os.PathLike, tokenizer=None, card: str = ""):
         from lmforge.model.checkpoint import save_model
