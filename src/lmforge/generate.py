@@ -242,6 +242,7 @@ class _Stepper:
         self.model = model
         self.encoder_decoder = is_encoder_decoder(model)
         self.compiled = compiled_step() if compile and not self.encoder_decoder else None
+        self.compiled_greedy = None  # `greedy_step`'s compiled graph, made on its first call
         # room for every position up front: the decoding steps then write the cache in place (past the
         # model's context, or for a huge max_new_tokens, the cache doubles its room when it runs out)
         start_length = 1 if self.encoder_decoder else input_ids.shape[1]
@@ -289,6 +290,18 @@ class _Stepper:
             out = self.model(tokens, attention_mask=self.mask, cache=self.cache)
         return out.logits[:, -1].float()
 
+    def greedy_step(self, next_ids: torch.Tensor) -> torch.Tensor:
+        """`step` then argmax: (N,) ids -> (N,) each row's most likely next id. A greedy draft needs nothing
+        else; decoder-only rows without padding take a shorter path (compiled: the argmax is in the graph)."""
+        if self.encoder_decoder or self.mask is not None:
+            return self.step(next_ids).argmax(-1)
+        tokens = next_ids[:, None]
+        if self.compiled is not None:
+            if self.compiled_greedy is None:
+                self.compiled_greedy = compiled_step(greedy=True)
+            return self.compiled_greedy(self.model, tokens, self.cache)
+        return self.model(tokens, cache=self.cache).logits[:, -1].argmax(-1)
+
     def reorder(self, rows: torch.Tensor) -> None:
         self.cache.reorder(rows)
 
@@ -315,21 +328,26 @@ class _Stepper:
             self.mask = self.mask[:, :length]
 
 
-_COMPILED_STEP = None
+_COMPILED_STEPS: dict = {}
 
 
-def compiled_step():
+def compiled_step(greedy: bool = False):
     """The one-token decoding step, `torch.compile`d once per process (dynamic shapes: one graph for every
     cache length and capacity; each model it runs gets its own). It runs over the same `KVCache` as the
-    eager step — there is one cache design — and gives the same logits up to float rounding."""
-    global _COMPILED_STEP
-    if _COMPILED_STEP is None:
-        _COMPILED_STEP = torch.compile(_one_token_logits, dynamic=True)
-    return _COMPILED_STEP
+    eager step — there is one cache design — and gives the same logits up to float rounding.
+    `greedy=True`: the step that ends in the argmax, (N,) next ids (a greedy draft's step)."""
+    function = _one_token_argmax if greedy else _one_token_logits
+    if function not in _COMPILED_STEPS:
+        _COMPILED_STEPS[function] = torch.compile(function, dynamic=True)
+    return _COMPILED_STEPS[function]
 
 
 def _one_token_logits(model, tokens: torch.Tensor, cache) -> torch.Tensor:
     return model(tokens, cache=cache).logits[:, -1]
+
+
+def _one_token_argmax(model, tokens: torch.Tensor, cache) -> torch.Tensor:
+    return model(tokens, cache=cache).logits[:, -1].argmax(-1)
 
 
 def is_encoder_decoder(model) -> bool:
@@ -509,16 +527,26 @@ class DraftModel:
             g = min(g, limit + 1 - sequences.shape[1])  # it reads up to L + g - 1 positions
         if g <= 0:
             return sequences.new_zeros(B, 0), None, sequences.new_zeros(B)
+        processed = needs_processing(self.config)
+        greedy = not (self.config.do_sample or processed or self.config.speculative_confidence > 0)
         if self.fed == 0:
             self.fed = self.stepper.start_tokens().shape[1]
             logits = self.stepper.prefill(sequences[:, : self.fed])
             if sequences.shape[1] > self.fed:
                 logits = self.stepper.feed(sequences[:, self.fed :], last_only=True)
+        elif greedy and sequences.shape[1] == self.fed + 1:  # the usual round: one token it has not read
+            logits = None
+            token = self.stepper.greedy_step(sequences[:, -1])
         else:
             logits = self.stepper.feed(sequences[:, self.fed :], last_only=True)
         self.fed = sequences.shape[1]
+        if greedy:  # only the argmax of each step is needed: the shortest path per draft token
+            drafts = [logits.argmax(-1) if logits is not None else token]
+            for _ in range(g - 1):
+                drafts.append(self.stepper.greedy_step(drafts[-1]))
+                self.fed += 1
+            return torch.stack(drafts, 1), None, torch.full((B,), g, device=sequences.device)
         context, drafts, probs = sequences, [], []
-        processed = needs_processing(self.config)
         for j in range(g):
             scores = process_logits(logits, context, self.config) if processed else logits
             if self.config.do_sample:
