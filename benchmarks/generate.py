@@ -22,8 +22,8 @@ new tokens/s over all prompts, acceptance rates, and the share of tokens identic
 `--corpus wikitext2` takes its prompts from held-out WikiText-2 lines instead (the test split, which
 neither training nor validation reads: the first half of each paragraph line, headings left out), for
 `configs/gpt-bpe-wikitext2-384.yaml` and its draft, in a section of its own. `--compile` adds rows with the
-torch.compile'd one-token step (`GenerationConfig.compile`, compiled during the warm-up prompt): plain greedy,
-and speculative decoding whose draft steps are compiled (the target reads several tokens a pass, eagerly).
+torch.compile'd steps (`GenerationConfig.compile`, compiled during the warm-up prompt): plain greedy, and
+speculative decoding with the draft's steps and the target's passes over the drafts compiled.
 `--reduced-precision` adds rows for the target with bf16 weights and with int8 weights in its linear layers
 (torch's `quantize_dynamic` qint8: torchao is not installed here) — faster or not, never identical, so they
 get their own table with the share of tokens that still equal fp32 greedy and, on WikiText-2, the
@@ -427,7 +427,7 @@ def speculative_methods(
     }
     if compiled:  # the one-token step through torch.compile (compiled during the warm-up prompt)
         methods["lmforge greedy, compiled step"] = lmforge(compile=True)
-        # the draft's one-token steps compiled too (the target's passes are several tokens: eager)
+        # the draft's steps and the target's passes over the drafts compiled
         methods[f"lmforge speculative (γ {gamma} adaptive), compiled step"] = lmforge(
             draft_model=draft, num_speculative_tokens=gamma, compile=True
         )

@@ -16,6 +16,7 @@ import itertools
 import pytest
 import torch
 
+from lmforge import generate as generate_module
 from lmforge.generate import (
     GenerationConfig,
     GenerationError,
@@ -215,6 +216,8 @@ def test_a_compiled_step_gives_the_eager_tokens(gpt2_models):
         assert generate(target, ids, config.replace(compile=True)).sequences.tolist() == expected
         spec = generate(target, ids, config.replace(compile=True), draft_model=draft)
         assert spec.sequences.tolist() == expected
+    # the plain step, the greedy draft's step and the pass over the drafts each went through its graph
+    assert {"last", "argmax", "all"} <= set(generate_module._COMPILED_STEPS)
 
 
 def test_batches_gpt2_match_hf_greedy(gpt2_models):

@@ -66,8 +66,9 @@ class GenerationConfig:
     # γ - 1 after one that did not (Hugging Face's "heuristic"); "constant": γ stays
     speculative_confidence: float = 0.0  # the draft stops proposing after a token it gives less than this
     # probability (HF's assistant_confidence_threshold; 0 = always γ tokens)
-    compile: bool = False  # torch.compile the one-token decoding step of decoder-only models (rows without
-    # padding; the draft's steps too): the first call compiles for ~20-60 s, later ones skip Python overhead
+    compile: bool = False  # torch.compile the decoding steps of decoder-only models (rows without padding:
+    # the one-token step, a draft's steps, the model's pass over the drafts): the first call of each compiles
+    # for ~20-60 s, later ones skip Python overhead
     prompt_lookup_num_tokens: int = 0  # > 0: draft this many tokens by prompt lookup (HF's name; 0 = off)
     prompt_lookup_max_ngram: int = 2  # the longest n-gram prompt lookup matches (HF's default, 2)
 
@@ -241,8 +242,7 @@ class _Stepper:
     ):
         self.model = model
         self.encoder_decoder = is_encoder_decoder(model)
-        self.compiled = compiled_step() if compile and not self.encoder_decoder else None
-        self.compiled_greedy = None  # `greedy_step`'s compiled graph, made on its first call
+        self.compile = compile and not self.encoder_decoder  # the steps through `compiled_step`
         # room for every position up front: the decoding steps then write the cache in place (past the
         # model's context, or for a huge max_new_tokens, the cache doubles its room when it runs out)
         start_length = 1 if self.encoder_decoder else input_ids.shape[1]
@@ -285,8 +285,8 @@ class _Stepper:
         else:
             if self.mask is not None:
                 self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
-            elif self.compiled is not None:
-                return self.compiled(self.model, tokens, self.cache).float()
+            elif self.compile:
+                return compiled_step()(self.model, tokens, self.cache).float()
             out = self.model(tokens, attention_mask=self.mask, cache=self.cache)
         return out.logits[:, -1].float()
 
@@ -296,10 +296,8 @@ class _Stepper:
         if self.encoder_decoder or self.mask is not None:
             return self.step(next_ids).argmax(-1)
         tokens = next_ids[:, None]
-        if self.compiled is not None:
-            if self.compiled_greedy is None:
-                self.compiled_greedy = compiled_step(greedy=True)
-            return self.compiled_greedy(self.model, tokens, self.cache)
+        if self.compile:
+            return compiled_step("argmax")(self.model, tokens, self.cache)
         return self.model(tokens, cache=self.cache).logits[:, -1].argmax(-1)
 
     def reorder(self, rows: torch.Tensor) -> None:
@@ -318,6 +316,8 @@ class _Stepper:
         else:
             if self.mask is not None:
                 self.mask = torch.cat([self.mask, self.mask.new_ones(tokens.shape)], dim=1)
+            elif self.compile and not last_only and tokens.shape[1] > 1:  # the target's pass over drafts
+                return compiled_step("all")(self.model, tokens, self.cache).float()
             out = self.model(tokens, attention_mask=self.mask, cache=self.cache, logits_where=where)
         return out.logits.float()
 
@@ -331,23 +331,28 @@ class _Stepper:
 _COMPILED_STEPS: dict = {}
 
 
-def compiled_step(greedy: bool = False):
-    """The one-token decoding step, `torch.compile`d once per process (dynamic shapes: one graph for every
-    cache length and capacity; each model it runs gets its own). It runs over the same `KVCache` as the
-    eager step — there is one cache design — and gives the same logits up to float rounding.
-    `greedy=True`: the step that ends in the argmax, (N,) next ids (a greedy draft's step)."""
-    function = _one_token_argmax if greedy else _one_token_logits
-    if function not in _COMPILED_STEPS:
-        _COMPILED_STEPS[function] = torch.compile(function, dynamic=True)
-    return _COMPILED_STEPS[function]
+def compiled_step(returns: str = "last"):
+    """A decoding step, `torch.compile`d once per process (dynamic shapes: one graph for every cache length
+    and capacity; each model it runs gets its own). It runs over the same `KVCache` as the eager step —
+    there is one cache design — and gives the same logits up to float rounding. `returns`: "last", the
+    (N, V) logits of a one-token step; "argmax", its (N,) most likely ids (a greedy draft's step);
+    "all", the (N, T, V) logits of T ≥ 2 tokens (speculative decoding's pass over the drafts)."""
+    if returns not in _COMPILED_STEPS:
+        function = {"last": _last_logits, "argmax": _last_argmax, "all": _all_logits}[returns]
+        _COMPILED_STEPS[returns] = torch.compile(function, dynamic=True)
+    return _COMPILED_STEPS[returns]
 
 
-def _one_token_logits(model, tokens: torch.Tensor, cache) -> torch.Tensor:
+def _last_logits(model, tokens: torch.Tensor, cache) -> torch.Tensor:
     return model(tokens, cache=cache).logits[:, -1]
 
 
-def _one_token_argmax(model, tokens: torch.Tensor, cache) -> torch.Tensor:
+def _last_argmax(model, tokens: torch.Tensor, cache) -> torch.Tensor:
     return model(tokens, cache=cache).logits[:, -1].argmax(-1)
+
+
+def _all_logits(model, tokens: torch.Tensor, cache) -> torch.Tensor:
+    return model(tokens, cache=cache).logits
 
 
 def is_encoder_decoder(model) -> bool:
