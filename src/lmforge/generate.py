@@ -534,19 +534,17 @@ class DraftModel:
             return sequences.new_zeros(B, 0), None, sequences.new_zeros(B)
         processed = needs_processing(self.config)
         greedy = not (self.config.do_sample or processed or self.config.speculative_confidence > 0)
+        logits = token = None
         if self.fed == 0:
             self.fed = self.stepper.start_tokens().shape[1]
             logits = self.stepper.prefill(sequences[:, : self.fed])
-            if sequences.shape[1] > self.fed:
-                logits = self.stepper.feed(sequences[:, self.fed :], last_only=True)
-        elif greedy and sequences.shape[1] == self.fed + 1:  # the usual round: one token it has not read
-            logits = None
+        if greedy and sequences.shape[1] == self.fed + 1:  # the usual round: one token it has not read
             token = self.stepper.greedy_step(sequences[:, -1])
-        else:
+        elif sequences.shape[1] > self.fed:
             logits = self.stepper.feed(sequences[:, self.fed :], last_only=True)
         self.fed = sequences.shape[1]
         if greedy:  # only the argmax of each step is needed: the shortest path per draft token
-            drafts = [logits.argmax(-1) if logits is not None else token]
+            drafts = [token if token is not None else logits.argmax(-1)]
             for _ in range(g - 1):
                 drafts.append(self.stepper.greedy_step(drafts[-1]))
                 self.fed += 1
