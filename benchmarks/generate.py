@@ -22,7 +22,8 @@ new tokens/s over all prompts, acceptance rates, and the share of tokens identic
 `--corpus wikitext2` takes its prompts from held-out WikiText-2 lines instead (the test split, which
 neither training nor validation reads: the first half of each paragraph line, headings left out), for
 `configs/gpt-bpe-wikitext2-384.yaml` and its draft, in a section of its own. `--compile` adds rows with the
-torch.compile'd one-token step (`GenerationConfig.compile`, compiled during the warm-up prompt).
+torch.compile'd steps (`GenerationConfig.compile`, compiled during the warm-up prompt): plain greedy, and
+speculative decoding with the draft's steps and the target's passes over the drafts compiled.
 `--reduced-precision` adds rows for the target with bf16 weights and with int8 weights in its linear layers
 (torch's `quantize_dynamic` qint8: torchao is not installed here) — faster or not, never identical, so they
 get their own table with the share of tokens that still equal fp32 greedy and, on WikiText-2, the
@@ -353,6 +354,25 @@ def per_token_ms(model, prompt: list[int], new_tokens: int, reps: int = 3, compi
     return best * 1e3
 
 
+def guess_ms(draft, prompt: list[int], new_tokens: int, reps: int = 3, compile: bool = False) -> float:
+    """Milliseconds per guess of a greedy draft (`DraftModel.propose`: the argmax-only step speculative
+    decoding runs), prefill left out, best of `reps`."""
+    from lmforge.generate import DraftModel, GenerationConfig
+
+    ids = torch.tensor([prompt])
+    config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=[], compile=compile)
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(reps):
+            start = time.perf_counter()
+            DraftModel(draft, ids, None, new_tokens, config).propose(ids, 1, None)
+            first = time.perf_counter() - start
+            start = time.perf_counter()
+            DraftModel(draft, ids, None, new_tokens, config).propose(ids, new_tokens, None)
+            best = min(best, (time.perf_counter() - start - first) / (new_tokens - 1))
+    return best * 1e3
+
+
 def speculative_methods(
     target, draft, hf_target, hf_draft, eos: int, new_tokens: int, gamma: int, lookup: int,
     reduced: dict | None = None, compiled: bool = False,
@@ -407,6 +427,10 @@ def speculative_methods(
     }
     if compiled:  # the one-token step through torch.compile (compiled during the warm-up prompt)
         methods["lmforge greedy, compiled step"] = lmforge(compile=True)
+        # the draft's steps and the target's passes over the drafts compiled
+        methods[f"lmforge speculative (γ {gamma} adaptive), compiled step"] = lmforge(
+            draft_model=draft, num_speculative_tokens=gamma, compile=True
+        )
     for precision, (model, draft_copy) in (reduced or {}).items():
         methods[f"lmforge greedy, {precision}"] = lmforge(model)
         if draft_copy is not None:  # the drafting methods too (the run above: plain greedy only)
@@ -476,9 +500,13 @@ def run_speculative(args) -> tuple[str, dict]:
     steps = {"target": per_token_ms(target, prompts[0], args.new_tokens),
              "draft": per_token_ms(draft, prompts[0], args.new_tokens),
              "floor": weight_floor(target, 1) * 1e3}  # fmt: skip
+    steps["draft, greedy guess (argmax-only step)"] = guess_ms(draft, prompts[0], args.new_tokens)
     if args.compile:
         steps["target, compiled step"] = per_token_ms(target, prompts[0], args.new_tokens, compile=True)
         steps["draft, compiled step"] = per_token_ms(draft, prompts[0], args.new_tokens, compile=True)
+        steps["draft, greedy guess, compiled step"] = guess_ms(
+            draft, prompts[0], args.new_tokens, compile=True
+        )
     if reduced:
         steps[BF16] = per_token_ms(reduced[BF16][0], prompts[0], args.new_tokens)
         steps[INT8] = per_token_ms(reduced[INT8][0], prompts[0], args.new_tokens)

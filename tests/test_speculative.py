@@ -16,6 +16,7 @@ import itertools
 import pytest
 import torch
 
+from lmforge import generate as generate_module
 from lmforge.generate import (
     GenerationConfig,
     GenerationError,
@@ -152,6 +153,58 @@ def test_a_confidence_threshold_drafts_less_and_keeps_the_tokens(gpt2_models):
         assert int(sure.drafted.sum()) < int(plain.drafted.sum())
 
 
+def draft_rounds(draft, ids, mask, config, rounds):
+    """What `DraftModel.propose` guesses over `rounds`: [(guesses, the draft's own greedy continuation)]; the
+    text grows between rounds by 1 or 2 tokens (a rejection, or every guess kept plus the bonus token)."""
+    from lmforge.generate import DraftModel
+
+    proposer = DraftModel(draft, ids, mask, 64, config)
+    sequences, out = ids, []
+    for grow in rounds:
+        guesses, probs, lengths = proposer.propose(sequences, 3, None)
+        continuation = generate(draft, sequences, config.replace(max_new_tokens=3, eos_token_id=[]),
+                                attention_mask=mask).new_tokens  # fmt: skip
+        out.append((guesses.tolist(), continuation.tolist()))
+        assert probs is None and lengths.tolist() == [3] * ids.shape[0]
+        assert proposer.fed == proposer.stepper.cache.length  # what it read, each token once
+        kept = guesses[:, : grow - 1]
+        sequences = torch.cat([sequences, kept, torch.full_like(kept[:, :1], 7 + grow)], dim=1)
+        if mask is not None:
+            mask = torch.cat([mask, torch.ones_like(kept), torch.ones_like(kept[:, :1])], dim=1)
+        proposer.rollback(sequences.shape[1] - 1)
+    return out
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_a_greedy_draft_guesses_its_own_greedy_tokens(gpt2_models, padded):
+    """The greedy draft's short path (`_Stepper.greedy_step`, argmax only) guesses exactly the tokens the
+    draft's plain greedy decoding gives, round after round with rollbacks (the output is the target's
+    whatever the draft guesses, so only this can catch a wrong guess)."""
+    _, _, _, draft = gpt2_models
+    prompts = random_prompts(5, 3 if padded else 1)
+    ids, mask = left_padded(prompts) if padded else (torch.tensor(prompts), None)
+    for guesses, continuation in draft_rounds(draft, ids, mask, greedy(), rounds=[1, 3, 4, 1, 2]):
+        assert guesses == continuation
+
+
+def test_the_target_as_its_own_draft_is_always_right(gpt2_models):
+    _, target, _, _ = gpt2_models
+    ids = torch.tensor(random_prompts(1, 1))
+    config = greedy(max_new_tokens=30, eos_token_id=[])
+    spec = generate(target, ids, config, draft_model=target)
+    assert spec.sequences.tolist() == generate(target, ids, config).sequences.tolist()
+    assert spec.acceptance_rate == 1.0
+
+
+@pytest.mark.slow
+def test_a_compiled_greedy_draft_guesses_its_own_greedy_tokens(gpt2_models):
+    """compile=True: the draft's greedy step is compiled with its argmax; the same guesses as eager."""
+    _, _, _, draft = gpt2_models
+    ids = torch.tensor(random_prompts(5, 1))
+    for guesses, continuation in draft_rounds(draft, ids, None, greedy(compile=True), rounds=[1, 3, 4, 2]):
+        assert guesses == continuation
+
+
 @pytest.mark.slow
 def test_a_compiled_step_gives_the_eager_tokens(gpt2_models):
     """config.compile: the one-token step through torch.compile, over the same KV cache (~30 s to compile)."""
@@ -163,6 +216,8 @@ def test_a_compiled_step_gives_the_eager_tokens(gpt2_models):
         assert generate(target, ids, config.replace(compile=True)).sequences.tolist() == expected
         spec = generate(target, ids, config.replace(compile=True), draft_model=draft)
         assert spec.sequences.tolist() == expected
+    # the plain step, the greedy draft's step and the pass over the drafts each went through its graph
+    assert {"last", "argmax", "all"} <= set(generate_module._COMPILED_STEPS)
 
 
 def test_batches_gpt2_match_hf_greedy(gpt2_models):

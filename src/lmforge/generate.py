@@ -66,8 +66,9 @@ class GenerationConfig:
     # γ - 1 after one that did not (Hugging Face's "heuristic"); "constant": γ stays
     speculative_confidence: float = 0.0  # the draft stops proposing after a token it gives less than this
     # probability (HF's assistant_confidence_threshold; 0 = always γ tokens)
-    compile: bool = False  # torch.compile the one-token decoding step of decoder-only models (rows without
-    # padding; the draft's steps too): the first call compiles for ~20-60 s, later ones skip Python overhead
+    compile: bool = False  # torch.compile the decoding steps of decoder-only models (rows without padding:
+    # the one-token step, a draft's steps, the model's pass over the drafts): the first call of each compiles
+    # for ~20-60 s, later ones skip Python overhead
     prompt_lookup_num_tokens: int = 0  # > 0: draft this many tokens by prompt lookup (HF's name; 0 = off)
     prompt_lookup_max_ngram: int = 2  # the longest n-gram prompt lookup matches (HF's default, 2)
 
@@ -241,7 +242,7 @@ class _Stepper:
     ):
         self.model = model
         self.encoder_decoder = is_encoder_decoder(model)
-        self.compiled = compiled_step() if compile and not self.encoder_decoder else None
+        self.compile = compile and not self.encoder_decoder  # the steps through `compiled_step`
         # room for every position up front: the decoding steps then write the cache in place (past the
         # model's context, or for a huge max_new_tokens, the cache doubles its room when it runs out)
         start_length = 1 if self.encoder_decoder else input_ids.shape[1]
@@ -284,10 +285,20 @@ class _Stepper:
         else:
             if self.mask is not None:
                 self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], 1)], dim=1)
-            elif self.compiled is not None:
-                return self.compiled(self.model, tokens, self.cache).float()
+            elif self.compile:
+                return compiled_step()(self.model, tokens, self.cache).float()
             out = self.model(tokens, attention_mask=self.mask, cache=self.cache)
         return out.logits[:, -1].float()
+
+    def greedy_step(self, next_ids: torch.Tensor) -> torch.Tensor:
+        """`step` then argmax: (N,) ids -> (N,) each row's most likely next id. A greedy draft needs nothing
+        else; decoder-only rows without padding take a shorter path (compiled: the argmax is in the graph)."""
+        if self.encoder_decoder or self.mask is not None:
+            return self.step(next_ids).argmax(-1)
+        tokens = next_ids[:, None]
+        if self.compile:
+            return compiled_step("argmax")(self.model, tokens, self.cache)
+        return self.model(tokens, cache=self.cache).logits[:, -1].argmax(-1)
 
     def reorder(self, rows: torch.Tensor) -> None:
         self.cache.reorder(rows)
@@ -305,6 +316,8 @@ class _Stepper:
         else:
             if self.mask is not None:
                 self.mask = torch.cat([self.mask, self.mask.new_ones(tokens.shape)], dim=1)
+            elif self.compile and not last_only and tokens.shape[1] > 1:  # the target's pass over drafts
+                return compiled_step("all")(self.model, tokens, self.cache).float()
             out = self.model(tokens, attention_mask=self.mask, cache=self.cache, logits_where=where)
         return out.logits.float()
 
@@ -315,21 +328,31 @@ class _Stepper:
             self.mask = self.mask[:, :length]
 
 
-_COMPILED_STEP = None
+_COMPILED_STEPS: dict = {}
 
 
-def compiled_step():
-    """The one-token decoding step, `torch.compile`d once per process (dynamic shapes: one graph for every
-    cache length and capacity; each model it runs gets its own). It runs over the same `KVCache` as the
-    eager step — there is one cache design — and gives the same logits up to float rounding."""
-    global _COMPILED_STEP
-    if _COMPILED_STEP is None:
-        _COMPILED_STEP = torch.compile(_one_token_logits, dynamic=True)
-    return _COMPILED_STEP
+def compiled_step(returns: str = "last"):
+    """A decoding step, `torch.compile`d once per process (dynamic shapes: one graph for every cache length
+    and capacity; each model it runs gets its own). It runs over the same `KVCache` as the eager step —
+    there is one cache design — and gives the same logits up to float rounding. `returns`: "last", the
+    (N, V) logits of a one-token step; "argmax", its (N,) most likely ids (a greedy draft's step);
+    "all", the (N, T, V) logits of T ≥ 2 tokens (speculative decoding's pass over the drafts)."""
+    if returns not in _COMPILED_STEPS:
+        function = {"last": _last_logits, "argmax": _last_argmax, "all": _all_logits}[returns]
+        _COMPILED_STEPS[returns] = torch.compile(function, dynamic=True)
+    return _COMPILED_STEPS[returns]
 
 
-def _one_token_logits(model, tokens: torch.Tensor, cache) -> torch.Tensor:
+def _last_logits(model, tokens: torch.Tensor, cache) -> torch.Tensor:
     return model(tokens, cache=cache).logits[:, -1]
+
+
+def _last_argmax(model, tokens: torch.Tensor, cache) -> torch.Tensor:
+    return model(tokens, cache=cache).logits[:, -1].argmax(-1)
+
+
+def _all_logits(model, tokens: torch.Tensor, cache) -> torch.Tensor:
+    return model(tokens, cache=cache).logits
 
 
 def is_encoder_decoder(model) -> bool:
@@ -509,16 +532,24 @@ class DraftModel:
             g = min(g, limit + 1 - sequences.shape[1])  # it reads up to L + g - 1 positions
         if g <= 0:
             return sequences.new_zeros(B, 0), None, sequences.new_zeros(B)
+        processed = needs_processing(self.config)
+        greedy = not (self.config.do_sample or processed or self.config.speculative_confidence > 0)
+        logits = token = None
         if self.fed == 0:
             self.fed = self.stepper.start_tokens().shape[1]
             logits = self.stepper.prefill(sequences[:, : self.fed])
-            if sequences.shape[1] > self.fed:
-                logits = self.stepper.feed(sequences[:, self.fed :], last_only=True)
-        else:
+        if greedy and sequences.shape[1] == self.fed + 1:  # the usual round: one token it has not read
+            token = self.stepper.greedy_step(sequences[:, -1])
+        elif sequences.shape[1] > self.fed:
             logits = self.stepper.feed(sequences[:, self.fed :], last_only=True)
         self.fed = sequences.shape[1]
+        if greedy:  # only the argmax of each step is needed: the shortest path per draft token
+            drafts = [token if token is not None else logits.argmax(-1)]
+            for _ in range(g - 1):
+                drafts.append(self.stepper.greedy_step(drafts[-1]))
+                self.fed += 1
+            return torch.stack(drafts, 1), None, torch.full((B,), g, device=sequences.device)
         context, drafts, probs = sequences, [], []
-        processed = needs_processing(self.config)
         for j in range(g):
             scores = process_logits(logits, context, self.config) if processed else logits
             if self.config.do_sample:
