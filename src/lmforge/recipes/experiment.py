@@ -158,7 +158,7 @@ FastText trained on WikiText-2 train (cached in OUT/static), ELMo layer 0 / top 
 dev accuracy, beside TF-IDF + LR), word in context (680 hand-labelled pairs, split by target word; cosine
 threshold and LR on [u, v, |u-v|, u*v]) and the nearest words of ambiguous words in context. Writes
 OUT/results.json, OUT/table.md and OUT/static-vs-contextual.png; see docs/embeddings.md for the cost of
-each part (about 10 minutes on 2 cores with all the models).
+each part (16.5 minutes on the 2-core machine with --minilm, about 20 with --bert as well).
 """
 
 
