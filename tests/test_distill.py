@@ -111,5 +111,17 @@ def test_distill_from_in_pretraining_reports_the_gap_and_needs_one_vocabulary(sh
         )
     assert "differ; distillation needs one vocabulary" in str(error.value)
     assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match="differ; distillation needs one vocabulary"):
+        run(
+            f"out={tmp_path / 'bad'}",
+            f"distill_from={teacher.model_dir}",
+            f"model.init_from={other.model_dir}",
+        )
+    continued = run(  # continuing the distilled draft: its own tokenizer, the teacher's vocabulary
+        f"out={tmp_path / 'continued'}",
+        f"distill_from={teacher.model_dir}",
+        f"model.init_from={student.model_dir}",
+    )
+    assert "val_agreement" in continued.metrics
     with pytest.raises(ConfigError, match="not a model directory"):
         run(f"out={tmp_path / 'bad'}", f"distill_from={tmp_path}")

@@ -434,6 +434,8 @@ def distill_settings(config: PretrainConfig) -> PretrainConfig:
             f"distill_from: the teacher {teacher} and the student's tokenizer {config.tokenizer.path} differ; "
             "distillation needs one vocabulary (leave tokenizer.path unset to use the teacher's)"
         )
+    if config.model.init_from:  # the continued model brings its tokenizer: checked once it is read
+        return config
     return dataclasses.replace(config, tokenizer=dataclasses.replace(config.tokenizer, path=str(tokenizer)))
 
 
@@ -442,6 +444,12 @@ def same_vocabulary(a, b) -> bool:
     return a.vocab_size == b.vocab_size and all(
         a.id_to_token(i) == b.id_to_token(i) for i in range(a.vocab_size)
     )
+
+
+def load_tokenizer_file(path: Path):
+    from lmforge.tokenizers import load_tokenizer
+
+    return load_tokenizer(path)
 
 
 def _quiet(*args, **kwargs) -> None:
@@ -488,6 +496,13 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
             from lmforge.tokenizers import load_tokenizer
 
             tokenizer = load_tokenizer(out / "tokenizer.json")
+        if config.distill_from and not same_vocabulary(
+            tokenizer, load_tokenizer_file(Path(config.distill_from) / "tokenizer.json")
+        ):
+            raise ConfigError(
+                f"distill_from: the teacher {config.distill_from} and this run's tokenizer (from "
+                f"{config.model.init_from or config.tokenizer.path}) differ; distillation needs one vocabulary"
+            )
         encoder = TokenizerEncoder(out / "tokenizer.json")
         started = time.perf_counter()
         meta = prepare_shards(
