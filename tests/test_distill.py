@@ -12,6 +12,7 @@ import torch
 from lmforge.data.clm import CLMObjective
 from lmforge.data.distill import DistillObjective, distill_loss, token_kl
 from lmforge.errors import ConfigError
+from lmforge.generate import GenerationConfig
 from test_pretrain import SMALL, four_step_runs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: see conftest.py
@@ -119,9 +120,13 @@ def test_distill_from_in_pretraining_reports_the_gap_and_needs_one_vocabulary(sh
         )
     continued = run(  # continuing the distilled draft: its own tokenizer, the teacher's vocabulary
         f"out={tmp_path / 'continued'}",
+        f"draft_for={teacher.model_dir}",
         f"distill_from={teacher.model_dir}",
         f"model.init_from={student.model_dir}",
     )
     assert "val_agreement" in continued.metrics
+    assert GenerationConfig.load(teacher.model_dir).draft == "../../continued/model"
+    with pytest.raises(ConfigError, match="differ; a draft needs its model's vocabulary"):
+        run(f"out={tmp_path / 'bad'}", f"draft_for={teacher.model_dir}", f"model.init_from={other.model_dir}")
     with pytest.raises(ConfigError, match="not a model directory"):
         run(f"out={tmp_path / 'bad'}", f"distill_from={tmp_path}")

@@ -404,6 +404,8 @@ def draft_settings(config: PretrainConfig) -> PretrainConfig:
         raise ConfigError(f"draft_for: a draft is a causal LM for a decoder; {target} is not a decoder")
     if config.tokenizer.path and Path(config.tokenizer.path).resolve() != tokenizer.resolve():
         raise ConfigError("draft_for: a draft uses its model's tokenizer; leave tokenizer.path unset")
+    if config.model.init_from:  # a draft continued: its own tokenizer, checked once it is read
+        return config
     return dataclasses.replace(config, tokenizer=dataclasses.replace(config.tokenizer, path=str(tokenizer)))
 
 
@@ -496,13 +498,15 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
             from lmforge.tokenizers import load_tokenizer
 
             tokenizer = load_tokenizer(out / "tokenizer.json")
-        if config.distill_from and not same_vocabulary(
-            tokenizer, load_tokenizer_file(Path(config.distill_from) / "tokenizer.json")
+        for key, other, need in (
+            ("distill_from", config.distill_from, "distillation needs one vocabulary"),
+            ("draft_for", config.draft_for, "a draft needs its model's vocabulary"),
         ):
-            raise ConfigError(
-                f"distill_from: the teacher {config.distill_from} and this run's tokenizer (from "
-                f"{config.model.init_from or config.tokenizer.path}) differ; distillation needs one vocabulary"
-            )
+            if other and not same_vocabulary(tokenizer, load_tokenizer_file(Path(other) / "tokenizer.json")):
+                raise ConfigError(
+                    f"{key}: {other} and this run's tokenizer (from "
+                    f"{config.model.init_from or config.tokenizer.path}) differ; {need}"
+                )
         encoder = TokenizerEncoder(out / "tokenizer.json")
         started = time.perf_counter()
         meta = prepare_shards(
