@@ -130,3 +130,18 @@ def test_distill_from_in_pretraining_reports_the_gap_and_needs_one_vocabulary(sh
         run(f"out={tmp_path / 'bad'}", f"draft_for={teacher.model_dir}", f"model.init_from={other.model_dir}")
     with pytest.raises(ConfigError, match="not a model directory"):
         run(f"out={tmp_path / 'bad'}", f"distill_from={tmp_path}")
+
+
+def test_under_a_bf16_autocast_the_teacher_runs_on_a_bf16_copy_and_the_loss_still_backpropagates():
+    teacher, student = _tiny(0, 32, 2), _tiny(1, 16, 1)
+    tokens = np.random.default_rng(0).integers(0, 64, size=2_000)
+    objective = DistillObjective(CLMObjective(tokens, block_size=16), teacher)
+    batch = objective.train_batch(0, 4)
+    exact = objective.loss(student, batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = objective.loss(student, batch)
+        assert objective.teacher_logits(batch["input_ids"]).dtype == torch.bfloat16
+    fast.backward()
+    assert all(p.grad is not None for p in student.parameters())
+    assert float(fast.detach()) == pytest.approx(float(exact.detach()), rel=0.05)
+    assert next(teacher.parameters()).dtype == torch.float32  # the teacher itself is untouched
