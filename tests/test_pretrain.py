@@ -303,14 +303,11 @@ def test_init_from_a_hugging_face_checkpoint_or_a_package(shared_data, tmp_path)
         pretrain(package, log=lambda *_: None)
 
 
-def test_draft_for_trains_a_draft_on_the_target_tokenizer_and_names_it(shared_data, tmp_path):
-    """`draft_for=DIR` (configs/gpt-code-stdlib-draft.yaml): the run uses DIR's tokenizer, and DIR's
-    generation.json then names the draft, relative to DIR; speculative greedy with it = plain greedy."""
-    import torch
+SMALL = "model.changes={{d_model: {0}, n_layers: 1, n_heads: 2, d_ff: {1}, max_positions: 64}}"
 
-    from lmforge.generate import GenerationConfig, generate
-    from lmforge.model import load
 
+def four_step_runs(shared_data, tmp_path):
+    """`run(*overrides)`: 4 steps of a small causal LM on 40 kB of WikiText-2 (shape it with SMALL)."""
     wiki = tmp_path / "wiki.txt"
     wiki.write_text((shared_data / "wikitext-2" / "train.txt").read_text()[:40_000])
     common = [
@@ -327,7 +324,18 @@ def test_draft_for_trains_a_draft_on_the_target_tokenizer_and_names_it(shared_da
     def run(*overrides):
         return pretrain(load_config(PretrainConfig, None, [*common, *overrides]), log=lambda *_: None)
 
-    small = "model.changes={{d_model: {0}, n_layers: 1, n_heads: 2, d_ff: {1}, max_positions: 64}}"
+    return run
+
+
+def test_draft_for_trains_a_draft_on_the_target_tokenizer_and_names_it(shared_data, tmp_path):
+    """`draft_for=DIR` (configs/gpt-code-stdlib-draft.yaml): the run uses DIR's tokenizer, and DIR's
+    generation.json then names the draft, relative to DIR; speculative greedy with it = plain greedy."""
+    import torch
+
+    from lmforge.generate import GenerationConfig, generate
+    from lmforge.model import load
+
+    run, small = four_step_runs(shared_data, tmp_path), SMALL
     target = run(f"out={tmp_path / 'target'}", small.format(32, 64))
     GenerationConfig(max_new_tokens=7).save(target.model_dir)  # settings the draft's name joins
     draft = run(f"out={tmp_path / 'draft'}", f"draft_for={target.model_dir}", small.format(16, 32))

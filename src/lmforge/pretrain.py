@@ -79,6 +79,10 @@ class PretrainConfig:
     # the loop then keeps the end on the budget as the pace changes (train.schedule_follows_time)
     draft_for: str | None = None  # a model directory this run trains a speculative-decoding draft for: the
     # run uses its tokenizer (a draft must), and its generation.json then names this run's model/ as draft
+    distill_from: str | None = None  # a decoder model directory to distil from (objective clm): the loss is
+    # the KL divergence from its next-token distribution to the model's (token-level knowledge distillation),
+    # on its tokenizer; e.g. the draft_for model, so that a draft learns what its target would say
+    distill_alpha: float = 1.0  # the KL's share of the loss; the rest is the usual cross-entropy
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -400,7 +404,54 @@ def draft_settings(config: PretrainConfig) -> PretrainConfig:
         raise ConfigError(f"draft_for: a draft is a causal LM for a decoder; {target} is not a decoder")
     if config.tokenizer.path and Path(config.tokenizer.path).resolve() != tokenizer.resolve():
         raise ConfigError("draft_for: a draft uses its model's tokenizer; leave tokenizer.path unset")
+    if config.model.init_from:  # a draft continued: its own tokenizer, checked once it is read
+        return config
     return dataclasses.replace(config, tokenizer=dataclasses.replace(config.tokenizer, path=str(tokenizer)))
+
+
+def distill_settings(config: PretrainConfig) -> PretrainConfig:
+    """Distillation trains a causal LM on the teacher's tokenizer (`distill_from`); a tokenizer named
+    otherwise (`tokenizer.path`, or `draft_for`'s) must be the same vocabulary."""
+    from lmforge.model.checkpoint import read_config
+    from lmforge.tokenizers import load_tokenizer
+
+    teacher = Path(config.distill_from)
+    tokenizer = teacher / "tokenizer.json"
+    if not tokenizer.is_file():
+        raise ConfigError(f"distill_from: {teacher} is not a model directory with a tokenizer.json")
+    found = read_config(teacher)
+    if config.objective != "clm" or (found.architecture, found.head) != ("decoder", "lm"):
+        raise ConfigError(
+            f"distill_from: distillation trains a causal LM (objective clm) from a decoder; "
+            f"{teacher} is {_a(found.architecture)} with head '{found.head}'"
+        )
+    if config.model.preset in ("lstm", "elmo"):
+        raise ConfigError(
+            f"distill_from: the student must be a transformer decoder, not {config.model.preset}"
+        )
+    if config.tokenizer.path and not same_vocabulary(
+        load_tokenizer(config.tokenizer.path), load_tokenizer(tokenizer)
+    ):
+        raise ConfigError(
+            f"distill_from: the teacher {teacher} and the student's tokenizer {config.tokenizer.path} differ; "
+            "distillation needs one vocabulary (leave tokenizer.path unset to use the teacher's)"
+        )
+    if config.model.init_from:  # the continued model brings its tokenizer: checked once it is read
+        return config
+    return dataclasses.replace(config, tokenizer=dataclasses.replace(config.tokenizer, path=str(tokenizer)))
+
+
+def same_vocabulary(a, b) -> bool:
+    """Whether two tokenizers map every id to the same token."""
+    return a.vocab_size == b.vocab_size and all(
+        a.id_to_token(i) == b.id_to_token(i) for i in range(a.vocab_size)
+    )
+
+
+def load_tokenizer_file(path: Path):
+    from lmforge.tokenizers import load_tokenizer
+
+    return load_tokenizer(path)
 
 
 def _quiet(*args, **kwargs) -> None:
@@ -417,6 +468,8 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
     files = corpus_files(config.data)  # fails before any work if a path is wrong
     if config.draft_for:
         config = draft_settings(config)
+    if config.distill_from:
+        config = distill_settings(config)
     if config.model.init_from:
         from lmforge.model_source import require_source_kind
 
@@ -445,6 +498,15 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
             from lmforge.tokenizers import load_tokenizer
 
             tokenizer = load_tokenizer(out / "tokenizer.json")
+        for key, other, need in (
+            ("distill_from", config.distill_from, "distillation needs one vocabulary"),
+            ("draft_for", config.draft_for, "a draft needs its model's vocabulary"),
+        ):
+            if other and not same_vocabulary(tokenizer, load_tokenizer_file(Path(other) / "tokenizer.json")):
+                raise ConfigError(
+                    f"{key}: {other} and this run's tokenizer (from "
+                    f"{config.model.init_from or config.tokenizer.path}) differ; {need}"
+                )
         encoder = TokenizerEncoder(out / "tokenizer.json")
         started = time.perf_counter()
         meta = prepare_shards(
@@ -465,6 +527,18 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
 
     model = build_model_for(config, tokenizer, encoder.eot_id, init_dir)
     objective = build_objective(config, out / "shards", tokenizer)
+    if config.distill_from:
+        from lmforge.data.distill import DistillObjective
+        from lmforge.model import load
+
+        teacher = load(config.distill_from)
+        if teacher.config.vocab_size != model.config.vocab_size:
+            raise ConfigError(
+                f"distill_from: {config.distill_from} has {teacher.config.vocab_size} embeddings, the student "
+                f"{model.config.vocab_size}: distillation needs one vocabulary"
+            )
+        objective = DistillObjective(objective, teacher, config.distill_alpha)
+        log(f"distill: from {config.distill_from} (KL share {config.distill_alpha:g})")
     num_parameters = count_parameters(model)
     name = f"{config.model.init_from} (continued)" if config.model.init_from else config.model.preset
     log(f"model: {name}, {num_parameters / 1e6:.2f}M parameters; objective {config.objective}")
