@@ -413,15 +413,17 @@ def per_token_ms(model, prompt: list[int], new_tokens: int, reps: int = 3, compi
     from lmforge.generate import GenerationConfig, generate
 
     ids = torch.tensor([prompt])
-    config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=[], compile=compile)
+    never = [model.config.vocab_size]  # outside the vocabulary: no EOS ([] means the model's EOS)
+    config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=never, compile=compile)
     first = total = float("inf")
     for _ in range(reps):
         start = time.perf_counter()
         generate(model, ids, config.replace(max_new_tokens=1))
         first = min(first, time.perf_counter() - start)
         start = time.perf_counter()
-        generate(model, ids, config)
+        out = generate(model, ids, config)
         total = min(total, time.perf_counter() - start)
+        assert out.new_tokens.shape[1] == new_tokens, "plain greedy stopped early"
     return (total - first) / (new_tokens - 1) * 1e3
 
 
@@ -547,16 +549,25 @@ def run_speculative(args) -> tuple[str, dict]:
         args.compile, encoder_decoder,
     )  # fmt: skip
     names = list(methods)
+    args.failures = []
     totals = {name: {"seconds": 0.0, "tokens": 0, "drafted": 0, "accepted": 0, "same": 0, "same_hf": 0}
               for name in names}  # fmt: skip
     for index, prompt in enumerate(prompts):  # prompt 0 warms up and is not counted
         ids = torch.tensor([prompt])
         order = names[index % len(names) :] + names[: index % len(names)]  # each method leads in turn
-        outputs = {}
+        outputs, failed = {}, None
         for name in order:
             start = time.perf_counter()
-            outputs[name] = methods[name](ids)
+            try:
+                outputs[name] = methods[name](ids)
+            except IndexError as error:  # HF assisted generation, translation: positions past the table
+                failed = f"{name}: {type(error).__name__}: {error}"
+                break
             outputs[name] = (*outputs[name], time.perf_counter() - start)
+        if failed:  # the prompt leaves every row, so that all rows count the same prompts
+            args.failures.append((index, failed))
+            print(f"prompt {index} left out: {failed}", file=sys.stderr)
+            continue
         if index == 0:
             continue
         plain, plain_hf = outputs["lmforge greedy"][0], outputs["HF generate (greedy)"][0]
@@ -580,7 +591,13 @@ def run_speculative(args) -> tuple[str, dict]:
     if reduced:
         steps[BF16] = per_token_ms(reduced[BF16][0], prompts[0], args.new_tokens)
         steps[INT8] = per_token_ms(reduced[INT8][0], prompts[0], args.new_tokens)
-    text = speculative_table(args, totals, len(prompts) - 1, hf_defaults, steps)
+    counted = len(prompts) - 1 - sum(index > 0 for index, _ in args.failures)
+    text = speculative_table(args, totals, counted, hf_defaults, steps)
+    if args.failures:
+        text += (
+            f"\nLeft out of every row: {len(args.failures)} of the {len(prompts) - 1} prompts, on which a method "
+            "raised (" + "; ".join(f"prompt {i}: {what}" for i, what in args.failures) + ").\n"
+        )
     if reduced and args.corpus == "wikitext2":
         context = target.config.max_positions
         print("validation perplexity ...", file=sys.stderr)
