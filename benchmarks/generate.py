@@ -31,6 +31,14 @@ validation perplexity of each precision (non-overlapping windows of the model's 
 
     python benchmarks/generate.py --speculative --corpus wikitext2 --target runs/gpt-bpe-wikitext2-384/model \
         --draft runs/gpt-bpe-wikitext2-384-draft/model --prompts 200 --new-tokens 64 --reduced-precision --compile
+
+`--corpus tatoeba` measures the translation model (`configs/translate-en-es-tatoeba.yaml`) and its draft
+(`configs/translate-en-es-tatoeba-draft.yaml`) translating English sentences of the target run's own test
+split (the held-out rule in its run directory's config.yaml: sentences neither model trained on; the draft
+must have held out the same ones), in its own section; HF runs both models converted to Marian.
+
+    python benchmarks/generate.py --speculative --corpus tatoeba --target runs/translate-en-es-tatoeba/model \
+        --draft runs/translate-en-es-tatoeba-draft/model --prompts 500 --new-tokens 64
 """
 
 from __future__ import annotations
@@ -152,8 +160,19 @@ def first_divergence_is_a_tie(model, ids, mask, ours, theirs, tolerance: float =
 
 def step_weights(model) -> list[torch.Tensor]:
     """The matrices a decoding step multiplies by: every 2-D parameter but the position table (a tied
-    embedding / LM head appears once: named_parameters skips the repeat)."""
-    return [p for n, p in model.named_parameters() if p.dim() == 2 and "positions" not in n]
+    embedding / LM head appears once: named_parameters skips the repeat). An encoder-decoder's step runs
+    the decoder alone, and its cross-attention keys and values are cached from the encoder's output: the
+    encoder's layers and the cross-attention key/value projections are not read per step."""
+    encoder_decoder = model.config.architecture == "encoder-decoder"
+
+    def read_per_step(name: str) -> bool:
+        return not encoder_decoder or not (
+            name.startswith("encoder_layers.") or "cross_attention.key_value" in name
+        )
+
+    return [
+        p for n, p in model.named_parameters() if p.dim() == 2 and "positions" not in n and read_per_step(n)
+    ]
 
 
 def weight_floor(model, batch: int, reps: int = 30) -> float:
@@ -257,6 +276,7 @@ SPECULATIVE_SECTION = "## Speculative decoding (`benchmarks/generate.py --specul
 SPECULATIVE_SECTIONS = {
     "stdlib": SPECULATIVE_SECTION,
     "wikitext2": "## Speculative decoding, WikiText-2 (`benchmarks/generate.py --speculative --corpus wikitext2`)",
+    "tatoeba": "## Speculative decoding, translation (`benchmarks/generate.py --speculative --corpus tatoeba`)",
 }
 
 
@@ -317,6 +337,56 @@ def held_out_lines(tokenizer, count: int, max_prompt: int, seed: int = 0) -> lis
     return prompts[:count]
 
 
+def run_split(model_dir) -> dict:
+    """The held-out rule of the translation run that wrote `model_dir` (its run directory's config.yaml,
+    the recipe's defaults where it has none): pairs file and columns, test / validation counts, salt."""
+    import yaml
+
+    from lmforge.finetune.translate import TranslateData
+
+    defaults = TranslateData()
+    config_file = Path(model_dir).resolve().parent / "config.yaml"
+    saved = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    section = (saved or {}).get("translate") or {}
+    keys = ("pairs", "source_column", "target_column", "test_sentences", "validation_sentences", "split_salt")
+    split = {key: section.get(key, getattr(defaults, key)) for key in keys}
+    pairs = Path(split["pairs"])
+    if not pairs.is_absolute() and not pairs.is_file():  # written relative to the repository's root
+        pairs = HERE.parent / pairs
+    split["pairs"] = pairs if pairs.is_file() else DATA / "tatoeba-spa-eng" / pairs.name
+    return split
+
+
+def held_out_sentences(
+    target_dir, draft_dir, tokenizer, eos: int, count: int, max_source: int, seed: int = 0
+):
+    """Sources: English sentences of the target run's test split (`translate.split_salt`: the first
+    `test_sentences` source sentences in blake2b order, with all their translations, which training and
+    validation never read), encoded as the translation pipeline encodes them (ending in EOS). The draft
+    must have held out the same sentences (the same rule and counts), so that neither model trained on
+    them."""
+    import random
+
+    from lmforge.data.seq2seq import encode_texts, read_pairs
+    from lmforge.finetune.translate import split_by_source
+
+    split, draft_split = run_split(target_dir), run_split(draft_dir)
+    same = ("test_sentences", "validation_sentences", "split_salt")
+    if any(split[k] != draft_split[k] for k in same) or split["pairs"].name != draft_split["pairs"].name:
+        raise SystemExit(f"the draft's held-out rule {draft_split} is not the target's {split}")
+    pairs = read_pairs(split["pairs"], split["source_column"], split["target_column"])
+    test = split_by_source(
+        pairs,
+        test_sentences=split["test_sentences"],
+        validation_sentences=split["validation_sentences"],
+        salt=split["split_salt"],
+    ).test
+    sources = list(test.sources)
+    random.Random(seed).shuffle(sources)
+    encoded = encode_texts(tokenizer, sources[:count], max_source, eos)
+    return encoded, split
+
+
 def reduced_precision(model, kind: str):
     """A copy of `model` with bf16 weights, or with int8 weights in every linear layer (torch's dynamic
     quantization: int8 weights, activations quantized per call; the LM head included)."""
@@ -338,20 +408,24 @@ def validation_perplexity(model, tokenizer, context: int) -> float:
 
 
 def per_token_ms(model, prompt: list[int], new_tokens: int, reps: int = 3, compile: bool = False) -> float:
-    """Milliseconds per new token of plain greedy decoding (no EOS), prefill left out, best of `reps`."""
+    """Milliseconds per new token of plain greedy decoding (no EOS), prefill left out: the best of `reps`
+    whole runs less the best of `reps` one-token runs (best of each apart: a one-token run slowed by the
+    machine's load must not make the difference small, or below zero for a tiny model)."""
     from lmforge.generate import GenerationConfig, generate
 
     ids = torch.tensor([prompt])
-    config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=[], compile=compile)
-    best = float("inf")
+    never = [model.config.vocab_size]  # outside the vocabulary: no EOS ([] means the model's EOS)
+    config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=never, compile=compile)
+    first = total = float("inf")
     for _ in range(reps):
         start = time.perf_counter()
         generate(model, ids, config.replace(max_new_tokens=1))
-        first = time.perf_counter() - start
+        first = min(first, time.perf_counter() - start)
         start = time.perf_counter()
-        generate(model, ids, config)
-        best = min(best, (time.perf_counter() - start - first) / (new_tokens - 1))
-    return best * 1e3
+        out = generate(model, ids, config)
+        total = min(total, time.perf_counter() - start)
+        assert out.new_tokens.shape[1] == new_tokens, "plain greedy stopped early"
+    return (total - first) / (new_tokens - 1) * 1e3
 
 
 def guess_ms(draft, prompt: list[int], new_tokens: int, reps: int = 3, compile: bool = False) -> float:
@@ -375,10 +449,13 @@ def guess_ms(draft, prompt: list[int], new_tokens: int, reps: int = 3, compile: 
 
 def speculative_methods(
     target, draft, hf_target, hf_draft, eos: int, new_tokens: int, gamma: int, lookup: int,
-    reduced: dict | None = None, compiled: bool = False,
+    reduced: dict | None = None, compiled: bool = False, encoder_decoder: bool = False,
 ):  # fmt: skip
     """name -> a function of (1, T) prompt ids -> (new token ids, drafted, accepted). `reduced`: precision
-    name -> (target, draft) copies, for the reduced-precision rows."""
+    name -> (target, draft) copies, for the reduced-precision rows. `encoder_decoder`: the ids are a source
+    sentence, HF's output is the decoder start token + new tokens, and HF's `forced_eos_token_id` (Marian's
+    config sets it: EOS forced as the last token a length limit allows) is switched off, as lmforge has no
+    such rule — it changes no token of a translation that ends before the limit."""
     from lmforge.generate import GenerationConfig, generate
 
     config = GenerationConfig(max_new_tokens=new_tokens, temperature=0, eos_token_id=[eos])
@@ -394,8 +471,11 @@ def speculative_methods(
 
         return call
 
+    extra = {"forced_eos_token_id": None} if encoder_decoder else {}
+
     def hf(assistant_settings=None, **options):
         def call(ids):
+            start = 1 if encoder_decoder else ids.shape[1]
             if assistant_settings is not None:  # HF changes them as it runs (its schedule): set every call
                 for key, value in assistant_settings.items():
                     setattr(hf_draft.generation_config, key, value)
@@ -403,9 +483,9 @@ def speculative_methods(
             with torch.no_grad():
                 out = hf_target.generate(
                     ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, do_sample=False,
-                    eos_token_id=eos, pad_token_id=eos, **options,
+                    eos_token_id=eos, pad_token_id=eos, **extra, **options,
                 )  # fmt: skip
-            return out[0, ids.shape[1] :].tolist(), None, None
+            return out[0, start:].tolist(), None, None
 
         return call
 
@@ -444,6 +524,12 @@ def speculative_methods(
 
 
 BF16, INT8 = "bf16 weights", "int8 linear weights (quantize_dynamic qint8)"
+TATOEBA_NOTE = (
+    " HF runs the models converted to Marian (`lmforge.model.convert.to_hf`), with `forced_eos_token_id` off"
+    " (lmforge has no such rule). Prompt lookup, lmforge's and HF's, looks for n-grams in the decoder's own"
+    " text (the Spanish so far), not in the English source. The step table's floor is the decoder's weights"
+    " a step reads (not the encoder, not the cached cross-attention keys and values)."
+)
 
 
 def run_speculative(args) -> tuple[str, dict]:
@@ -456,33 +542,56 @@ def run_speculative(args) -> tuple[str, dict]:
     target, draft = load(args.target).eval(), load(args.draft).eval()
     tokenizer = load_tokenizer(Path(args.target) / "tokenizer.json")
     eos = target.config.eos_token_id
+    encoder_decoder = target.config.architecture == "encoder-decoder"
+    if encoder_decoder != (args.corpus == "tatoeba"):
+        raise SystemExit(
+            "--corpus tatoeba is for an encoder-decoder (translation) target, the others for decoders"
+        )
+    if encoder_decoder and (args.compile or args.reduced_precision):
+        raise SystemExit("--compile and --reduced-precision are measured on the decoder corpora only")
+    auto = transformers.AutoModelForSeq2SeqLM if encoder_decoder else transformers.AutoModelForCausalLM
     with tempfile.TemporaryDirectory() as tmp:
-        to_hf(args.target, Path(tmp) / "target")
+        to_hf(args.target, Path(tmp) / "target")  # Marian for the translation models
         to_hf(args.draft, Path(tmp) / "draft")
-        hf_target = transformers.AutoModelForCausalLM.from_pretrained(Path(tmp) / "target").eval()
-        hf_draft = transformers.AutoModelForCausalLM.from_pretrained(Path(tmp) / "draft").eval()
-    max_prompt = target.config.max_positions - args.new_tokens - args.gamma - 8
-    find = held_out_lines if args.corpus == "wikitext2" else held_out_functions
-    prompts = find(tokenizer, args.prompts + 1, min(max_prompt, 128))
+        hf_target = auto.from_pretrained(Path(tmp) / "target").eval()
+        hf_draft = auto.from_pretrained(Path(tmp) / "draft").eval()
+    args.split = None
+    if encoder_decoder:  # sources as long as the positions allow (Tatoeba's are all far shorter)
+        prompts, args.split = held_out_sentences(
+            args.target, args.draft, tokenizer, eos, args.prompts + 1, target.config.max_positions
+        )
+    else:
+        max_prompt = target.config.max_positions - args.new_tokens - args.gamma - 8
+        find = held_out_lines if args.corpus == "wikitext2" else held_out_functions
+        prompts = find(tokenizer, args.prompts + 1, min(max_prompt, 128))
     reduced = None
     if args.reduced_precision:
         reduced = {BF16: (reduced_precision(target, "bf16"), None),
                    INT8: (reduced_precision(target, "int8"), None)}  # fmt: skip
     methods, hf_defaults = speculative_methods(
         target, draft, hf_target, hf_draft, eos, args.new_tokens, args.gamma, args.lookup, reduced,
-        args.compile,
+        args.compile, encoder_decoder,
     )  # fmt: skip
     names = list(methods)
+    args.failures = []
     totals = {name: {"seconds": 0.0, "tokens": 0, "drafted": 0, "accepted": 0, "same": 0, "same_hf": 0}
               for name in names}  # fmt: skip
     for index, prompt in enumerate(prompts):  # prompt 0 warms up and is not counted
         ids = torch.tensor([prompt])
         order = names[index % len(names) :] + names[: index % len(names)]  # each method leads in turn
-        outputs = {}
+        outputs, failed = {}, None
         for name in order:
             start = time.perf_counter()
-            outputs[name] = methods[name](ids)
+            try:
+                outputs[name] = methods[name](ids)
+            except IndexError as error:  # HF assisted generation, translation: positions past the table
+                failed = f"{name}: {type(error).__name__}: {error}"
+                break
             outputs[name] = (*outputs[name], time.perf_counter() - start)
+        if failed:  # the prompt leaves every row, so that all rows count the same prompts
+            args.failures.append((index, failed))
+            print(f"prompt {index} left out: {failed}", file=sys.stderr)
+            continue
         if index == 0:
             continue
         plain, plain_hf = outputs["lmforge greedy"][0], outputs["HF generate (greedy)"][0]
@@ -510,7 +619,13 @@ def run_speculative(args) -> tuple[str, dict]:
     if reduced:
         steps[BF16] = per_token_ms(reduced[BF16][0], prompts[0], args.new_tokens)
         steps[INT8] = per_token_ms(reduced[INT8][0], prompts[0], args.new_tokens)
-    text = speculative_table(args, totals, len(prompts) - 1, hf_defaults, steps)
+    counted = len(prompts) - 1 - sum(index > 0 for index, _ in args.failures)
+    text = speculative_table(args, totals, counted, hf_defaults, steps)
+    if args.failures:
+        text += (
+            f"\nLeft out of every row: {len(args.failures)} of the {len(prompts) - 1} prompts, on which a method "
+            "raised (" + "; ".join(f"prompt {i}: {what}" for i, what in args.failures) + ").\n"
+        )
     if reduced and args.corpus == "wikitext2":
         context = target.config.max_positions
         print("validation perplexity ...", file=sys.stderr)
@@ -527,6 +642,11 @@ def speculative_table(args, totals: dict, count: int, hf_defaults: dict, steps: 
     if args.corpus == "wikitext2":
         what = (f"{count} held-out WikiText-2 lines (the test split; the first half of each, at most 128 "
                 f"tokens)")  # fmt: skip
+    elif args.corpus == "tatoeba":
+        split = args.split
+        what = (f"{count} held-out English sentences (drawn from the target run's {split['test_sentences']:,} "
+                f"test sentences of `{split['pairs'].name}`, salt `{split['split_salt']}`, which neither model "
+                f"trained on) translated")  # fmt: skip
     else:
         what = f"{count} held-out standard-library functions (the first half of each, at most 128 tokens)"
     header = (
@@ -537,8 +657,9 @@ def speculative_table(args, totals: dict, count: int, hf_defaults: dict, steps: 
         "",
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}; batch 1, greedy; target "
-        f"`{args.target}`, draft `{args.draft}`; {what} completed with up to {args.new_tokens} new tokens "
-        f"(EOS ends them), after one warm-up prompt; the methods take turns within each prompt. HF's "
+        f"`{args.target}`, draft `{args.draft}`; {what}{'' if args.corpus == 'tatoeba' else ' completed'} with "
+        f"up to {args.new_tokens} new tokens (EOS ends them), after one warm-up prompt; the methods take turns "
+        f"within each prompt.{TATOEBA_NOTE if args.corpus == 'tatoeba' else ''} HF's "
         f"defaults for assisted generation: " + ", ".join(f"{k} {v}" for k, v in hf_defaults.items()) + ".",
         "",
         header,
@@ -621,8 +742,9 @@ def main() -> int:
     parser.add_argument("--gamma", type=int, default=4, help="--speculative: draft tokens per round (start)")
     parser.add_argument("--lookup", type=int, default=10, help="--speculative: prompt-lookup tokens")
     parser.add_argument(
-        "--corpus", choices=("stdlib", "wikitext2"), default="stdlib",
-        help="--speculative: held-out standard-library functions, or WikiText-2 test lines",
+        "--corpus", choices=("stdlib", "wikitext2", "tatoeba"), default="stdlib",
+        help="--speculative: held-out standard-library functions, WikiText-2 test lines, or (a translation "
+        "model and its draft) held-out Tatoeba English sentences",
     )  # fmt: skip
     parser.add_argument(
         "--reduced-precision", action="store_true",

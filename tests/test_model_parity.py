@@ -153,6 +153,32 @@ def test_the_way_back_loads_in_transformers_with_the_same_outputs(converted):
     assert hf_config["model_type"] == kind and (root / "back" / "tokenizer.json").is_file()
 
 
+def test_an_encoder_decoder_trained_here_is_written_as_marian_with_the_same_outputs(tmp_path):
+    """A transformer-tiny built by lmforge has no Marian `final_logits_bias`: HF gets zeros for it, and the
+    exported MarianMTModel scores and decodes as lmforge does (the translation benchmark's HF columns)."""
+    from lmforge.generate import GenerationConfig, generate
+    from lmforge.model import build_model, preset
+
+    torch.manual_seed(0)
+    config = preset("transformer-tiny", vocab_size=VOCAB, d_model=32, n_heads=2, d_ff=64, n_layers=2)
+    model = build_model(config).eval()
+    with torch.no_grad():  # larger weights than the initialisation: varied, confident tokens
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    model.save(tmp_path / "lmforge")
+    hf = transformers.MarianMTModel.from_pretrained(to_hf(tmp_path / "lmforge", tmp_path / "hf")).eval()
+    assert not hf.final_logits_bias.any()
+    source = torch.randint(3, VOCAB, (2, 9))
+    target = torch.randint(3, VOCAB, (2, 6))
+    with torch.no_grad():
+        expected = hf(input_ids=source, decoder_input_ids=target).logits
+        got = model(input_ids=source, decoder_input_ids=target).logits
+    assert (expected - got).abs().max() < ATOL
+    greedy = hf.generate(source[:1], max_new_tokens=12, do_sample=False, forced_eos_token_id=None)
+    ours = generate(model, source[:1], GenerationConfig(max_new_tokens=12, temperature=0))
+    assert ours.sequences.tolist() == greedy.tolist()
+
+
 def test_unknown_hf_tensors_are_reported_not_dropped(tmp_path):
     from safetensors.torch import load_file, save_file
 

@@ -473,3 +473,69 @@ def test_draft_for_trains_a_translation_draft_on_the_model_tokenizer(
     ]
     with pytest.raises(ConfigError, match="draft starts from a preset"):
         finetune(tiny_config(tatoeba_slice, tmp_path / "bad", **{"translate.draft_for": tmp_path}))
+
+
+def load_generate_benchmark():
+    """benchmarks/generate.py as a module (it appends benchmarks/ to sys.path: undone here)."""
+    import importlib.util
+    import sys
+
+    path = list(sys.path)
+    spec = importlib.util.spec_from_file_location("generate_benchmark", REPO / "benchmarks" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = path
+    return module
+
+
+def test_speculative_benchmark_translates_held_out_sentences_identically(
+    scratch_run, tatoeba_slice, tmp_path
+):
+    """`benchmarks/generate.py --speculative --corpus tatoeba` on a tiny run and its draft: the sentences
+    are the run's test sentences, and every greedy variant — HF's (the models converted to Marian) and
+    lmforge's, with the draft and by prompt lookup — gives plain greedy's tokens."""
+    import argparse
+    import shutil
+
+    from lmforge.tokenizers import load_tokenizer
+
+    bench = load_generate_benchmark()
+    run = tmp_path / "run"
+    shutil.copytree(scratch_run.out, run)  # the run's config.yaml holds its held-out rule
+    architecture = "{d_model: 16, n_heads: 2, d_ff: 32, n_layers: 1}"
+    settings = {
+        "translate.draft_for": run / "model",
+        "train.max_steps": 3,
+        "translate.architecture": architecture,
+    }
+    draft = finetune(tiny_config(tatoeba_slice, tmp_path / "draft", **settings), log=lambda *_: None)
+
+    tokenizer = load_tokenizer(run / "model" / "tokenizer.json")
+    prompts, split = bench.held_out_sentences(run / "model", draft.model_dir, tokenizer, 2, 30, 64)
+    assert split["test_sentences"] == 24 and len(prompts) == 24  # all of them, shuffled
+    test = split_by_source(
+        read_pairs(tatoeba_slice), test_sentences=24, validation_sentences=8, salt=split["split_salt"]
+    )
+    sources = {tokenizer.decode(p[:-1]) for p in prompts}
+    assert sources == set(test.test.sources) and all(p[-1] == 2 for p in prompts)
+    assert not sources & {pair.source for pair in test.train}
+
+    args = argparse.Namespace(target=str(run / "model"), draft=str(draft.model_dir), corpus="tatoeba", prompts=6,
+                              new_tokens=10, gamma=3, lookup=4, compile=False, reduced_precision=False)  # fmt: skip
+    text, totals = bench.run_speculative(args)
+    assert len(totals) == 7 and all(row["tokens"] > 0 for row in totals.values())
+    assert all(row["same"] == row["reference_tokens"] for row in totals.values())  # identical tokens
+    assert all(row["same_hf"] == row["reference_tokens"] for row in totals.values())
+    speculative = next(row for name, row in totals.items() if name.startswith("lmforge speculative"))
+    assert speculative["drafted"] > 0
+    assert text.startswith(bench.SPECULATIVE_SECTIONS["tatoeba"]) and "6 held-out English sentences" in text
+
+    other = tmp_path / "other"
+    shutil.copytree(draft.out, other)
+    (other / "config.yaml").write_text(
+        (other / "config.yaml").read_text().replace("test_sentences: 24", "test_sentences: 20")
+    )
+    with pytest.raises(SystemExit, match="held-out rule"):
+        bench.held_out_sentences(run / "model", other / "model", tokenizer, 2, 30, 64)

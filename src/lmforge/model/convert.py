@@ -563,6 +563,9 @@ def to_hf(source: str | os.PathLike, out: str | os.PathLike) -> Path:
         prefix = "bert."
     hf_state: dict[str, Tensor] = {}
     for rule in _rules(config, family, prefix):
+        if rule.ours == "head.logits_bias" and rule.ours not in state:  # trained here, without Marian's
+            hf_state[rule.hf[0]] = torch.zeros(1, config.vocab_size)  # fixed bias: HF's is then zeros
+            continue
         tensor = state[rule.ours]
         if rule.kind == "transpose":
             hf_state[rule.hf[0]] = tensor.t().contiguous()
