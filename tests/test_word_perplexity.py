@@ -139,17 +139,22 @@ def test_strided_windows_condition_each_token_on_its_window(gpt_dir, bpe):
 def test_lossy_tokenizers_are_refused(tmp_path, files):
     from lmforge.errors import ConfigError
     from lmforge.experiments.word_perplexity import causal_stream, score_causal_lm
+    from lmforge.model.rnn import LSTMConfig, LSTMLanguageModel
+    from lmforge.pretrain import save_final_model
     from lmforge.tokenizers import CharTokenizer, WordTokenizer
 
-    # a character vocabulary without digits, '@', '<', '>', '(' or 'é' (the LSTM preset's Shakespeare case)
+    # the LSTM preset's case: a model directory as `lmforge pretrain` saves the LSTM baseline, with a
+    # character vocabulary from Shakespeare-like text (no digits, '@', '<', '>', '(' or 'é')
     shakespeare = "First Citizen:\nBefore we proceed any further, hear me speak. Jugs = ,.; mx!\n"
     chars = CharTokenizer.train([shakespeare + "Homarus gammarus known lobster Description wklyzGItfcbp"])
-    save_gpt(tmp_path / "char", chars)
+    chars.save(tmp_path / "chars.json")
+    lstm = LSTMLanguageModel(LSTMConfig(vocab_size=chars.vocab_size, embed_dim=8, hidden_size=8))
+    lstm_dir = save_final_model(lstm, None, tmp_path / "lstm-run", tmp_path / "chars.json", "")
     with pytest.raises(ConfigError) as refused:
-        score_causal_lm(tmp_path / "char", files / "valid.txt", name="--gpt char")
+        score_causal_lm(lstm_dir, files / "valid.txt", name="--gpt lstm")
     message = str(refused.value)
     assert "\n" not in message
-    assert message.startswith("--gpt char: its tokenizer (CharTokenizer")
+    assert message.startswith("--gpt lstm: its tokenizer (CharTokenizer")
     assert "cannot represent the text losslessly" in message and "are [UNK] (for " in message
     assert "'@'" in message and "'6'" in message
 
