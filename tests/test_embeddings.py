@@ -482,3 +482,24 @@ def test_alias_table_draws_counts_to_the_power():
         implied[target] += 1.0 - probability[column]
     wanted = counts**0.75 / np.sum(counts**0.75)
     np.testing.assert_allclose(implied / len(counts), wanted, rtol=1e-6)
+
+
+def test_trainers_leave_torch_thread_count_alone():
+    """numba's OpenMP layer shares torch's thread setting (`numba.set_num_threads(2)` sets torch's count to 2):
+    every trainer puts torch's count back, so a process run with one torch thread keeps one after training."""
+    import torch
+
+    before = torch.get_num_threads()
+    sentences = [["the", "cat", "sat", "on", "the", "mat"], ["a", "dog", "sat", "on", "a", "log"]] * 20
+    torch.set_num_threads(1)
+    try:
+        train_word2vec(sentences, Word2VecConfig(epochs=1, **SMALL))
+        assert torch.get_num_threads() == 1
+        train_glove(
+            sentences, GloVeConfig(dim=8, epochs=1, min_count=1, workers=2, progress=False, device="cpu")
+        )
+        assert torch.get_num_threads() == 1
+        train_fasttext(sentences, FastTextConfig(epochs=1, **SMALL))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

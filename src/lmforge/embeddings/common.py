@@ -7,7 +7,9 @@ never on each other's internals, so the package has no import cycle. No torch im
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 from dataclasses import dataclass
 
 import numba
@@ -99,6 +101,25 @@ def init_input_vectors(rows: int, dim: int, seed: int, scale: float) -> np.ndarr
 
 
 # --- threads, devices, progress ------------------------------------------------------------------
+
+
+def keeps_torch_threads(function):
+    """Decorate a trainer that sets numba's thread count: numba's OpenMP layer and torch share one OpenMP
+    runtime, so `numba.set_num_threads(n)` also sets torch's intra-op count to n. The trainer puts torch's
+    count back when it ends, so training word vectors never changes how many threads later torch work uses
+    (it did: a run under OMP_NUM_THREADS=1 went on with 2 torch threads after its static vectors)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        torch = sys.modules.get("torch")  # not imported here: only restored where it is already in use
+        before = torch.get_num_threads() if torch is not None else None
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if before is not None:
+                torch.set_num_threads(before)
+
+    return wrapper
 
 
 def resolve_workers(workers: int) -> int:

@@ -22,7 +22,13 @@ import numba
 import numpy as np
 from numba import prange
 
-from lmforge.embeddings.common import TrainStats, check_device, progress_bar, resolve_workers
+from lmforge.embeddings.common import (
+    TrainStats,
+    check_device,
+    keeps_torch_threads,
+    progress_bar,
+    resolve_workers,
+)
 from lmforge.embeddings.vectors import WordVectors
 from lmforge.embeddings.vocab import EncodedCorpus, encode_corpus
 from lmforge.errors import ConfigError
@@ -154,6 +160,7 @@ class TrainedGloVe:
     costs: list[float]  # weighted least-squares cost after each epoch (mean per entry)
 
 
+@keeps_torch_threads
 def train_glove(
     sentences: Iterable[Sequence[str]] | EncodedCorpus, config: GloVeConfig | None = None
 ) -> TrainedGloVe:

@@ -41,6 +41,7 @@ from lmforge.embeddings.common import (
     chunk_sentences,
     init_input_vectors,
     keep_probability,
+    keeps_torch_threads,
     progress_bar,
     resolve_workers,
 )
@@ -326,6 +327,7 @@ def train_block(
 # --- the driver --------------------------------------------------------------------------------------
 
 
+@keeps_torch_threads
 def train_negative_sampling(
     corpus: EncodedCorpus,
     inputs: np.ndarray,
