@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from lmforge.embeddings import WordVectors
+from lmforge.embeddings.common import torch_threads
 from lmforge.errors import CorpusError
 from lmforge.experiments.static_vs_contextual import (
     DATA_DIRECTORY,
@@ -31,7 +32,6 @@ from lmforge.experiments.static_vs_contextual import (
     nearest_in_context,
     span_vector,
     static_window,
-    torch_threads,
     wic_result,
 )
 from train_helpers import one_torch_thread  # noqa: F401

@@ -448,12 +448,6 @@ def same_vocabulary(a, b) -> bool:
     )
 
 
-def load_tokenizer_file(path: Path):
-    from lmforge.tokenizers import load_tokenizer
-
-    return load_tokenizer(path)
-
-
 def _quiet(*args, **kwargs) -> None:
     """The log of ranks other than 0: one copy of each line is enough."""
 
@@ -492,17 +486,23 @@ def pretrain(config: PretrainConfig, log=print) -> PretrainResult:
             from lmforge.model_source import prepare_base
 
             init_dir = prepare_base(config.model.init_from, out, log)
+        from lmforge.tokenizers import load_tokenizer
+
         if ctx.is_main:
             tokenizer = build_tokenizer(config, files, out, log, init_dir)
         else:
-            from lmforge.tokenizers import load_tokenizer
-
             tokenizer = load_tokenizer(out / "tokenizer.json")
         for key, other, need in (
             ("distill_from", config.distill_from, "distillation needs one vocabulary"),
             ("draft_for", config.draft_for, "a draft needs its model's vocabulary"),
         ):
-            if other and not same_vocabulary(tokenizer, load_tokenizer_file(Path(other) / "tokenizer.json")):
+            # without init_from the run's tokenizer is the one draft_settings / distill_settings chose and
+            # checked; a continued model brings its own, compared here once it is read
+            if (
+                config.model.init_from
+                and other
+                and not same_vocabulary(tokenizer, load_tokenizer(Path(other) / "tokenizer.json"))
+            ):
                 raise ConfigError(
                     f"{key}: {other} and this run's tokenizer (from "
                     f"{config.model.init_from or config.tokenizer.path}) differ; {need}"

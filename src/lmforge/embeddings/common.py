@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numba
@@ -101,6 +102,20 @@ def init_input_vectors(rows: int, dim: int, seed: int, scale: float) -> np.ndarr
 
 
 # --- threads, devices, progress ------------------------------------------------------------------
+
+
+@contextmanager
+def torch_threads(count: int | None):
+    """Run the block with `count` torch intra-op threads (None: as they are), then put the count back."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def keeps_torch_threads(function):

@@ -40,6 +40,7 @@ from lmforge.embeddings.common import (
     device_name,
     keep_probability,
     progress_bar,
+    torch_threads,
 )
 from lmforge.embeddings.vocab import EncodedCorpus
 
@@ -208,17 +209,11 @@ def train_negative_sampling_torch(
     updated in place (copied to the device and back)."""
     import torch
 
-    threads_before = torch.get_num_threads()
-    if device == "cpu" and workers > 0:
-        torch.set_num_threads(workers)
-    try:
-        with torch.no_grad():
-            return _train_sgns(
-                corpus, inputs, output, rows, row_starts, cbow, window, negative, sample, alpha, min_alpha,
-                epochs, seed, progress, label, torch.device(device),
-            )  # fmt: skip
-    finally:
-        torch.set_num_threads(threads_before)
+    with torch_threads(workers if device == "cpu" and workers > 0 else None), torch.no_grad():
+        return _train_sgns(
+            corpus, inputs, output, rows, row_starts, cbow, window, negative, sample, alpha, min_alpha,
+            epochs, seed, progress, label, torch.device(device),
+        )  # fmt: skip
 
 
 def _train_sgns(corpus, inputs_np, output_np, rows, row_starts, cbow, window, negative, sample, alpha,
@@ -372,14 +367,9 @@ def fit_glove_torch(words, contexts, word_bias, context_bias, rows, cols, log_co
     glove.py), see `_adagrad_rows`."""
     import torch
 
-    threads_before = torch.get_num_threads()
-    if device == "cpu" and workers > 0:
-        torch.set_num_threads(workers)
-    try:
+    with torch_threads(workers if device == "cpu" and workers > 0 else None):
         return _fit_glove(words, contexts, word_bias, context_bias, rows, cols, log_counts, weights, epochs,
                           learning_rate, seed, torch.device(device), bar, batch)  # fmt: skip
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def _fit_glove(words, contexts, word_bias, context_bias, rows, cols, log_counts, weights, epochs, learning_rate,

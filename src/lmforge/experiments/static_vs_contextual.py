@@ -452,20 +452,6 @@ def read_sst2(config: StaticVsContextualConfig):
 
 
 @contextmanager
-def torch_threads(count: int | None):
-    """Run the block with `count` torch threads (None: as it is), then restore the count."""
-    import torch
-
-    before = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextmanager
 def clock(costs: dict, name: str):
     """Add the seconds the block takes to costs[name]."""
     started = time.perf_counter()
@@ -555,17 +541,18 @@ def static_vs_contextual(config: StaticVsContextualConfig) -> dict:
     wic_texts = sorted({side[0] for p in pairs for side in p.sides()})
     import torch
 
+    from lmforge.embeddings.common import torch_threads
     from lmforge.train.precision import choose_precision
 
     precision = choose_precision(config.precision, torch.device("cpu"))
     autocast = partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=precision.precision == "bf16")
     while loaded:
         encoder, embedder = loaded.pop(0)
-        threads = torch_threads(config.elmo_threads if embedder.is_elmo else None)
+        threads = config.elmo_threads if embedder.is_elmo else None
         with (
             clock(costs, f"features {encoder.name} (SST-2, {len(texts) + len(dev_texts):,} sentences)"),
             autocast(),
-            threads,
+            torch_threads(threads),
         ):
             train_layers = embedder.sentences_by_layer(
                 texts, encoder.layers, config.batch_size, encoder.normalize
@@ -574,7 +561,7 @@ def static_vs_contextual(config: StaticVsContextualConfig) -> dict:
                 dev_texts, encoder.layers, config.batch_size, encoder.normalize
             )
         wic_clock = clock(costs, f"features {encoder.name} (WiC, {len(wic_texts)} sentences)")
-        with wic_clock, autocast(), torch_threads(config.elmo_threads if embedder.is_elmo else None):
+        with wic_clock, autocast(), torch_threads(threads):
             token_layers = embedder.tokens_by_layer(wic_texts, encoder.layers, config.batch_size)
         for k, row in enumerate(encoder.row_names):
             sst2[row] = sst2_result(train_layers[k], dev_layers[k])
